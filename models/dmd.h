@@ -1,0 +1,66 @@
+// The DMD network (Li et al., CVPR 2023) as the reference code computes it (spec §1).
+//
+// Shape legend: N = batch, T = input length (50), T' = T - k + 1 after the temporal conv, d = model width,
+// D_l/D_a/D_v = raw feature dims. Modalities are ordered l (text), v (vision), a (audio) wherever stacked.
+// Parameter and buffer names equal the reference's state_dict keys.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace dmdbench::models {
+
+struct DMDConfig {
+  int64_t text_dim = 768, audio_dim = 5, vision_dim = 20;  // raw feature dims (l, a, v)
+  int64_t seq_len = 50;                                     // T, equal for all modalities (aligned)
+  int64_t audio_len = 50, vision_len = 50;                  // unaligned lengths may differ
+  int64_t d = 50, heads = 10, nlevels = 4;
+  int64_t kernel_l = 5, kernel_a = 5, kernel_v = 5;
+  double attn_dropout = 0.3, attn_dropout_a = 0.2, attn_dropout_v = 0.0;
+  double relu_dropout = 0.0, embed_dropout = 0.2, res_dropout = 0.0;
+  double text_dropout = 0.5, output_dropout = 0.5;
+  bool attn_mask = true;
+  // Ablation switch (off = the no-decoupling variant): shared/exclusive encoders become identity maps,
+  // c_m = s_m = proj_x_m; decoders and align/proj_cosine layers are not built.
+  bool decouple = true;
+
+  static DMDConfig mosi();   // d=50, 10 heads, kernels 5/5/5, MOSI dropouts (spec §4)
+  static DMDConfig mosei();  // d=30, 6 heads, kernels l/a/v 5/1/3, MOSEI dropouts
+  static DMDConfig for_family(const std::string& family);  // "mosi" | "mosei"
+};
+
+// Every output the reference forward returns (spec §1.10). Tensors not produced in a variant are undefined.
+struct DMDOutput {
+  torch::Tensor output_logit, logits_c;                          // [N,1]
+  torch::Tensor logits_l_homo, logits_v_homo, logits_a_homo;     // [N,1]
+  torch::Tensor logits_l_hetero, logits_v_hetero, logits_a_hetero;  // [N,1]
+  torch::Tensor repr_l_homo, repr_v_homo, repr_a_homo;           // [N,d] post-ReLU
+  torch::Tensor repr_l_hetero, repr_v_hetero, repr_a_hetero;     // [N,2d]
+  torch::Tensor origin_l, origin_v, origin_a;                    // [N,d,T'] = proj_x
+  torch::Tensor s_l, s_v, s_a, c_l, c_v, c_a;                    // [T',N,d]
+  torch::Tensor s_l_r, s_v_r, s_a_r, recon_l, recon_v, recon_a;  // [N,d,T']
+  torch::Tensor proj_s_l, proj_s_v, proj_s_a;                    // [N,d]
+  torch::Tensor c_l_sim, c_v_sim, c_a_sim;                       // [N,d]
+  torch::Tensor last_h_l, last_h_v, last_h_a;                    // [N,2d]
+};
+
+class DMDImpl : public torch::nn::Module {
+ public:
+  explicit DMDImpl(const DMDConfig& cfg);
+  // text [N,T,D_l], audio [N,T_a,D_a], vision [N,T_v,D_v] (batch-first, as the data loader gives them).
+  DMDOutput forward(const torch::Tensor& text, const torch::Tensor& audio, const torch::Tensor& vision);
+  const DMDConfig& config() const { return cfg_; }
+
+ private:
+  DMDConfig cfg_;
+  // submodules registered under the reference's names (proj_l, encoder_s_l, encoder_c, decoder_l, ...)
+  struct Parts;
+  std::shared_ptr<Parts> p_;
+};
+TORCH_MODULE(DMD);
+
+// Number of trainable parameters (what the spec's §1.12 counts).
+int64_t count_parameters(const torch::nn::Module& m);
+
+}  // namespace dmdbench::models

@@ -1,0 +1,142 @@
+// The SQLite results store (no LibTorch). Long-format tables: experiment, run, metric, epoch, throughput,
+// edge weights, benchmark. WAL mode, a busy timeout, one transaction per state change, prepared statements,
+// a schema version with forward migrations; a database from a newer schema is refused.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace dmdbench::results {
+
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+constexpr int kSchemaVersion = 1;
+
+struct Provenance {
+  std::string git_commit, libtorch_version, device, host;
+  int threads = 1;
+  bool deterministic = true;
+  std::string determinism_flags;  // e.g. "cpu" or "cuda:deterministic_algorithms,no_tf32,cublas_ws=:4096:8"
+  std::string dataset_name, dataset_sha256;
+};
+
+struct RunSpec {
+  std::string run_id;        // stable hash of resolved config, seed and code version
+  std::string experiment_id;
+  std::string variant, dataset, profile;
+  int64_t seed = 0;
+  int plan_index = 0;
+  std::string config_json;   // the resolved configuration
+};
+
+enum class RunStatus { Queued, Running, Completed, Failed, Interrupted };
+const char* status_name(RunStatus s);
+RunStatus parse_status(const std::string& s);
+
+struct RunRow {
+  RunSpec spec;
+  RunStatus status = RunStatus::Queued;
+  std::string error;
+  Provenance prov;
+  std::string started_at, finished_at, heartbeat_at;
+  double wall_seconds = 0;
+  int best_epoch = -1;
+};
+
+struct MetricRow {
+  std::string split;  // "test" | "valid" | "train"
+  std::string name;   // "mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7", "loss"
+  double value = 0;
+  int epoch = -1;     // -1 for final (best-epoch) test metrics
+};
+
+struct EpochRow {
+  int epoch = 0;
+  double train_loss = 0, valid_loss = 0, lr = 0, seconds = 0;
+  double grad_norm = 0;  // L2 norm of the last accumulated gradient before clipping (diagnostic)
+};
+
+struct ThroughputRow {
+  std::string phase;   // "train" | "eval"
+  int64_t batch_size = 0;
+  double samples_per_s = 0, latency_p50_ms = 0, latency_p95_ms = 0;
+  int64_t peak_memory_bytes = 0, parameters = 0;
+  std::string device;
+  int threads = 1;
+};
+
+struct EdgeRow {
+  std::string space;   // "homo" | "hetero"
+  std::string from, to;  // "l" | "v" | "a" (teacher -> student)
+  double weight = 0;     // mean over the test split
+};
+
+struct BenchRow {
+  std::string bench_set;   // id of one `dmdbench bench` invocation
+  std::string name;        // Google Benchmark case name
+  double median_ns = 0, p95_ns = 0, samples_per_s = 0;
+  int repetitions = 0;
+  int64_t peak_memory_bytes = 0;
+  Provenance prov;
+};
+
+struct ExperimentRow {
+  std::string id, created_at, command, description;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) and migrates. Refuses a newer schema, a corrupt file, or an unwritable path
+  // with a StoreError whose message names the path.
+  explicit Store(const std::string& path, bool read_only = false);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  const std::string& path() const { return path_; }
+  int schema_version() const;
+
+  void add_experiment(const ExperimentRow& e);                 // idempotent on id
+  std::optional<ExperimentRow> latest_experiment() const;
+  std::vector<ExperimentRow> experiments() const;
+
+  // Run lifecycle, one transaction each.
+  std::optional<RunRow> find_run(const std::string& run_id) const;
+  void start_run(const RunSpec& spec, const Provenance& prov);   // RUNNING; replaces a non-completed row and its children
+  void heartbeat(const std::string& run_id);
+  void add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics);
+  // Completes a run atomically: final metrics, throughput, edges, best epoch, wall time, status COMPLETED.
+  void complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
+                    const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
+                    const std::vector<EdgeRow>& edges);
+  void fail_run(const std::string& run_id, const std::string& error);
+  // Marks RUNNING runs whose heartbeat is older than max_age_s as INTERRUPTED; returns how many.
+  int mark_stale_interrupted(double max_age_s);
+
+  // Queries used by ls, reports and the gate.
+  std::vector<RunRow> runs(const std::string& experiment_id = "") const;  // all experiments when empty
+  std::vector<MetricRow> metrics(const std::string& run_id) const;
+  std::vector<EpochRow> epochs(const std::string& run_id) const;
+  std::vector<ThroughputRow> throughput(const std::string& run_id) const;
+  std::vector<EdgeRow> edges(const std::string& run_id) const;
+
+  void add_bench(const std::vector<BenchRow>& rows);            // one transaction
+  std::vector<BenchRow> bench(const std::string& bench_set = "") const;  // latest set when empty
+  std::vector<std::string> bench_sets() const;
+
+  // Copy every row of other databases into this one; idempotent (run ids and bench keys are unique).
+  void merge_from(const std::string& other_path);
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace dmdbench::results
