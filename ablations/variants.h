@@ -1,0 +1,32 @@
+// The variant registry: each entry is a name, a one-line description and one small, explicit change to the
+// reference configuration. The report prints this table. No LibTorch: a variant only edits a Config, and the
+// harness builds the model from the resolved Config.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/config.h"
+
+namespace dmdbench::ablations {
+
+struct Variant {
+  std::string name;         // e.g. "homo-only"
+  std::string description;  // one line, for the report's legend
+  std::string model;        // "dmd" or "mult": which reference configuration it starts from
+  std::string paper_row;    // the DMD paper's Table 3 row it corresponds to, if any
+  std::function<void(Config&)> change;  // the one explicit change
+};
+
+// In report order: dmd first, the ablations, then baselines.
+const std::vector<Variant>& registry();
+const Variant& find_variant(const std::string& name);  // ConfigError naming the unknown variant
+// "all" or a comma-separated list; duplicates and unknown names are refused.
+std::vector<std::string> parse_variant_list(const std::string& list);
+
+// reference_config(family, variant.model) -> profile -> variant change -> overrides ("key=value").
+Config resolve_config(const std::string& family, const std::string& variant, const std::string& profile,
+                      const std::vector<std::string>& overrides);
+
+}  // namespace dmdbench::ablations

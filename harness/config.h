@@ -1,0 +1,56 @@
+// Run configuration: the reference hyperparameters per dataset family and model, profiles, and --set
+// overrides. A Config is an ordered JSON object whose keys and value types are fixed by the defaults, so an
+// unknown key or a value of the wrong type is refused. No LibTorch.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace dmdbench {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Config {
+ public:
+  Config() = default;
+  explicit Config(nlohmann::ordered_json j) : j_(std::move(j)) {}
+
+  double num(const std::string& key) const;
+  int64_t integer(const std::string& key) const;
+  bool flag(const std::string& key) const;
+  std::string str(const std::string& key) const;
+  bool has(const std::string& key) const { return j_.contains(key); }
+
+  // Typed set: the key must exist and the value must have its type.
+  void set(const std::string& key, const nlohmann::json& value);
+  // "key=value" from the command line, parsed according to the key's type.
+  void set_from_string(const std::string& assignment);
+
+  const nlohmann::ordered_json& json() const { return j_; }
+  std::string dump() const { return j_.dump(); }
+  std::string pretty() const;  // "key = value" lines, for printing
+
+ private:
+  const nlohmann::ordered_json& at(const std::string& key) const;
+  nlohmann::ordered_json j_;
+};
+
+// The reference's configuration (spec §3, §4, §7) for family "mosi"|"mosei" and model "dmd"|"mult",
+// with every deliberate difference present as an option set to the reference's behaviour.
+Config reference_config(const std::string& family, const std::string& model);
+
+struct Profile {
+  std::string name, description;
+  double synthetic_scale;  // fraction of the real split sizes for synthetic datasets
+  int64_t max_epochs;      // 0: no cap (the reference's early stopping only)
+};
+const std::vector<Profile>& profiles();
+const Profile& find_profile(const std::string& name);  // ConfigError for an unknown name
+void apply_profile(Config& cfg, const Profile& p);
+
+}  // namespace dmdbench

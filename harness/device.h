@@ -1,0 +1,32 @@
+// Device selection, determinism settings and provenance facts about this build and process.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace dmdbench {
+
+struct DeviceSetup {
+  torch::Device device = torch::kCPU;
+  std::string name;              // "cpu (Intel ...)" or "cuda:0 (NVIDIA H100 ...)"
+  bool deterministic = true;
+  std::string determinism_flags; // what was set, recorded with each run
+};
+
+// "auto" | "cpu" | "cuda" | "cuda:N". On CUDA: deterministic algorithms on, cuDNN benchmark off, TF32 off and
+// CUBLAS_WORKSPACE_CONFIG set before the first CUDA call, unless fast (TF32 and autotuning allowed).
+DeviceSetup setup_device(const std::string& spec, bool fast = false);
+
+// Intra-op threads (and inter-op 1); 0 keeps LibTorch's default.
+void set_threads(int threads);
+int current_threads();
+
+std::string libtorch_version();
+std::string git_commit();
+std::string host_name();
+std::string cpu_model();
+// Peak resident memory of this process (CPU) or peak allocated memory on the device (CUDA), in bytes.
+int64_t peak_memory_bytes(const torch::Device& device);
+
+}  // namespace dmdbench
