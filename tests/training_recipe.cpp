@@ -1,0 +1,122 @@
+// The recipe's parts in isolation (spec §3.2, §3.4), against hand-derived sequences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "harness/plan.h"
+#include "harness/recipe.h"
+
+using namespace dmdbench;
+
+namespace {
+int64_t count_steps(int64_t batches, int64_t update_epochs, bool keep_partial) {
+  GradientAccumulation acc(update_epochs, keep_partial);
+  acc.start_epoch();
+  int64_t steps = 0, zeros = 0;
+  for (int64_t i = 0; i < batches; ++i) {
+    zeros += acc.zero_before_batch();
+    steps += acc.step_after_batch();
+  }
+  steps += acc.step_at_epoch_end();
+  EXPECT_EQ(zeros, (batches + update_epochs - 1) / update_epochs);
+  return steps;
+}
+}  // namespace
+
+TEST(Recipe, AccumulationDiscardsTrailingPartialGroup) {
+  EXPECT_EQ(count_steps(81, 10, false), 8);      // MOSI: 81 batches -> 8 steps, 1 batch wasted
+  EXPECT_EQ(count_steps(1021, 10, false), 102);  // MOSEI
+  EXPECT_EQ(count_steps(9, 10, false), 0);
+  EXPECT_EQ(count_steps(81, 10, true), 9);       // the option keeps it
+  EXPECT_EQ(count_steps(80, 10, true), 8);
+  EXPECT_EQ(count_steps(17, 8, false), 2);       // MulT's 8
+}
+
+TEST(Recipe, AccumulationRestartsEachEpoch) {
+  GradientAccumulation acc(10, false);
+  acc.start_epoch();
+  for (int i = 0; i < 5; ++i) acc.step_after_batch();
+  acc.start_epoch();  // the leftover 5 are dropped, a new group begins
+  EXPECT_TRUE(acc.zero_before_batch());
+}
+
+TEST(Recipe, ValueClippingClampsEveryElement) {
+  auto p = torch::zeros({4}, torch::requires_grad());
+  p.mutable_grad() = torch::tensor({-2.0f, -0.5f, 0.59f, 3.0f});
+  clip_grad_value({p}, 0.6);
+  EXPECT_TRUE(torch::allclose(p.grad(), torch::tensor({-0.6f, -0.5f, 0.59f, 0.6f})));
+  EXPECT_NEAR(grad_l2_norm({p}), std::sqrt(0.36 + 0.25 + 0.59 * 0.59 + 0.36), 1e-6);
+}
+
+TEST(Recipe, PlateauScheduleOnScriptedLosses) {
+  // patience 2, factor 0.5, threshold 1e-4 rel: 1.0 best; 1.0, 0.99995 are not better (within threshold),
+  // then a third bad epoch (> patience) halves the lr and resets the count.
+  PlateauScheduler s(1e-3, 0.5, 2, 1e-4);
+  EXPECT_DOUBLE_EQ(s.step(1.0), 1e-3);
+  EXPECT_DOUBLE_EQ(s.step(1.0), 1e-3);      // bad 1
+  EXPECT_DOUBLE_EQ(s.step(0.99995), 1e-3);  // bad 2 (improvement below the relative threshold)
+  EXPECT_DOUBLE_EQ(s.step(1.2), 5e-4);      // bad 3 > patience -> reduce
+  EXPECT_DOUBLE_EQ(s.step(0.9), 5e-4);      // better: resets
+  EXPECT_DOUBLE_EQ(s.step(0.95), 5e-4);
+  EXPECT_DOUBLE_EQ(s.step(0.95), 5e-4);
+  EXPECT_DOUBLE_EQ(s.step(0.95), 2.5e-4);
+}
+
+TEST(Recipe, EarlyStoppingAndBestEpoch) {
+  EarlyStopping es(3, 0);
+  const double losses[] = {1.0, 0.9, 0.9, 0.8999995, 0.95, 0.91, 0.92};
+  std::vector<bool> best;
+  int64_t stopped_at = 0;
+  for (int64_t e = 1; e <= 7; ++e) {
+    best.push_back(es.update(e, losses[e - 1]));
+    if (es.should_stop(e)) {
+      stopped_at = e;
+      break;
+    }
+  }
+  // 0.9 == best is not an improvement of more than 1e-6; 0.8999995 neither.
+  EXPECT_EQ(best, (std::vector<bool>{true, true, false, false, false}));
+  EXPECT_EQ(es.best_epoch(), 2);
+  EXPECT_EQ(stopped_at, 5);  // 5 - 2 >= 3
+  EarlyStopping capped(10, 4);
+  for (int64_t e = 1; e <= 3; ++e) {
+    capped.update(e, 1.0 / e);
+    EXPECT_FALSE(capped.should_stop(e));
+  }
+  EXPECT_TRUE(capped.should_stop(4));
+}
+
+TEST(Plan, StableIdsShardsAndSeeds) {
+  PlanRequest req;
+  req.variants = {"dmd", "mult"};
+  req.seeds = {1111, 1112, 1113};
+  req.code_version = "abc";
+  const Plan a = make_plan(req), b = make_plan(req);
+  ASSERT_EQ(a.runs.size(), 6u);
+  EXPECT_EQ(a.experiment_id, b.experiment_id);
+  for (std::size_t i = 0; i < a.runs.size(); ++i) EXPECT_EQ(a.runs[i].run_id, b.runs[i].run_id);
+  EXPECT_EQ(a.runs[0].variant, "dmd");
+  EXPECT_EQ(a.runs[3].variant, "mult");
+  EXPECT_EQ(a.runs[4].seed, 1112);
+  req.overrides = {"learning_rate=0.001"};
+  const Plan c = make_plan(req);
+  EXPECT_NE(c.runs[0].run_id, a.runs[0].run_id);
+  EXPECT_NE(c.experiment_id, a.experiment_id);
+
+  const auto shard1 = shard_runs(a, parse_shard("1/4"));
+  ASSERT_EQ(shard1.size(), 2u);
+  EXPECT_EQ(shard1[0].index, 1);
+  EXPECT_EQ(shard1[1].index, 5);
+  EXPECT_THROW(parse_shard("4/4"), ConfigError);
+  EXPECT_THROW(parse_shard("1/0"), ConfigError);
+  EXPECT_THROW(parse_shard("x"), ConfigError);
+  EXPECT_THROW(parse_shard("1/2/3"), ConfigError);
+  EXPECT_EQ(parse_seed_list("5,7"), (std::vector<int64_t>{5, 7}));
+  EXPECT_THROW(parse_seed_list("5,,7"), ConfigError);
+  EXPECT_THROW(parse_seed_list("5,5"), ConfigError);
+  EXPECT_THROW(parse_seed_list("-1"), ConfigError);
+  EXPECT_EQ(dataset_family("synthetic-mosei"), "mosei");
+  EXPECT_EQ(dataset_family("mosi:/x/aligned_50.pkl"), "mosi");
+  EXPECT_EQ(dataset_family("/data/MOSEI/aligned_50.pkl"), "mosei");
+  EXPECT_THROW(dataset_family("/data/aligned_50.pkl"), ConfigError);
+  EXPECT_THROW(dataset_family("synthetic-iemocap"), ConfigError);
+}

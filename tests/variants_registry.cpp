@@ -1,0 +1,85 @@
+// The variant registry and configuration resolution (no LibTorch).
+#include <gtest/gtest.h>
+
+#include "ablations/variants.h"
+
+using namespace dmdbench;
+
+TEST(Variants, RegistryOrderAndNames) {
+  std::vector<std::string> names;
+  for (const auto& v : ablations::registry()) names.push_back(v.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"dmd", "no-decoupling", "fixed-edges", "homo-only", "hetero-only",
+                                             "no-distill", "mult"}));
+  EXPECT_EQ(ablations::parse_variant_list("all"), names);
+  EXPECT_EQ(ablations::parse_variant_list("mult,dmd"), (std::vector<std::string>{"mult", "dmd"}));
+}
+
+TEST(Variants, UnknownOrDuplicateVariantIsRefusedByName) {
+  try {
+    ablations::parse_variant_list("dmd,no-such");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown variant 'no-such'"), std::string::npos);
+  }
+  EXPECT_THROW(ablations::parse_variant_list("dmd,dmd"), ConfigError);
+  EXPECT_THROW(ablations::parse_variant_list(""), ConfigError);
+}
+
+TEST(Variants, EachVariantChangesExactlyItsKeys) {
+  const Config base = ablations::resolve_config("mosi", "dmd", "paper", {});
+  auto diff = [&](const std::string& v) {
+    const Config c = ablations::resolve_config("mosi", v, "paper", {});
+    std::vector<std::string> keys;
+    for (auto it = base.json().begin(); it != base.json().end(); ++it)
+      if (c.json().at(it.key()) != it.value()) keys.push_back(it.key());
+    return keys;
+  };
+  EXPECT_EQ(diff("no-decoupling"), std::vector<std::string>{"decouple"});
+  EXPECT_EQ(diff("fixed-edges"), std::vector<std::string>{"learn_edges"});
+  EXPECT_EQ(diff("homo-only"), std::vector<std::string>{"use_hetero_gd"});
+  EXPECT_EQ(diff("hetero-only"), std::vector<std::string>{"use_homo_gd"});
+  EXPECT_EQ(diff("no-distill"), (std::vector<std::string>{"use_homo_gd", "use_hetero_gd"}));
+}
+
+TEST(Config, ReferenceRecipeValues) {
+  const Config dmd = reference_config("mosi", "dmd");
+  EXPECT_EQ(dmd.integer("d"), 50);
+  EXPECT_EQ(dmd.integer("update_epochs"), 10);
+  EXPECT_DOUBLE_EQ(dmd.num("learning_rate"), 1e-4);
+  EXPECT_DOUBLE_EQ(dmd.num("plateau_factor"), 0.5);
+  EXPECT_EQ(dmd.integer("early_stop"), 10);
+  const Config mosei = reference_config("mosei", "dmd");
+  EXPECT_EQ(mosei.integer("kernel_a"), 1);
+  EXPECT_EQ(mosei.integer("kernel_v"), 3);
+  EXPECT_DOUBLE_EQ(mosei.num("attn_dropout"), 0.4);
+  const Config mult = reference_config("mosei", "mult");
+  EXPECT_DOUBLE_EQ(mult.num("learning_rate"), 5e-4);
+  EXPECT_EQ(mult.integer("batch_size"), 4);
+  EXPECT_EQ(mult.integer("update_epochs"), 8);
+  EXPECT_DOUBLE_EQ(mult.num("plateau_factor"), 0.1);
+  EXPECT_EQ(mult.integer("plateau_patience"), 20);
+  EXPECT_FALSE(mult.has("use_homo_gd"));
+}
+
+TEST(Config, OverridesAreTypedAndKeysMustExist) {
+  Config c = ablations::resolve_config("mosi", "dmd", "quick", {"learning_rate=0.001", "max_epochs=3",
+                                                                 "ortho_per_position=true"});
+  EXPECT_DOUBLE_EQ(c.num("learning_rate"), 1e-3);
+  EXPECT_EQ(c.integer("max_epochs"), 3);
+  EXPECT_TRUE(c.flag("ortho_per_position"));
+  EXPECT_THROW(c.set_from_string("no_such_key=1"), ConfigError);
+  EXPECT_THROW(c.set_from_string("max_epochs=2.5"), ConfigError);
+  EXPECT_THROW(c.set_from_string("learning_rate=abc"), ConfigError);
+  EXPECT_THROW(c.set_from_string("learning_rate=nan"), ConfigError);
+  EXPECT_THROW(c.set_from_string("decouple=maybe"), ConfigError);
+  EXPECT_THROW(c.set_from_string("novalue"), ConfigError);
+  EXPECT_THROW(find_profile("huge"), ConfigError);
+}
+
+TEST(Config, ProfilesSetScaleAndEpochCap) {
+  const Config smoke = ablations::resolve_config("mosi", "dmd", "smoke", {});
+  EXPECT_EQ(smoke.integer("max_epochs"), 2);
+  const Config paper = ablations::resolve_config("mosi", "dmd", "paper", {});
+  EXPECT_EQ(paper.integer("max_epochs"), 0);
+  EXPECT_DOUBLE_EQ(paper.num("synthetic_scale"), 1.0);
+}
