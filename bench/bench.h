@@ -1,0 +1,32 @@
+// The throughput suite (Google Benchmark): forward (eval), full training step and the data pipeline for every
+// variant and MulT on the MOSI and MOSEI configurations, batch sizes 1/16/64, one thread and all cores.
+// `dmdbench bench` runs it and stores each case in the results database with provenance.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+namespace dmdbench::bench {
+
+struct BenchArgs {
+  std::string filter = ".";  // regular expression over case names
+  std::string db = "results/dmdbench.sqlite";
+  std::string device = "auto";
+  std::string command_line;
+  int repetitions = 3;
+  double min_time = 0.2;  // seconds per repetition
+  bool list = false;
+};
+
+int run_suite(const BenchArgs& a);
+// Two stored benchmark sets side by side with the time ratio per case (like Google Benchmark's compare.py).
+int compare_sets(const std::string& db, const std::string& base, const std::string& next, std::ostream& out);
+
+// Matrix-product FLOPs of one training step and one forward pass for a configuration, counted by LibTorch's
+// profiler (per batch of `batch` samples).
+struct FlopCount {
+  double forward = 0, train_step = 0;
+};
+FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch);
+
+}  // namespace dmdbench::bench

@@ -1,0 +1,71 @@
+// Matrix-product FLOPs of a forward pass and a training step, counted by LibTorch's (legacy) profiler.
+#include <torch/torch.h>
+
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define DMDBENCH_HAVE_LEGACY_PROFILER 1
+#endif
+
+#include <set>
+#include <string>
+
+#include "ablations/variants.h"
+#include "bench/bench.h"
+#include "harness/trainable.h"
+
+namespace dmdbench::bench {
+namespace {
+
+#ifdef DMDBENCH_HAVE_LEGACY_PROFILER
+// Runs fn under the profiler with FLOP counting and sums the FLOPs of matrix products.
+template <typename Fn>
+double profiled_flops(Fn&& fn) {
+  namespace prof = torch::autograd::profiler;
+  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU,
+                                                                    /*report_input_shapes=*/true,
+                                                                    /*profile_memory=*/false, /*with_stack=*/false,
+                                                                    /*with_flops=*/true));
+  fn();
+  const auto lists = prof::disableProfilerLegacy();
+  static const std::set<std::string> products = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"};
+  double flops = 0;
+  for (const auto& list : lists)
+    for (const auto& ev : list)
+      if (products.count(ev.name())) flops += static_cast<double>(const_cast<prof::LegacyEvent&>(ev).flops());
+  return flops;
+}
+#else
+template <typename Fn>
+double profiled_flops(Fn&& fn) {
+  fn();
+  return 0;  // this LibTorch has no legacy profiler; FLOPs are not counted
+}
+#endif
+
+}  // namespace
+
+FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch) {
+  const Config cfg = ablations::resolve_config(family, variant, "paper", {});
+  FeatureDims d;
+  d.audio = family == "mosi" ? 5 : 74;
+  d.vision = family == "mosi" ? 20 : 35;
+  torch::manual_seed(1);
+  auto model = build_trainable(cfg, d, torch::kCPU);
+  Batch b;
+  b.text = torch::randn({batch, d.text_len, d.text});
+  b.audio = torch::randn({batch, d.audio_len, d.audio});
+  b.vision = torch::randn({batch, d.vision_len, d.vision});
+  b.labels = torch::randint(-9, 10, {batch}).to(torch::kFloat) / 3.0;
+  b.index = torch::arange(batch);
+  FlopCount c;
+  model->train(false);
+  {
+    torch::NoGradGuard no_grad;
+    c.forward = profiled_flops([&] { model->predict(b); });
+  }
+  model->train(true);
+  c.train_step = profiled_flops([&] { model->loss(b).total.backward(); });
+  return c;
+}
+
+}  // namespace dmdbench::bench

@@ -1,0 +1,277 @@
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "ablations/variants.h"
+#include "bench/bench.h"
+#include "harness/dataset.h"
+#include "harness/device.h"
+#include "harness/memory.h"
+#include "harness/plan.h"
+#include "harness/recipe.h"
+#include "harness/trainable.h"
+#include "results/store.h"
+
+namespace dmdbench::bench {
+namespace {
+
+torch::Device g_device = torch::kCPU;
+
+void sync() {
+  if (g_device.is_cuda()) torch::cuda::synchronize();
+}
+
+FeatureDims dims_for(const std::string& family) {
+  FeatureDims d;
+  d.audio = family == "mosi" ? 5 : 74;
+  d.vision = family == "mosi" ? 20 : 35;
+  return d;
+}
+
+// A batch of synthetic features with labels on the 1/3 grid, already on the device.
+Batch random_batch(const FeatureDims& d, int64_t n) {
+  torch::manual_seed(7);
+  Batch b;
+  b.text = torch::randn({n, d.text_len, d.text}).to(g_device);
+  b.audio = torch::randn({n, d.audio_len, d.audio}).to(g_device);
+  b.vision = torch::randn({n, d.vision_len, d.vision}).to(g_device);
+  b.labels = (torch::randint(-9, 10, {n}) / 3.0).to(torch::kFloat).to(g_device);
+  b.index = torch::arange(n);
+  return b;
+}
+
+void set_context(benchmark::State& state, int threads, int64_t batch) {
+  torch::set_num_threads(threads);
+  state.counters["threads"] = threads;
+  state.counters["batch"] = static_cast<double>(batch);
+}
+
+void train_step_case(benchmark::State& state, std::string family, std::string variant, int64_t batch, int threads) {
+  set_context(state, threads, batch);
+  const Config cfg = ablations::resolve_config(family, variant, "paper", {});
+  const FeatureDims dims = dims_for(family);
+  torch::manual_seed(1);
+  auto model = build_trainable(cfg, dims, g_device);
+  auto params = model->parameters();
+  torch::optim::Adam opt(params, torch::optim::AdamOptions(cfg.num("learning_rate")));
+  const Batch b = random_batch(dims, batch);
+  model->train(true);
+  for (auto _ : state) {
+    opt.zero_grad();
+    model->loss(b).total.backward();
+    clip_grad_value(params, cfg.num("grad_clip"));
+    opt.step();
+    sync();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void eval_case(benchmark::State& state, std::string family, std::string variant, int64_t batch, int threads) {
+  set_context(state, threads, batch);
+  const Config cfg = ablations::resolve_config(family, variant, "paper", {});
+  const FeatureDims dims = dims_for(family);
+  torch::manual_seed(1);
+  auto model = build_trainable(cfg, dims, g_device);
+  const Batch b = random_batch(dims, batch);
+  torch::NoGradGuard no_grad;
+  model->train(false);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(model->predict(b).data_ptr());
+    sync();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// The harness's own overhead: shuffled batching (row gathers) and the transfer to the device.
+void data_case(benchmark::State& state, std::string family, int64_t batch) {
+  set_context(state, 1, batch);
+  static std::map<std::string, Dataset> cache;
+  if (!cache.count(family)) {
+    SyntheticSpec spec;
+    spec.family = family;
+    spec.scale = 0.1;
+    cache[family] = make_synthetic(spec);
+  }
+  const Split& split = cache[family].train;
+  Batcher batches(split, batch, true, true, 3, g_device);
+  int64_t i = 0, samples = 0;
+  batches.new_epoch();
+  for (auto _ : state) {
+    if (i == batches.num_batches()) batches.new_epoch(), i = 0;
+    const Batch b = batches.get(i++);
+    benchmark::DoNotOptimize(b.text.data_ptr());
+    sync();
+    samples += b.labels.size(0);
+  }
+  state.SetItemsProcessed(samples);
+}
+
+// Peak tensor memory of one iteration, through the counting CPU allocator.
+class TensorMemory : public benchmark::MemoryManager {
+ public:
+  void Start() override {
+    start_allocs_ = memory::cpu_allocations();
+    base_ = memory::cpu_live_bytes();
+    memory::reset_cpu_peak();
+  }
+  void Stop(Result& r) override {
+    r.num_allocs = memory::cpu_allocations() - start_allocs_;
+    r.max_bytes_used = memory::cpu_peak_bytes() - base_;
+  }
+  void Stop(Result* r) override { Stop(*r); }
+
+ private:
+  int64_t start_allocs_ = 0, base_ = 0;
+};
+
+struct CaseResult {
+  std::vector<double> ns_per_iter;
+  double items_per_s_sum = 0;
+  int64_t peak_bytes = 0;
+  int reps = 0;
+  std::string error;
+};
+
+// Forwards to the console and collects per-repetition timings.
+class CollectingReporter : public benchmark::ConsoleReporter {
+ public:
+  std::map<std::string, CaseResult> results;
+  std::vector<std::string> order;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      if (r.run_type != Run::RT_Iteration) continue;
+      const std::string name = r.run_name.str();
+      if (!results.count(name)) order.push_back(name);
+      CaseResult& c = results[name];
+      if (r.error_occurred) {
+        c.error = r.error_message;
+        continue;
+      }
+      const double ns = r.iterations ? r.real_accumulated_time / r.iterations * 1e9 : 0;
+      c.ns_per_iter.push_back(ns);
+      auto it = r.counters.find("items_per_second");
+      if (it != r.counters.end()) c.items_per_s_sum += it->second.value;
+      if (r.memory_result) c.peak_bytes = std::max<int64_t>(c.peak_bytes, r.memory_result->max_bytes_used);
+      ++c.reps;
+    }
+  }
+};
+
+void register_cases(const BenchArgs& a) {
+  const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<int> thread_counts = {1};
+  if (all > 1) thread_counts.push_back(all);
+  auto reg = [&](const std::string& name, auto fn) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)
+        ->Repetitions(a.repetitions)
+        ->MinTime(a.min_time)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  };
+  for (const std::string family : {"mosi", "mosei"}) {
+    for (const auto& v : ablations::registry())
+      for (int64_t batch : {1, 16, 64})
+        for (int threads : thread_counts) {
+          const std::string tail = fmt::format("{}/{}/batch:{}/threads:{}", v.name, family, batch, threads);
+          reg("eval/" + tail, [=](benchmark::State& s) { eval_case(s, family, v.name, batch, threads); });
+          reg("train_step/" + tail, [=](benchmark::State& s) { train_step_case(s, family, v.name, batch, threads); });
+        }
+    for (int64_t batch : {1, 16, 64})
+      reg(fmt::format("data_pipeline/{}/batch:{}", family, batch),
+          [=](benchmark::State& s) { data_case(s, family, batch); });
+  }
+}
+
+}  // namespace
+
+int run_suite(const BenchArgs& a) {
+  const DeviceSetup dev = setup_device(a.device);
+  g_device = dev.device;
+  memory::install_cpu_tracking();
+  try {
+    std::regex(a.filter);
+  } catch (const std::regex_error&) {
+    throw ConfigError(fmt::format("bad --filter '{}': not a regular expression", a.filter));
+  }
+  register_cases(a);
+  std::vector<std::string> argv_store = {"dmdbench-bench", "--benchmark_filter=" + a.filter};
+  if (a.list) argv_store.push_back("--benchmark_list_tests=true");
+  std::vector<char*> argv;
+  for (auto& s : argv_store) argv.push_back(s.data());
+  int argc = static_cast<int>(argv.size());
+  benchmark::Initialize(&argc, argv.data());
+  benchmark::AddCustomContext("commit", git_commit());
+  benchmark::AddCustomContext("libtorch", libtorch_version());
+  benchmark::AddCustomContext("device", dev.name);
+  benchmark::AddCustomContext("threads (all cores)", std::to_string(std::thread::hardware_concurrency()));
+  if (a.list) {
+    benchmark::RunSpecifiedBenchmarks();
+    return 0;
+  }
+  TensorMemory mm;
+  if (!dev.device.is_cuda()) benchmark::RegisterMemoryManager(&mm);
+  CollectingReporter reporter;
+  const std::size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::RegisterMemoryManager(nullptr);
+  if (ran == 0) throw ConfigError(fmt::format("no benchmark case matches --filter '{}'", a.filter));
+
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", std::gmtime(&now));
+  const std::string set_id = fmt::format("{}-{}", stamp, sha256_hex(a.command_line + stamp).substr(0, 6));
+  results::Provenance prov;
+  prov.git_commit = git_commit(), prov.libtorch_version = libtorch_version(), prov.device = dev.name;
+  prov.host = host_name(), prov.threads = static_cast<int>(std::thread::hardware_concurrency());
+  prov.deterministic = dev.deterministic, prov.determinism_flags = dev.determinism_flags;
+  std::vector<results::BenchRow> rows;
+  int errors = 0;
+  for (const auto& name : reporter.order) {
+    const CaseResult& c = reporter.results[name];
+    if (!c.error.empty() || c.reps == 0) {
+      std::cerr << fmt::format("benchmark {} failed: {}\n", name, c.error);
+      ++errors;
+      continue;
+    }
+    std::vector<double> ns = c.ns_per_iter;
+    std::sort(ns.begin(), ns.end());
+    results::BenchRow r;
+    r.bench_set = set_id, r.name = name, r.repetitions = c.reps, r.prov = prov;
+    r.median_ns = ns[ns.size() / 2];
+    r.p95_ns = ns[std::min<std::size_t>(ns.size() - 1, static_cast<std::size_t>(0.95 * (ns.size() - 1) + 0.5))];
+    r.samples_per_s = c.items_per_s_sum / c.reps;
+    r.peak_memory_bytes = c.peak_bytes;
+    rows.push_back(r);
+  }
+  results::Store store(a.db);
+  store.add_bench(rows);
+  std::cout << fmt::format("stored {} benchmark cases as set {} in {}\n", rows.size(), set_id, a.db);
+  return errors ? 1 : 0;
+}
+
+int compare_sets(const std::string& db, const std::string& base, const std::string& next, std::ostream& out) {
+  results::Store store(db, true);
+  const auto a = store.bench(base), b = store.bench(next);
+  if (a.empty()) throw ConfigError(fmt::format("no benchmark set '{}' in {}", base, db));
+  if (b.empty()) throw ConfigError(fmt::format("no benchmark set '{}' in {}", next, db));
+  std::map<std::string, results::BenchRow> by_name;
+  for (const auto& r : a) by_name[r.name] = r;
+  out << fmt::format("{:<60} {:>12} {:>12} {:>8}\n", "case", base.substr(0, 12), next.substr(0, 12), "new/base");
+  for (const auto& r : b) {
+    auto it = by_name.find(r.name);
+    if (it == by_name.end()) continue;
+    out << fmt::format("{:<60} {:>10.3f}ms {:>10.3f}ms {:>8.3f}\n", r.name, it->second.median_ns / 1e6,
+                       r.median_ns / 1e6, r.median_ns / it->second.median_ns);
+  }
+  return 0;
+}
+
+}  // namespace dmdbench::bench
