@@ -1,0 +1,609 @@
+#include "results/store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "results/schema.h"
+#include "results/statement.h"
+
+namespace dmdbench::results {
+
+namespace fs = std::filesystem;
+using detail::Statement;
+using detail::Transaction;
+
+namespace {
+
+constexpr int kBusyTimeoutMs = 30000;
+
+// Column lists are constants (no values are ever spliced into SQL).
+#define DMD_RUN_COLUMNS                                                                                         \
+  "run_id, experiment_id, variant, dataset, profile, seed, plan_index, status, heartbeat_at, error, "           \
+  "config_json, git_commit, libtorch_version, device, host, threads, deterministic, determinism_flags, "        \
+  "dataset_name, dataset_sha256, started_at, finished_at, wall_seconds, best_epoch"
+#define DMD_BENCH_COLUMNS                                                                                       \
+  "bench_set, name, median_ns, p95_ns, samples_per_s, repetitions, peak_memory_bytes, git_commit, "             \
+  "libtorch_version, device, host, threads, deterministic, determinism_flags, dataset_name, dataset_sha256, "   \
+  "created_at"
+
+const char* const kChildTables[] = {"metric", "epoch", "throughput", "edge"};
+
+std::string utc_time(std::chrono::system_clock::time_point tp) {
+  using namespace std::chrono;
+  const std::time_t t = system_clock::to_time_t(tp);
+  const auto ms = duration_cast<milliseconds>(tp.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms));
+}
+
+RunRow read_run(const Statement& s) {
+  RunRow r;
+  r.spec.run_id = s.text(0);
+  r.spec.experiment_id = s.text(1);
+  r.spec.variant = s.text(2);
+  r.spec.dataset = s.text(3);
+  r.spec.profile = s.text(4);
+  r.spec.seed = s.integer(5);
+  r.spec.plan_index = static_cast<int>(s.integer(6));
+  r.status = parse_status(s.text(7));
+  r.heartbeat_at = s.text(8);
+  r.error = s.text(9);
+  r.spec.config_json = s.text(10);
+  r.prov.git_commit = s.text(11);
+  r.prov.libtorch_version = s.text(12);
+  r.prov.device = s.text(13);
+  r.prov.host = s.text(14);
+  r.prov.threads = static_cast<int>(s.integer(15));
+  r.prov.deterministic = s.integer(16) != 0;
+  r.prov.determinism_flags = s.text(17);
+  r.prov.dataset_name = s.text(18);
+  r.prov.dataset_sha256 = s.text(19);
+  r.started_at = s.text(20);
+  r.finished_at = s.text(21);
+  r.wall_seconds = s.real(22);
+  r.best_epoch = static_cast<int>(s.integer(23));
+  return r;
+}
+
+// The run's status inside the current transaction; nullopt when there is no such run.
+std::optional<RunStatus> status_of(sqlite3* db, const std::string& path, const std::string& run_id) {
+  Statement s(db, path, "SELECT status FROM run WHERE run_id = ?");
+  s.bind(1, run_id);
+  if (!s.step()) return std::nullopt;
+  return parse_status(s.text(0));
+}
+
+RunStatus require_status(sqlite3* db, const std::string& path, const std::string& run_id) {
+  auto st = status_of(db, path, run_id);
+  if (!st) throw StoreError(fmt::format("database {} has no run {}", path, run_id));
+  return *st;
+}
+
+void delete_children(sqlite3* db, const std::string& path, const std::string& run_id) {
+  Statement m(db, path, "DELETE FROM metric WHERE run_id = ?");
+  m.bind(1, run_id).run();
+  Statement e(db, path, "DELETE FROM epoch WHERE run_id = ?");
+  e.bind(1, run_id).run();
+  Statement t(db, path, "DELETE FROM throughput WHERE run_id = ?");
+  t.bind(1, run_id).run();
+  Statement g(db, path, "DELETE FROM edge WHERE run_id = ?");
+  g.bind(1, run_id).run();
+}
+
+void insert_metrics(sqlite3* db, const std::string& path, const std::string& run_id,
+                    const std::vector<MetricRow>& rows, const char* default_split, int default_epoch) {
+  Statement s(db, path, "INSERT OR REPLACE INTO metric (run_id, split, name, value, epoch) VALUES (?, ?, ?, ?, ?)");
+  for (const auto& m : rows) {
+    s.bind_all(run_id, m.split.empty() ? std::string(default_split) : m.split, m.name, m.value,
+               m.epoch < 0 ? default_epoch : m.epoch);
+    s.run();
+    s.reset();
+  }
+}
+
+int64_t scalar(sqlite3* db, const std::string& path, const char* sql) {
+  Statement s(db, path, sql);
+  return s.step() ? s.integer(0) : 0;
+}
+
+int user_version(sqlite3* db, const std::string& path) {
+  Statement s(db, path, "PRAGMA user_version");
+  return s.step() ? static_cast<int>(s.integer(0)) : 0;
+}
+
+// Switching to WAL can report SQLITE_BUSY without consulting the busy handler (another process creating the
+// same file at the same moment), so it is retried here for as long as the busy timeout.
+void enable_wal(sqlite3* db, const std::string& path) {
+  {
+    Statement mode(db, path, "PRAGMA journal_mode");
+    if (mode.step() && mode.text(0) == "wal") return;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return;
+    const int primary = rc & 0xff;
+    if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline)
+      detail::fail(db, rc, path, "switching to WAL mode");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace
+
+std::string utc_now() { return utc_time(std::chrono::system_clock::now()); }
+
+const char* status_name(RunStatus s) {
+  switch (s) {
+    case RunStatus::Queued: return "QUEUED";
+    case RunStatus::Running: return "RUNNING";
+    case RunStatus::Completed: return "COMPLETED";
+    case RunStatus::Failed: return "FAILED";
+    case RunStatus::Interrupted: return "INTERRUPTED";
+  }
+  return "UNKNOWN";
+}
+
+RunStatus parse_status(const std::string& s) {
+  for (auto st : {RunStatus::Queued, RunStatus::Running, RunStatus::Completed, RunStatus::Failed,
+                  RunStatus::Interrupted})
+    if (s == status_name(st)) return st;
+  throw StoreError(fmt::format("unknown run status '{}' (expected QUEUED, RUNNING, COMPLETED, FAILED or "
+                               "INTERRUPTED)", s));
+}
+
+Store::Store(const std::string& path, bool read_only) : path_(path), read_only_(read_only) {
+  const bool in_memory = path == ":memory:";
+  if (!in_memory) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) throw StoreError(fmt::format("{} is a directory, not a database file", path));
+    const bool exists = fs::exists(path, ec);
+    if (read_only && !exists) throw StoreError(fmt::format("database {} does not exist", path));
+    if (!read_only) {
+      fs::path dir = fs::path(path).parent_path();
+      if (dir.empty()) dir = ".";
+      if (!fs::exists(dir, ec)) {
+        fs::create_directories(dir, ec);
+        if (ec) throw StoreError(fmt::format("cannot create directory {} for database {}: {}", dir.string(), path,
+                                             ec.message()));
+      }
+      // SQLite in WAL mode creates PATH-wal and PATH-shm beside the file, so the directory must be writable.
+      if (::access(dir.c_str(), W_OK) != 0)
+        throw StoreError(fmt::format("cannot write database {}: its directory {} is read-only", path, dir.string()));
+      if (exists && ::access(path.c_str(), W_OK) != 0)
+        throw StoreError(fmt::format("cannot write database {}: the file is read-only", path));
+    }
+  }
+  const int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  try {
+    if (rc != SQLITE_OK) detail::fail(db_, rc, path_, "opening");
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    if (!read_only && sqlite3_db_readonly(db_, "main") == 1)
+      throw StoreError(fmt::format("cannot write database {}: the file or its directory is read-only", path));
+    // Reading the header first: a corrupt file or a newer schema is refused before anything is written.
+    // Version and table count from one statement, one snapshot: another process may be creating the schema.
+    int version = 0;
+    int64_t tables = 0;
+    {
+      Statement s(db_, path_,
+                  "SELECT (SELECT user_version FROM pragma_user_version), "
+                  "(SELECT count(*) FROM sqlite_master WHERE type = 'table')");
+      if (s.step()) {
+        version = static_cast<int>(s.integer(0));
+        tables = s.integer(1);
+      }
+    }
+    if (version > kSchemaVersion)
+      throw StoreError(fmt::format("database {} has schema version {}, newer than this dmdbench ({}); use a newer "
+                                   "dmdbench", path, version, kSchemaVersion));
+    if (read_only) {
+      if (version < kSchemaVersion)
+        throw StoreError(fmt::format("database {} has schema version {}, older than this dmdbench ({}); open it "
+                                     "once for writing to migrate it", path, version, kSchemaVersion));
+      return;
+    }
+    if (version == 0 && tables > 0)
+      throw StoreError(fmt::format("{} is an SQLite database but not a dmdbench one (it has tables and no schema "
+                                   "version); the file was left unchanged", path_));
+    enable_wal(db_, path_);
+    detail::exec(db_, path_, "PRAGMA synchronous = NORMAL");
+    if (version < kSchemaVersion) migrate(version);
+  } catch (...) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Store::~Store() { sqlite3_close_v2(db_); }
+
+int Store::schema_version() const {
+  std::lock_guard lock(mu_);
+  return user_version(db_, path_);
+}
+
+void Store::migrate(int /*from_version*/) {
+  Transaction tx(db_, path_);
+  // Re-read under the write lock: another process may have migrated meanwhile.
+  const int current = user_version(db_, path_);
+  if (current > kSchemaVersion)
+    throw StoreError(fmt::format("database {} has schema version {}, newer than this dmdbench ({}); use a newer "
+                                 "dmdbench", path_, current, kSchemaVersion));
+  for (const auto& m : detail::migrations()) {
+    if (m.version <= current) continue;
+    for (const char* sql : m.statements) detail::exec(db_, path_, sql);
+    Statement v(db_, path_, "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)");
+    v.bind_all(m.version, utc_now()).run();
+    // PRAGMA takes no parameters; the value is a compile-time constant, not data.
+    detail::exec(db_, path_, fmt::format("PRAGMA user_version = {}", m.version));
+  }
+  tx.commit();
+}
+
+void Store::add_experiment(const ExperimentRow& e) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  Statement s(db_, path_,
+              "INSERT OR IGNORE INTO experiment (id, created_at, command, description) VALUES (?, ?, ?, ?)");
+  s.bind_all(e.id, e.created_at.empty() ? utc_now() : e.created_at, e.command, e.description).run();
+  tx.commit();
+}
+
+std::optional<ExperimentRow> Store::latest_experiment() const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT id, created_at, command, description FROM experiment ORDER BY created_at DESC, rowid DESC "
+              "LIMIT 1");
+  if (s.step()) return ExperimentRow{s.text(0), s.text(1), s.text(2), s.text(3)};
+  // Runs written without an experiment row still name one.
+  Statement r(db_, path_, "SELECT experiment_id, started_at FROM run ORDER BY started_at DESC, rowid DESC LIMIT 1");
+  if (r.step()) return ExperimentRow{r.text(0), r.text(1), "", ""};
+  return std::nullopt;
+}
+
+std::vector<ExperimentRow> Store::experiments() const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_, "SELECT id, created_at, command, description FROM experiment ORDER BY created_at, rowid");
+  std::vector<ExperimentRow> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
+  return out;
+}
+
+std::optional<RunRow> Store::find_run(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_, "SELECT " DMD_RUN_COLUMNS " FROM run WHERE run_id = ?");
+  s.bind(1, run_id);
+  if (!s.step()) return std::nullopt;
+  return read_run(s);
+}
+
+int Store::queue_runs(const std::vector<RunSpec>& specs) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  Statement s(db_, path_,
+              "INSERT OR IGNORE INTO run (run_id, experiment_id, variant, dataset, profile, seed, plan_index, status, "
+              "config_json) VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?)");
+  int added = 0;
+  for (const auto& r : specs) {
+    s.bind_all(r.run_id, r.experiment_id, r.variant, r.dataset, r.profile, r.seed, r.plan_index, r.config_json);
+    s.run();
+    added += sqlite3_changes(db_);
+    s.reset();
+  }
+  tx.commit();
+  return added;
+}
+
+void Store::start_run(const RunSpec& spec, const Provenance& prov) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  if (status_of(db_, path_, spec.run_id) == RunStatus::Completed)
+    throw StoreError(fmt::format("run {} in database {} is already completed; delete it to run it again",
+                                 spec.run_id, path_));
+  delete_children(db_, path_, spec.run_id);
+  const std::string now = utc_now();
+  Statement s(db_, path_,
+              "INSERT OR REPLACE INTO run (" DMD_RUN_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, ?, "
+              "?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, -1)");
+  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
+             spec.plan_index, now, spec.config_json, prov.git_commit, prov.libtorch_version, prov.device, prov.host,
+             prov.threads, prov.deterministic, prov.determinism_flags, prov.dataset_name, prov.dataset_sha256, now);
+  s.run();
+  tx.commit();
+}
+
+void Store::heartbeat(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  require_status(db_, path_, run_id);
+  Statement s(db_, path_, "UPDATE run SET heartbeat_at = ? WHERE run_id = ? AND status = 'RUNNING'");
+  s.bind_all(utc_now(), run_id).run();
+  tx.commit();
+}
+
+void Store::add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  const RunStatus st = require_status(db_, path_, run_id);
+  if (st != RunStatus::Running)
+    throw StoreError(fmt::format("run {} is {}, not RUNNING; epoch {} was not stored", run_id, status_name(st),
+                                 e.epoch));
+  Statement s(db_, path_,
+              "INSERT OR REPLACE INTO epoch (run_id, epoch, train_loss, valid_loss, lr, seconds, grad_norm) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)");
+  s.bind_all(run_id, e.epoch, e.train_loss, e.valid_loss, e.lr, e.seconds, e.grad_norm).run();
+  insert_metrics(db_, path_, run_id, valid_metrics, "valid", e.epoch);
+  Statement h(db_, path_, "UPDATE run SET heartbeat_at = ? WHERE run_id = ?");
+  h.bind_all(utc_now(), run_id).run();
+  tx.commit();
+}
+
+void Store::complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
+                         const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
+                         const std::vector<EdgeRow>& edges) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  const RunStatus st = require_status(db_, path_, run_id);
+  if (st != RunStatus::Running)
+    throw StoreError(fmt::format("run {} is {}, not RUNNING; it cannot be completed", run_id, status_name(st)));
+  insert_metrics(db_, path_, run_id, metrics, "test", -1);
+  Statement t(db_, path_,
+              "INSERT OR REPLACE INTO throughput (run_id, phase, batch_size, samples_per_s, latency_p50_ms, "
+              "latency_p95_ms, peak_memory_bytes, parameters, device, threads) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& r : throughput) {
+    t.bind_all(run_id, r.phase, r.batch_size, r.samples_per_s, r.latency_p50_ms, r.latency_p95_ms,
+               r.peak_memory_bytes, r.parameters, r.device, r.threads);
+    t.run();
+    t.reset();
+  }
+  Statement g(db_, path_,
+              "INSERT OR REPLACE INTO edge (run_id, space, from_modality, to_modality, weight) VALUES (?, ?, ?, ?, ?)");
+  for (const auto& r : edges) {
+    g.bind_all(run_id, r.space, r.from, r.to, r.weight);
+    g.run();
+    g.reset();
+  }
+  const std::string now = utc_now();
+  Statement u(db_, path_,
+              "UPDATE run SET status = 'COMPLETED', best_epoch = ?, wall_seconds = ?, finished_at = ?, "
+              "heartbeat_at = ?, error = '' WHERE run_id = ?");
+  u.bind_all(best_epoch, wall_seconds, now, now, run_id).run();
+  tx.commit();
+}
+
+void Store::fail_run(const std::string& run_id, const std::string& error) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  if (require_status(db_, path_, run_id) == RunStatus::Completed)
+    throw StoreError(fmt::format("run {} is COMPLETED; it cannot be marked failed", run_id));
+  const std::string now = utc_now();
+  Statement u(db_, path_,
+              "UPDATE run SET status = 'FAILED', error = ?, finished_at = ?, heartbeat_at = ?, wall_seconds = "
+              "CASE WHEN started_at = '' THEN 0 ELSE (julianday(?) - julianday(started_at)) * 86400.0 END "
+              "WHERE run_id = ?");
+  u.bind_all(error, now, now, now, run_id).run();
+  tx.commit();
+}
+
+bool Store::delete_run(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  delete_children(db_, path_, run_id);
+  Statement s(db_, path_, "DELETE FROM run WHERE run_id = ?");
+  s.bind(1, run_id).run();
+  const bool found = sqlite3_changes(db_) > 0;
+  tx.commit();
+  return found;
+}
+
+int Store::mark_stale_interrupted(double max_age_s) {
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::system_clock::now();
+  const auto cutoff = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                std::chrono::duration<double>(max_age_s));
+  Transaction tx(db_, path_);
+  Statement s(db_, path_,
+              "UPDATE run SET status = 'INTERRUPTED', error = ? WHERE status = 'RUNNING' AND heartbeat_at < ?");
+  s.bind_all(fmt::format("no heartbeat for more than {} s; marked interrupted at {}", max_age_s, utc_time(now)),
+             utc_time(cutoff));
+  s.run();
+  const int n = sqlite3_changes(db_);
+  tx.commit();
+  return n;
+}
+
+std::vector<RunRow> Store::runs(const std::string& experiment_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<RunRow> out;
+  if (experiment_id.empty()) {
+    Statement s(db_, path_,
+                "SELECT " DMD_RUN_COLUMNS " FROM run ORDER BY experiment_id, plan_index, variant, dataset, seed, "
+                "run_id");
+    while (s.step()) out.push_back(read_run(s));
+  } else {
+    Statement s(db_, path_,
+                "SELECT " DMD_RUN_COLUMNS " FROM run WHERE experiment_id = ? ORDER BY plan_index, variant, dataset, "
+                "seed, run_id");
+    s.bind(1, experiment_id);
+    while (s.step()) out.push_back(read_run(s));
+  }
+  return out;
+}
+
+std::vector<MetricRow> Store::metrics(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_, "SELECT split, name, value, epoch FROM metric WHERE run_id = ? ORDER BY split, epoch, name");
+  s.bind(1, run_id);
+  std::vector<MetricRow> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.real(2), static_cast<int>(s.integer(3))});
+  return out;
+}
+
+std::vector<EpochRow> Store::epochs(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT epoch, train_loss, valid_loss, lr, seconds, grad_norm FROM epoch WHERE run_id = ? ORDER BY epoch");
+  s.bind(1, run_id);
+  std::vector<EpochRow> out;
+  while (s.step()) out.push_back({static_cast<int>(s.integer(0)), s.real(1), s.real(2), s.real(3), s.real(4), s.real(5)});
+  return out;
+}
+
+std::vector<ThroughputRow> Store::throughput(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT phase, batch_size, samples_per_s, latency_p50_ms, latency_p95_ms, peak_memory_bytes, parameters, "
+              "device, threads FROM throughput WHERE run_id = ? ORDER BY phase DESC, batch_size");
+  s.bind(1, run_id);
+  std::vector<ThroughputRow> out;
+  while (s.step())
+    out.push_back({s.text(0), s.integer(1), s.real(2), s.real(3), s.real(4), s.integer(5), s.integer(6), s.text(7),
+                   static_cast<int>(s.integer(8))});
+  return out;
+}
+
+std::vector<EdgeRow> Store::edges(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT space, from_modality, to_modality, weight FROM edge WHERE run_id = ? ORDER BY space, "
+              "from_modality, to_modality");
+  s.bind(1, run_id);
+  std::vector<EdgeRow> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.real(3)});
+  return out;
+}
+
+void Store::add_bench(const std::vector<BenchRow>& rows) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  Statement s(db_, path_,
+              "INSERT OR REPLACE INTO bench (" DMD_BENCH_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+              "?, ?, ?)");
+  const std::string now = utc_now();
+  for (const auto& b : rows) {
+    s.bind_all(b.bench_set, b.name, b.median_ns, b.p95_ns, b.samples_per_s, b.repetitions, b.peak_memory_bytes,
+               b.prov.git_commit, b.prov.libtorch_version, b.prov.device, b.prov.host, b.prov.threads,
+               b.prov.deterministic, b.prov.determinism_flags, b.prov.dataset_name, b.prov.dataset_sha256, now);
+    s.run();
+    s.reset();
+  }
+  tx.commit();
+}
+
+std::vector<BenchRow> Store::bench(const std::string& bench_set) const {
+  std::lock_guard lock(mu_);
+  std::string set = bench_set;
+  if (set.empty()) {
+    Statement latest(db_, path_, "SELECT bench_set FROM bench ORDER BY created_at DESC, rowid DESC LIMIT 1");
+    if (!latest.step()) return {};
+    set = latest.text(0);
+  }
+  Statement s(db_, path_, "SELECT " DMD_BENCH_COLUMNS " FROM bench WHERE bench_set = ? ORDER BY rowid");
+  s.bind(1, set);
+  std::vector<BenchRow> out;
+  while (s.step()) {
+    BenchRow b;
+    b.bench_set = s.text(0);
+    b.name = s.text(1);
+    b.median_ns = s.real(2);
+    b.p95_ns = s.real(3);
+    b.samples_per_s = s.real(4);
+    b.repetitions = static_cast<int>(s.integer(5));
+    b.peak_memory_bytes = s.integer(6);
+    b.prov.git_commit = s.text(7);
+    b.prov.libtorch_version = s.text(8);
+    b.prov.device = s.text(9);
+    b.prov.host = s.text(10);
+    b.prov.threads = static_cast<int>(s.integer(11));
+    b.prov.deterministic = s.integer(12) != 0;
+    b.prov.determinism_flags = s.text(13);
+    b.prov.dataset_name = s.text(14);
+    b.prov.dataset_sha256 = s.text(15);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::vector<std::string> Store::bench_sets() const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT bench_set FROM bench GROUP BY bench_set ORDER BY MIN(created_at), MIN(rowid)");
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
+MergeResult Store::merge_from(const std::string& other_path) {
+  std::error_code ec;
+  if (!fs::exists(other_path, ec)) throw StoreError(fmt::format("database {} does not exist", other_path));
+  if (fs::equivalent(other_path, path_, ec))
+    throw StoreError(fmt::format("cannot merge database {} into itself", path_));
+  { Store check(other_path, /*read_only=*/true); }  // refuses a corrupt, newer or older file with its own message
+
+  std::lock_guard lock(mu_);
+  {
+    Statement attach(db_, path_, "ATTACH DATABASE ? AS src");
+    attach.bind(1, other_path).run();
+  }
+  struct Detach {
+    sqlite3* db;
+    ~Detach() { sqlite3_exec(db, "DETACH DATABASE src", nullptr, nullptr, nullptr); }
+  } detach{db_};
+
+  MergeResult result;
+  Transaction tx(db_, path_);
+  detail::exec(db_, path_,
+               "CREATE TEMP TABLE IF NOT EXISTS merge_ids (run_id TEXT PRIMARY KEY, replaced INTEGER NOT NULL)");
+  detail::exec(db_, path_, "DELETE FROM temp.merge_ids");
+  // New run ids, and runs that are completed only in the other database (completed beats non-completed).
+  detail::exec(db_, path_,
+               "INSERT INTO temp.merge_ids SELECT s.run_id, m.run_id IS NOT NULL FROM src.run s "
+               "LEFT JOIN main.run m ON m.run_id = s.run_id "
+               "WHERE m.run_id IS NULL OR (m.status <> 'COMPLETED' AND s.status = 'COMPLETED')");
+  result.runs_added = scalar(db_, path_, "SELECT count(*) FROM temp.merge_ids WHERE NOT replaced");
+  result.runs_replaced = scalar(db_, path_, "SELECT count(*) FROM temp.merge_ids WHERE replaced");
+  for (const char* table : kChildTables) {
+    detail::exec(db_, path_, fmt::format("DELETE FROM main.{0} WHERE run_id IN (SELECT run_id FROM temp.merge_ids)",
+                                         table));
+    detail::exec(db_, path_, fmt::format("INSERT OR IGNORE INTO main.{0} SELECT * FROM src.{0} WHERE run_id IN "
+                                         "(SELECT run_id FROM temp.merge_ids)", table));
+  }
+  detail::exec(db_, path_, "DELETE FROM main.run WHERE run_id IN (SELECT run_id FROM temp.merge_ids WHERE replaced)");
+  detail::exec(db_, path_,
+               "INSERT INTO main.run (" DMD_RUN_COLUMNS ") SELECT " DMD_RUN_COLUMNS " FROM src.run "
+               "WHERE run_id IN (SELECT run_id FROM temp.merge_ids)");
+  detail::exec(db_, path_,
+               "INSERT OR IGNORE INTO main.experiment (id, created_at, command, description) "
+               "SELECT id, created_at, command, description FROM src.experiment");
+  result.experiments_added = sqlite3_changes(db_);
+  detail::exec(db_, path_,
+               "INSERT OR IGNORE INTO main.bench (" DMD_BENCH_COLUMNS ") SELECT " DMD_BENCH_COLUMNS " FROM src.bench");
+  result.bench_rows_added = sqlite3_changes(db_);
+  detail::exec(db_, path_, "DROP TABLE temp.merge_ids");
+  tx.commit();
+  return result;
+}
+
+std::vector<std::pair<std::string, int64_t>> Store::table_counts() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const char* table : {"experiment", "run", "metric", "epoch", "throughput", "edge", "bench"}) {
+    const std::string sql = fmt::format("SELECT count(*) FROM {}", table);
+    out.emplace_back(table, scalar(db_, path_, sql.c_str()));
+  }
+  return out;
+}
+
+}  // namespace dmdbench::results

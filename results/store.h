@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct sqlite3;
@@ -89,8 +91,18 @@ struct BenchRow {
 };
 
 struct ExperimentRow {
-  std::string id, created_at, command, description;
+  std::string id, created_at, command, description;  // created_at: filled with the current UTC time when empty
 };
+
+// What merge_from copied.
+struct MergeResult {
+  int64_t runs_added = 0;      // run ids new to this database
+  int64_t runs_replaced = 0;   // non-completed here, completed in the other database
+  int64_t experiments_added = 0, bench_rows_added = 0;
+};
+
+// Timestamps are UTC ISO-8601 with milliseconds ("2025-01-31T12:00:00.123Z"); they sort as text.
+std::string utc_now();
 
 class Store {
  public:
@@ -109,14 +121,21 @@ class Store {
 
   // Run lifecycle, one transaction each.
   std::optional<RunRow> find_run(const std::string& run_id) const;
-  void start_run(const RunSpec& spec, const Provenance& prov);   // RUNNING; replaces a non-completed row and its children
-  void heartbeat(const std::string& run_id);
+  // Inserts QUEUED rows for the specs not yet in the database (one transaction); returns how many were new.
+  int queue_runs(const std::vector<RunSpec>& specs);
+  // RUNNING; replaces a non-completed row and its children in the same transaction. A COMPLETED run is
+  // refused (delete_run first to redo it).
+  void start_run(const RunSpec& spec, const Provenance& prov);
+  void heartbeat(const std::string& run_id);                       // RUNNING runs only; others are left alone
+  // The epoch row and its validation metrics (stored with split "valid" and this epoch); refreshes the heartbeat.
   void add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics);
   // Completes a run atomically: final metrics, throughput, edges, best epoch, wall time, status COMPLETED.
   void complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
                     const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
                     const std::vector<EdgeRow>& edges);
-  void fail_run(const std::string& run_id, const std::string& error);
+  void fail_run(const std::string& run_id, const std::string& error);  // any status but COMPLETED
+  // Removes a run and all its rows; returns false when there was no such run.
+  bool delete_run(const std::string& run_id);
   // Marks RUNNING runs whose heartbeat is older than max_age_s as INTERRUPTED; returns how many.
   int mark_stale_interrupted(double max_age_s);
 
@@ -132,11 +151,21 @@ class Store {
   std::vector<std::string> bench_sets() const;
 
   // Copy every row of other databases into this one; idempotent (run ids and bench keys are unique).
-  void merge_from(const std::string& other_path);
+  // A run present in both keeps this database's row, unless only the other one is COMPLETED.
+  MergeResult merge_from(const std::string& other_path);
+
+  // Row count per table (experiment, run, metric, epoch, throughput, edge, bench), in that order.
+  std::vector<std::pair<std::string, int64_t>> table_counts() const;
+
+  // The raw connection, for tests and diagnostics only.
+  sqlite3* native_handle() const { return db_; }
 
  private:
+  void migrate(int from_version);
   std::string path_;
+  bool read_only_ = false;
   sqlite3* db_ = nullptr;
+  mutable std::mutex mu_;  // one connection shared by threads: serialise statements and transactions
 };
 
 }  // namespace dmdbench::results
