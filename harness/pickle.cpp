@@ -776,6 +776,11 @@ Value Machine::run() {
 Value loads(const std::byte* data, std::size_t size, std::shared_ptr<const void> owner, const GlobalPolicy& policy,
             const PersistentLoader& persistent) {
   if (size == 0 || data == nullptr) throw PickleError("truncated pickle: the input is empty");
+  if (data[0] != std::byte{0x80}) {
+    bool zip = size >= 2 && data[0] == std::byte{'P'} && data[1] == std::byte{'K'};
+    throw PickleError(fmt::format("not a pickle of protocol 2 to 5: the first byte is 0x{:02x}, expected 0x80{}",
+                                  static_cast<unsigned>(data[0]), zip ? " (this looks like a zip archive)" : ""));
+  }
   Machine m(data, size, std::move(owner), policy, persistent);
   return m.run();
 }
