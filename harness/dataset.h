@@ -24,10 +24,12 @@ struct Split {
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 
-// Per-modality counts of non-finite values found while loading, for `data info`.
+// Per split and modality (text, audio, vision, labels): non-finite values found while loading, before cleaning,
+// and the dtype the file stored (everything is cast to float32), for `data info`.
 struct NonFiniteCount {
   std::string split, modality;
   int64_t nan = 0, neg_inf = 0, pos_inf = 0;
+  std::string source_dtype;  // "float32" | "float64" | ...
 };
 
 struct Dataset {
@@ -49,11 +51,14 @@ struct LoadOptions {
   bool compute_sha256 = true;
 };
 
-// Load an MMSA pickle ({train, valid, test} dicts). family is "mosi" or "mosei".
-// Checks shapes across keys and splits and names the wrong key; refuses NaN unless zero_nan.
+// Load an MMSA pickle ({train, valid, test} dicts). family is "mosi" or "mosei" (the feature dims must match:
+// 768/5/20 or 768/74/35), or "" to guess it from the audio dim. Checks shapes across keys and splits and names
+// the wrong key; refuses NaN unless zero_nan; replaces audio -inf by 0 as the reference loader does. The file
+// is memory-mapped and every modality is copied once, straight into its float32 tensor. Errors: DataError.
 Dataset load_mmsa(const std::string& path, const std::string& family, const LoadOptions& opts = {});
 
-// The synthetic generator (docs/synthetic-data.md gives the formulas).
+// The synthetic generator (docs/synthetic-data.md gives the formulas). Deterministic from the seed with its own
+// counter-based generator (not torch's), so the bytes do not depend on the thread count or the LibTorch version.
 struct SyntheticSpec {
   std::string family = "mosi";  // mosi: 768/5/20, 1284/229/686; mosei: 768/74/35, 16326/1871/4659
   double scale = 1.0;           // fraction of the real split sizes (at least 8 samples per split)
@@ -71,10 +76,13 @@ Dataset open_dataset(const std::string& spec, const LoadOptions& opts = {}, doub
 struct Batch {
   torch::Tensor text, audio, vision;  // [B, T, D]
   torch::Tensor labels;               // [B]
-  torch::Tensor index;                // [B] int64 sample indices into the split
+  torch::Tensor index;                // [B] int64 sample indices into the split (stays on the CPU)
 };
 
-// Shuffling from its own seeded generator (never the global RNG), optional drop-last, device transfer.
+// Shuffling from its own seeded generator (splitmix64 + Fisher-Yates; never the global RNG), optional drop-last,
+// device transfer. The order is the file order until new_epoch() is called with shuffle on; each new_epoch()
+// draws the next permutation, so epoch e's order depends only on (seed, e). num_batches(): ceil(N / B), or
+// floor(N / B) with drop_last. get(i) throws DataError when i is out of range.
 class Batcher {
  public:
   Batcher(const Split& split, int64_t batch_size, bool shuffle, bool drop_last, uint64_t seed,
