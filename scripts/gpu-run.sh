@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One script for a GPU host: build (Release, ninja, all cores) against the CUDA LibTorch of the installed PyTorch,
+# run the unit tests, the smoke ablation for every variant and two seeds on CUDA, the benchmarks with CUDA cases,
+# and write the database, the report and a summary into OUT. Needs deps/prefix from scripts/fetch-gpu-deps.sh when
+# the host has no Debian packages.
+#
+#   scripts/gpu-run.sh OUT [--device cuda|cpu] [--skip-build] [--bench-filter REGEX]
+#
+# `--device cpu` is the dry run that CI does: the same steps on the CPU build (./build), nothing CUDA-specific.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/gpu-run.sh OUT [--device cuda|cpu] [--skip-build] [--bench-filter REGEX]}
+shift
+device=cuda skip_build=0 filter='(eval|train_step)/(dmd|mult)/mosi/batch:(16|64)/threads:1$'
+while (($#)); do
+  case $1 in
+    --device) device=$2; shift 2 ;;
+    --skip-build) skip_build=1; shift ;;
+    --bench-filter) filter=$2; shift 2 ;;
+    *) echo "gpu-run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+start=$(date +%s)
+step() { echo "== $(( $(date +%s) - start ))s: $*"; }
+
+if [ "$device" = cpu ]; then
+  build=build
+  [ "$skip_build" = 1 ] || scripts/build.sh
+else
+  build=build-gpu
+  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  [ -d deps/prefix ] && prefix="$prefix;$PWD/deps/prefix/usr" && export LD_LIBRARY_PATH="$PWD/deps/prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+  if [ "$skip_build" = 0 ]; then
+    step "configure and build against $(python3 -c 'import torch;print(torch.__version__)')"
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" >"$out/configure.log"
+    cmake --build "$build" -j "$(nproc)" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+  fi
+fi
+dmd="$build/dmdbench"
+
+step "unit tests"
+(cd "$build" && ctest -j "$(nproc)" --output-on-failure -E 'Cli\.' >"$out/ctest.log" 2>&1) || { tail -40 "$out/ctest.log"; exit 1; }
+tail -3 "$out/ctest.log"
+
+step "smoke ablation on $device: every variant, two seeds"
+"$dmd" run-ablation --profile smoke --device "$device" --seeds 1111,1112 --db "$out/gpu.sqlite" \
+  --report "$out/report.md" --jobs 1 | tail -25
+
+step "benchmarks on $device"
+"$dmd" bench --device "$device" --filter "$filter" --repetitions 3 --db "$out/gpu.sqlite" | tail -30
+
+step "report"
+"$dmd" report --db "$out/gpu.sqlite" --out "$out/report.md" >/dev/null
+"$dmd" ls --db "$out/gpu.sqlite"
+step "done: $out/report.md"
