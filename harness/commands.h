@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "reports/regress.h"
+#include "reports/report.h"
+
 namespace dmdbench {
 
 struct TrainArgs {
@@ -38,6 +41,9 @@ struct AblationArgs {
 int cmd_run_ablation(const AblationArgs& a);
 
 int cmd_ls(const std::string& db);
+// The report with the variant registry's legend; prints the report's path.
+int cmd_report(reports::ReportOptions o);
+int cmd_regress(const std::string& db, const reports::RegressOptions& o);
 int cmd_merge(const std::string& out, const std::vector<std::string>& inputs);
 
 }  // namespace dmdbench

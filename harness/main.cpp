@@ -141,21 +141,22 @@ int report_verb(const std::vector<std::string>& args, const std::string& command
       "experiment", po::value(&o.experiment)->default_value(o.experiment), "experiment id or 'latest'");
   po::variables_map vm;
   if (!parse("report [--db PATH] [--out PATH] [--experiment ID|latest]", desc, args, vm)) return 0;
-  return report_command(o);
+  return cmd_report(o);
 }
 
 int regress_verb(const std::vector<std::string>& args, const std::string&) {
   reports::RegressOptions o;
+  std::string db;
   po::options_description desc("options");
-  desc.add_options()("db", po::value(&o.db_path)->default_value("results/dmdbench.sqlite"), "SQLite results database")(
+  desc.add_options()("db", po::value(&db)->default_value("results/dmdbench.sqlite"), "SQLite results database")(
       "baseline", po::value(&o.baseline_path), "baseline JSON file")(
       "update-baseline", po::bool_switch(&o.update_baseline), "write the baseline from the current results")(
-      "against", po::value(&o.against)->default_value("baseline"), "baseline | published")(
+      "against", po::value(&o.against), "published: compare real-data runs with the published numbers")(
       "experiment", po::value(&o.experiment)->default_value("latest"), "experiment id or 'latest'");
   po::variables_map vm;
   if (!parse("regress --db PATH --baseline FILE.json [--update-baseline] [--against published]", desc, args, vm))
     return 0;
-  return regress_command(o);
+  return cmd_regress(db, o);
 }
 
 int bench_verb(const std::vector<std::string>& args, const std::string& command_line) {

@@ -331,6 +331,20 @@ int cmd_ls(const std::string& db) {
   return 0;
 }
 
+int cmd_report(reports::ReportOptions o) {
+  results::Store store(o.db_path, true);
+  o.variants.clear();
+  for (const auto& v : ablations::registry()) o.variants.push_back({v.name, v.description});
+  reports::write_report(store, o);
+  std::cout << "report: " << o.out_path << "\n";
+  return 0;
+}
+
+int cmd_regress(const std::string& db, const reports::RegressOptions& o) {
+  results::Store store(db, !o.update_baseline);
+  return reports::regress(store, o, std::cout);
+}
+
 int cmd_merge(const std::string& out, const std::vector<std::string>& inputs) {
   results::Store store(out);
   for (const auto& in : inputs) {
