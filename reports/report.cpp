@@ -1,0 +1,414 @@
+#include "reports/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "reports/atomic_file.h"
+#include "reports/collect.h"
+#include "reports/figures.h"
+#include "reports/published.h"
+#include "reports/stats.h"
+
+namespace dmdbench::reports {
+
+namespace fs = std::filesystem;
+using results::RunStatus;
+
+namespace {
+
+constexpr const char* kFullModel = "dmd";
+constexpr const char* kNone = "—";
+
+std::string cell_text(std::string s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '|') out += "\\|";
+    else if (ch == '\n' || ch == '\r') out += ' ';
+    else out += ch;
+  }
+  return out;
+}
+
+std::string row(const std::vector<std::string>& cells) {
+  std::string out = "|";
+  for (const auto& c : cells) out += " " + c + " |";
+  return out + "\n";
+}
+
+// align: one character per column, 'l', 'c' or 'r'; columns past its end are right-aligned (numbers).
+std::string header(const std::vector<std::string>& cells, const std::string& align = "l") {
+  std::string out = row(cells) + "|";
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const char a = i < align.size() ? align[i] : 'r';
+    out += a == 'l' ? "---|" : a == 'c' ? ":---:|" : "---:|";
+  }
+  return out + "\n";
+}
+
+std::string code(const std::string& s) { return "`" + cell_text(s) + "`"; }
+
+std::string format_p(double p) { return p < 0.001 ? "p<0.001" : fmt::format("p={:.3f}", p); }
+
+// "a (3 runs), b (1 run)" for values that differ between runs; just "a" when all agree.
+std::string distinct(const std::vector<std::string>& values) {
+  std::vector<std::pair<std::string, int>> counts;
+  for (const auto& v : values) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& p) { return p.first == v; });
+    if (it == counts.end()) counts.push_back({v, 1});
+    else ++it->second;
+  }
+  if (counts.empty()) return kNone;
+  std::stable_sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (counts.size() == 1) return counts[0].first.empty() ? "(not recorded)" : counts[0].first;
+  std::string out;
+  for (const auto& [v, n] : counts)
+    out += fmt::format("{}{} ({} run{})", out.empty() ? "" : ", ", v.empty() ? "(not recorded)" : v, n,
+                       n == 1 ? "" : "s");
+  return out;
+}
+
+std::string mean_std(const MetricInfo& m, const Summary& s) {
+  if (s.n == 0) return kNone;
+  const std::string mean = format_value(m, display_value(m, s.mean));
+  return s.n < 2 ? mean : mean + " ± " + format_value(m, display_value(m, s.std));
+}
+
+std::string results_table(const Collected& c, const Group& g) {
+  const auto& metrics = report_metrics();
+  // The best shown mean per column, compared as displayed so that ties in the printed digits are all bold.
+  std::vector<std::string> best(metrics.size());
+  for (size_t k = 0; k < metrics.size(); ++k) {
+    std::optional<double> best_value;
+    for (const auto& v : g.variants) {
+      const auto s = summarize(g.values(c, v, metrics[k].name));
+      if (s.n == 0) continue;
+      const double shown = display_value(metrics[k], s.mean);
+      if (!best_value || (metrics[k].lower_is_better ? shown < *best_value : shown > *best_value)) best_value = shown;
+    }
+    if (!best_value) continue;
+    best[k] = format_value(metrics[k], *best_value);
+    // No bold when every variant shows the best value: nothing is singled out.
+    bool all_tied = true;
+    for (const auto& v : g.variants) {
+      const auto s = summarize(g.values(c, v, metrics[k].name));
+      if (s.n > 0 && format_value(metrics[k], display_value(metrics[k], s.mean)) != best[k]) all_tied = false;
+    }
+    if (all_tied) best[k].clear();
+  }
+  std::vector<std::string> head = {"variant", "n"};
+  for (const auto& m : metrics) head.push_back(m.label);
+  std::string out = header(head);
+  for (const auto& v : g.variants) {
+    auto it = g.completed.find(v);
+    std::vector<std::string> cells = {code(v), std::to_string(it == g.completed.end() ? 0 : it->second.size())};
+    for (size_t k = 0; k < metrics.size(); ++k) {
+      const auto s = summarize(g.values(c, v, metrics[k].name));
+      std::string text = mean_std(metrics[k], s);
+      if (s.n > 0 && !best[k].empty() && format_value(metrics[k], display_value(metrics[k], s.mean)) == best[k])
+        text = "**" + text + "**";
+      cells.push_back(text);
+    }
+    out += row(cells);
+  }
+  return out;
+}
+
+std::string difference_table(const Collected& c, const Group& g) {
+  if (g.completed.count(kFullModel) == 0)
+    return fmt::format("No completed full DMD (`{}`) runs in this group, so no differences are computed.\n",
+                       kFullModel);
+  const auto& metrics = report_metrics();
+  std::vector<std::string> head = {"variant"};
+  for (const auto& m : metrics) head.push_back(std::string("Δ ") + m.label);
+  std::string out = fmt::format(
+      "Variant minus full DMD (`{}`), in the units of the table above, with the two-sided Welch t-test across "
+      "seeds (Welch–Satterthwaite df); * marks p < 0.05.\n\n",
+      kFullModel);
+  out += header(head);
+  int rows = 0;
+  for (const auto& v : g.variants) {
+    if (v == kFullModel || g.completed.count(v) == 0) continue;
+    std::vector<std::string> cells = {code(v)};
+    for (const auto& m : metrics) {
+      const auto a = g.values(c, kFullModel, m.name), b = g.values(c, v, m.name);
+      if (a.empty() || b.empty()) {
+        cells.push_back(kNone);
+        continue;
+      }
+      const auto w = welch_test(a, b);
+      const double scale = m.percent ? 100.0 : 1.0;
+      std::string text = fmt::format("{:+.{}f}", w.diff * scale, m.percent ? 2 : 4);
+      if (!w.testable)
+        text += " (n too small to test)";
+      else
+        text += fmt::format(" ({}{}){}", format_p(w.p), w.note.empty() ? "" : ", " + w.note, w.p < 0.05 ? "*" : "");
+      cells.push_back(text);
+    }
+    out += row(cells);
+    ++rows;
+  }
+  if (rows == 0) return fmt::format("Only full DMD (`{}`) has completed runs in this group.\n", kFullModel);
+  return out;
+}
+
+std::string optional_value(const std::optional<double>& v, int digits) {
+  return v ? fmt::format("{:.{}f}", *v, digits) : kNone;
+}
+
+std::string published_section(const Group& g) {
+  const std::string family = real_data_family(g.dataset);
+  if (family.empty()) {
+    if (g.dataset.rfind("synthetic", 0) == 0) return "No published reference applies to synthetic data.\n";
+    return fmt::format("No published reference applies: dataset `{}` is not named mosi:PATH or mosei:PATH.\n",
+                       g.dataset);
+  }
+  const auto& pub = published();
+  std::string out = fmt::format(
+      "Published numbers for {} ({}), in percent except MAE and Corr. The paper's Acc-2 convention is unstated "
+      "(has0 or non0; the reference code computes non0), so compare its Acc-2/F1 with the Acc-2 non0 and F1 non0 "
+      "columns above. Our runs use BERT features; rows with GloVe text features had a different text input.\n\n",
+      family == "mosi" ? "CMU-MOSI" : "CMU-MOSEI", g.setting.empty() ? "all settings" : "setting " + g.setting);
+  out += header({"source", "method", "setting", "text features", "Acc-7", "Acc-2", "F1", "MAE", "Corr"}, "llll");
+  std::set<std::string> cited;
+  for (const auto& r : pub.rows) {
+    if (r.dataset != family || (!g.setting.empty() && r.setting != g.setting)) continue;
+    out += row({code(r.source), r.method, r.setting, r.text, optional_value(r.acc7, 2), optional_value(r.acc2, 2),
+                optional_value(r.f1, 2), optional_value(r.mae, 4), optional_value(r.corr, 4)});
+    cited.insert(r.source);
+  }
+  if (g.setting.empty() || g.setting == "unaligned") {
+    out += fmt::format("\nPaper Table 3 (ablation of components; {}), Acc-7 / F1 on {}:\n\n", pub.ablation_setting,
+                       family == "mosi" ? "MOSI" : "MOSEI");
+    out += header({"FD", "HomoGD", "CA", "HeteroGD", "Acc-7", "F1"}, "cccc");
+    auto mark = [](bool b) { return std::string(b ? "✓" : "×"); };
+    for (const auto& a : pub.ablation)
+      out += row({mark(a.fd), mark(a.homogd), mark(a.ca), mark(a.heterogd),
+                  fmt::format("{:.1f}", family == "mosi" ? a.mosi_acc7 : a.mosei_acc7),
+                  fmt::format("{:.1f}", family == "mosi" ? a.mosi_f1 : a.mosei_f1)});
+    cited.insert(pub.ablation_source);
+  }
+  out += "\nSources:\n";
+  for (const auto& s : cited) {
+    auto it = pub.sources.find(s);
+    out += fmt::format("- `{}`: {}\n", s, it == pub.sources.end() ? "(no citation recorded)" : it->second);
+  }
+  return out;
+}
+
+std::string throughput_table(const Collected& c, const Group& g) {
+  std::string body;
+  for (const auto& v : g.variants) {
+    auto it = g.completed.find(v);
+    if (it == g.completed.end()) continue;
+    std::map<std::string, std::vector<const results::ThroughputRow*>> by_phase;
+    std::vector<std::string> devices, threads, batches;
+    for (size_t i : it->second)
+      for (const auto& t : c.runs[i].throughput) {
+        by_phase[t.phase].push_back(&t);
+        devices.push_back(t.device);
+        threads.push_back(std::to_string(t.threads));
+        batches.push_back(t.phase + " " + std::to_string(t.batch_size));
+      }
+    if (by_phase.empty()) continue;
+    auto phase_stats = [&](const std::string& phase, std::string& rate, std::string& latency) {
+      auto p = by_phase.find(phase);
+      if (p == by_phase.end()) {
+        rate = latency = kNone;
+        return;
+      }
+      std::vector<double> r, p50, p95;
+      for (const auto* t : p->second) {
+        r.push_back(t->samples_per_s);
+        p50.push_back(t->latency_p50_ms);
+        p95.push_back(t->latency_p95_ms);
+      }
+      rate = fmt::format("{:.1f}", summarize(r).mean);
+      latency = fmt::format("{:.2f} / {:.2f}", summarize(p50).mean, summarize(p95).mean);
+    };
+    std::string train_rate, train_latency, eval_rate, eval_latency;
+    phase_stats("train", train_rate, train_latency);
+    phase_stats("eval", eval_rate, eval_latency);
+    int64_t peak = 0, params = 0;
+    for (const auto& [phase, rows] : by_phase)
+      for (const auto* t : rows) {
+        peak = std::max(peak, t->peak_memory_bytes);
+        params = std::max(params, t->parameters);
+      }
+    std::sort(batches.begin(), batches.end());
+    batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+    std::string batch_text;
+    for (const auto& b : batches) batch_text += (batch_text.empty() ? "" : ", ") + b;
+    body += row({code(v), cell_text(distinct(devices)), distinct(threads), batch_text, train_rate, eval_rate,
+                 train_latency, eval_latency, fmt::format("{:.1f}", peak / (1024.0 * 1024.0)),
+                 fmt::format("{}", params)});
+  }
+  if (body.empty()) return "No throughput was measured for this group.\n";
+  return "Mean over seeds; latency is per batch; peak memory is the largest over phases and seeds.\n\n" +
+         header({"variant", "device", "threads", "batch", "train samples/s", "eval samples/s",
+                 "train latency p50 / p95 (ms)", "eval latency p50 / p95 (ms)", "peak memory (MiB)", "parameters"},
+                "llrl") +
+         body;
+}
+
+std::string runs_table(const Collected& c, const Group& g) {
+  std::vector<size_t> order = g.runs;
+  auto rank = [&](const std::string& v) {
+    return std::find(g.variants.begin(), g.variants.end(), v) - g.variants.begin();
+  };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const auto& ra = c.runs[a].row.spec;
+    const auto& rb = c.runs[b].row.spec;
+    return std::make_pair(rank(ra.variant), ra.seed) < std::make_pair(rank(rb.variant), rb.seed);
+  });
+  std::set<size_t> counted;
+  for (const auto& [v, idx] : g.completed) counted.insert(idx.begin(), idx.end());
+  const char* shown[] = {"mae", "corr", "acc2_non0", "f1_non0", "acc7"};
+  std::vector<std::string> head = {"variant", "seed", "status", "best epoch", "wall (s)"};
+  for (const char* name : shown) head.push_back(find_metric(name)->label);
+  head.push_back("run");
+  std::string out = header(head, "lrl");
+  std::string problems;
+  for (size_t i : order) {
+    const auto& r = c.runs[i];
+    std::string status = results::status_name(r.row.status);
+    if (r.row.status == RunStatus::Completed && counted.count(i) == 0) status += " (superseded by a later run)";
+    std::vector<std::string> cells = {code(r.row.spec.variant), std::to_string(r.row.spec.seed), status,
+                                      r.row.best_epoch >= 0 ? std::to_string(r.row.best_epoch) : kNone,
+                                      fmt::format("{:.1f}", r.row.wall_seconds)};
+    for (const char* name : shown) {
+      auto m = r.test.find(name);
+      cells.push_back(m == r.test.end() ? kNone
+                                        : format_value(*find_metric(name), display_value(*find_metric(name), m->second)));
+    }
+    cells.push_back(code(r.row.spec.run_id.substr(0, 12)));
+    out += row(cells);
+    if (r.row.status == RunStatus::Failed || r.row.status == RunStatus::Interrupted)
+      problems += fmt::format("- `{}` seed {} (run `{}`), {}: {}\n", r.row.spec.variant, r.row.spec.seed,
+                              r.row.spec.run_id.substr(0, 12), results::status_name(r.row.status),
+                              r.row.error.empty() ? "(no error recorded)" : cell_text(r.row.error));
+  }
+  if (!problems.empty()) out += "\nFailed and interrupted runs:\n\n" + problems;
+  return out;
+}
+
+std::string bench_section(const results::Store& store) {
+  const auto rows = store.bench();
+  if (rows.empty()) return "No benchmark results are stored in this database.\n";
+  const auto& p = rows.front().prov;
+  std::string out = fmt::format(
+      "Latest set `{}`: commit {}, LibTorch {}, device {}, {} threads, host {}.\n\n", rows.front().bench_set,
+      p.git_commit.empty() ? "(not recorded)" : p.git_commit, p.libtorch_version.empty() ? "?" : p.libtorch_version,
+      p.device.empty() ? "?" : p.device, p.threads, p.host.empty() ? "?" : p.host);
+  out += header({"case", "median (ms)", "p95 (ms)", "samples/s", "repetitions", "peak memory (MiB)"}, "l");
+  for (const auto& b : rows)
+    out += row({code(b.name), fmt::format("{:.3f}", b.median_ns / 1e6), fmt::format("{:.3f}", b.p95_ns / 1e6),
+                fmt::format("{:.1f}", b.samples_per_s), std::to_string(b.repetitions),
+                fmt::format("{:.1f}", b.peak_memory_bytes / (1024.0 * 1024.0))});
+  return out;
+}
+
+std::string provenance(const results::Store& store, const Collected& c, const ReportOptions& o) {
+  std::vector<std::string> commits, torch, devices, hosts, determinism, datasets;
+  for (const auto& r : c.runs) {
+    if (r.row.status == RunStatus::Queued) continue;
+    commits.push_back(r.row.prov.git_commit);
+    torch.push_back(r.row.prov.libtorch_version);
+    devices.push_back(r.row.prov.device.empty() ? ""
+                                                : fmt::format("{}, {} threads", r.row.prov.device, r.row.prov.threads));
+    hosts.push_back(r.row.prov.host);
+    const auto& flags = r.row.prov.determinism_flags;
+    determinism.push_back(std::string(r.row.prov.deterministic ? "deterministic" : "not deterministic") +
+                          (flags.empty() ? "" : " (" + flags + ")"));
+    datasets.push_back(fmt::format("{} sha256 {}", r.row.prov.dataset_name.empty() ? r.row.spec.dataset
+                                                                                   : r.row.prov.dataset_name,
+                                   r.row.prov.dataset_sha256.empty() ? "(not recorded)" : r.row.prov.dataset_sha256));
+  }
+  std::string out;
+  out += fmt::format("- commit: {}\n", cell_text(distinct(commits)));
+  out += fmt::format("- LibTorch: {}\n", cell_text(distinct(torch)));
+  out += fmt::format("- device: {}\n", cell_text(distinct(devices)));
+  out += fmt::format("- determinism: {}\n", cell_text(distinct(determinism)));
+  out += fmt::format("- host: {}\n", cell_text(distinct(hosts)));
+  out += fmt::format("- data: {}\n", cell_text(distinct(datasets)));
+  out += fmt::format("- database: `{}`\n", o.db_path.empty() ? store.path() : o.db_path);
+  out += fmt::format("- generated: {} (UTC)\n", results::utc_now());
+  out += o.command.empty() ? "- regenerate: (command not recorded)\n"
+                           : fmt::format("- regenerate: `{}`\n", o.command);
+  return out;
+}
+
+}  // namespace
+
+void write_report(const results::Store& store, const ReportOptions& o) {
+  std::vector<std::string> order;
+  for (const auto& v : o.variants) order.push_back(v.name);
+  const Collected c = collect(store, o.experiment, order);
+  if (c.runs.empty())
+    throw ReportError(fmt::format("nothing to report: database {} has no runs{}", store.path(),
+                                  c.experiment_id.empty() ? "" : " in experiment " + c.experiment_id));
+
+  const fs::path out_path(o.out_path);
+  const std::string fig_name = out_path.stem().string() + "-figures";
+  const fs::path fig_dir = out_path.parent_path() / fig_name;
+
+  std::string md = "# dmdbench report\n\n";
+  if (c.experiment_id.empty()) {
+    md += "All experiments in the database.\n";
+  } else {
+    md += fmt::format("Experiment `{}`", c.experiment_id);
+    if (c.experiment && !c.experiment->created_at.empty()) md += fmt::format(" (created {})", c.experiment->created_at);
+    if (c.experiment && !c.experiment->description.empty()) {
+      md += ": " + c.experiment->description;
+      if (md.back() != '.') md += '.';
+    } else {
+      md += ".";
+    }
+    if (c.experiment && !c.experiment->command.empty()) md += fmt::format(" Command: `{}`.", c.experiment->command);
+    md += "\n";
+  }
+  std::map<RunStatus, int> by_status;
+  for (const auto& r : c.runs) ++by_status[r.row.status];
+  md += fmt::format("\nRuns: {} completed, {} failed, {} interrupted, {} running, {} queued.\n\n",
+                    by_status[RunStatus::Completed], by_status[RunStatus::Failed], by_status[RunStatus::Interrupted],
+                    by_status[RunStatus::Running], by_status[RunStatus::Queued]);
+  md += "Cells are mean ± std over seeds (sample std, n − 1; n = seeds with a completed run). MAE and Corr are raw; "
+        "accuracies and F1 are in percent (the database stores fractions). Acc-2/F1 has0 is negative vs "
+        "non-negative; non0 leaves out the samples labelled exactly 0. Bold marks the best mean per column (MAE: "
+        "lower is better; every other column: higher).\n\n";
+
+  // Legend: the variants that appear, in registry order, then unknown names.
+  std::vector<std::string> seen;
+  for (const auto& g : c.groups)
+    for (const auto& v : g.variants)
+      if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+  md += "## Variants\n\n" + header({"variant", "description"}, "ll");
+  for (const auto& v : o.variants)
+    if (std::find(seen.begin(), seen.end(), v.name) != seen.end()) md += row({code(v.name), cell_text(v.description)});
+  for (const auto& v : seen)
+    if (std::find(order.begin(), order.end(), v) == order.end()) md += row({code(v), "(not in the variant registry)"});
+
+  for (size_t gi = 0; gi < c.groups.size(); ++gi) {
+    const auto& g = c.groups[gi];
+    md += fmt::format("\n## {}\n\n### Results\n\n", g.title());
+    md += results_table(c, g);
+    md += "\n### Difference from full DMD\n\n" + difference_table(c, g);
+    md += "\n### Published reference\n\n" + published_section(g);
+    md += "\n### Throughput\n\n" + throughput_table(c, g);
+    md += "\n### Figures\n\n";
+    const auto figures = draw_group_figures(c, g, static_cast<int>(gi + 1), fig_dir.string(), o.gnuplot);
+    for (const auto& f : figures.figures)
+      md += fmt::format("![{}]({}/{})\n\n", f.caption, fig_name, f.file);
+    if (!figures.note.empty()) md += figures.note + "\n";
+    md += "\n### Runs\n\n" + runs_table(c, g);
+  }
+  md += "\n## Benchmarks\n\n" + bench_section(store);
+  md += "\n## Provenance\n\n" + provenance(store, c, o);
+  write_file_atomically(o.out_path, md);
+}
+
+}  // namespace dmdbench::reports

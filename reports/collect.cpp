@@ -1,0 +1,129 @@
+#include "reports/collect.h"
+
+#include <algorithm>
+#include <set>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "reports/report.h"
+
+namespace dmdbench::reports {
+
+const std::vector<MetricInfo>& report_metrics() {
+  static const std::vector<MetricInfo> all = {
+      {"mae", "MAE", true, false},         {"corr", "Corr", false, false},
+      {"acc2_has0", "Acc-2 has0", false, true}, {"f1_has0", "F1 has0", false, true},
+      {"acc2_non0", "Acc-2 non0", false, true}, {"f1_non0", "F1 non0", false, true},
+      {"acc5", "Acc-5", false, true},      {"acc7", "Acc-7", false, true}};
+  return all;
+}
+
+const MetricInfo* find_metric(const std::string& name) {
+  static const MetricInfo acc3{"acc3", "Acc-3", false, true};
+  if (name == "acc3") return &acc3;
+  for (const auto& m : report_metrics())
+    if (name == m.name) return &m;
+  return nullptr;
+}
+
+double display_value(const MetricInfo& m, double stored) { return m.percent ? stored * 100.0 : stored; }
+
+std::string format_value(const MetricInfo& m, double shown) {
+  return fmt::format("{:.{}f}", shown, m.percent ? 2 : 4);
+}
+
+std::string Group::title() const {
+  std::string t = dataset;
+  if (!setting.empty()) t += " · " + setting;
+  return t + " · profile " + profile;
+}
+
+std::vector<double> Group::values(const Collected& c, const std::string& variant, const std::string& metric) const {
+  std::vector<double> out;
+  auto it = completed.find(variant);
+  if (it == completed.end()) return out;
+  for (size_t i : it->second) {
+    auto m = c.runs[i].test.find(metric);
+    if (m != c.runs[i].test.end()) out.push_back(m->second);
+  }
+  return out;
+}
+
+std::string run_setting(const results::RunRow& run) {
+  const auto config = nlohmann::json::parse(run.spec.config_json, nullptr, /*allow_exceptions=*/false);
+  if (config.is_object()) {
+    if (config.contains("setting") && config["setting"].is_string()) return config["setting"].get<std::string>();
+    for (const char* section : {"data", "dataset"})
+      if (config.contains(section) && config[section].is_object() && config[section].contains("setting") &&
+          config[section]["setting"].is_string())
+        return config[section]["setting"].get<std::string>();
+  }
+  const auto& name = run.spec.dataset;
+  if (name.find("unaligned") != std::string::npos) return "unaligned";
+  if (name.find("aligned") != std::string::npos) return "aligned";
+  return "";
+}
+
+Collected collect(const results::Store& store, const std::string& which,
+                  const std::vector<std::string>& variant_order) {
+  Collected c;
+  if (which == "latest") {
+    c.experiment = store.latest_experiment();
+    if (!c.experiment) throw ReportError(fmt::format("database {} holds no runs", store.path()));
+    c.experiment_id = c.experiment->id;
+  } else if (which != "all") {
+    for (const auto& e : store.experiments())
+      if (e.id == which) c.experiment = e;
+    c.experiment_id = which;
+  }
+  for (auto& row : store.runs(c.experiment_id)) {
+    RunData d;
+    d.setting = run_setting(row);
+    for (const auto& m : store.metrics(row.spec.run_id))
+      if (m.split == "test" && m.epoch == -1) d.test[m.name] = m.value;
+    d.epochs = store.epochs(row.spec.run_id);
+    d.throughput = store.throughput(row.spec.run_id);
+    d.edges = store.edges(row.spec.run_id);
+    d.row = std::move(row);
+    c.runs.push_back(std::move(d));
+  }
+  if (c.runs.empty() && which != "latest" && which != "all")
+    throw ReportError(fmt::format("database {} has no experiment {}", store.path(), which));
+
+  for (size_t i = 0; i < c.runs.size(); ++i) {
+    const auto& r = c.runs[i];
+    auto g = std::find_if(c.groups.begin(), c.groups.end(), [&](const Group& x) {
+      return std::tie(x.dataset, x.setting, x.profile) == std::tie(r.row.spec.dataset, r.setting, r.row.spec.profile);
+    });
+    if (g == c.groups.end()) {
+      c.groups.push_back({r.row.spec.dataset, r.setting, r.row.spec.profile, {}, {}, {}});
+      g = std::prev(c.groups.end());
+    }
+    g->runs.push_back(i);
+  }
+  for (auto& g : c.groups) {
+    std::vector<std::string> seen;
+    for (size_t i : g.runs)
+      if (std::find(seen.begin(), seen.end(), c.runs[i].row.spec.variant) == seen.end())
+        seen.push_back(c.runs[i].row.spec.variant);
+    for (const auto& v : variant_order)
+      if (std::find(seen.begin(), seen.end(), v) != seen.end()) g.variants.push_back(v);
+    for (const auto& v : seen)
+      if (std::find(g.variants.begin(), g.variants.end(), v) == g.variants.end()) g.variants.push_back(v);
+    // The latest completed run per (variant, seed): a seed rerun with another configuration replaces the older.
+    std::map<std::pair<std::string, int64_t>, size_t> latest;
+    for (size_t i : g.runs) {
+      const auto& r = c.runs[i].row;
+      if (r.status != results::RunStatus::Completed) continue;
+      auto key = std::make_pair(r.spec.variant, r.spec.seed);
+      auto it = latest.find(key);
+      if (it == latest.end() || c.runs[it->second].row.finished_at < r.finished_at) latest[key] = i;
+    }
+    for (const auto& [key, i] : latest) g.completed[key.first].push_back(i);
+  }
+  return c;
+}
+
+}  // namespace dmdbench::reports
