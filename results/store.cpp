@@ -263,9 +263,11 @@ void Store::add_experiment(const ExperimentRow& e) {
 
 std::optional<ExperimentRow> Store::latest_experiment() const {
   std::lock_guard lock(mu_);
+  // The most recently active experiment: created, or a run of it started (a resumed sweep counts as latest).
   Statement s(db_, path_,
-              "SELECT id, created_at, command, description FROM experiment ORDER BY created_at DESC, rowid DESC "
-              "LIMIT 1");
+              "SELECT id, created_at, command, description, max(created_at, coalesce((SELECT max(started_at) FROM "
+              "run WHERE run.experiment_id = experiment.id), '')) AS active FROM experiment "
+              "ORDER BY active DESC, rowid DESC LIMIT 1");
   if (s.step()) return ExperimentRow{s.text(0), s.text(1), s.text(2), s.text(3)};
   // Runs written without an experiment row still name one.
   Statement r(db_, path_, "SELECT experiment_id, started_at FROM run ORDER BY started_at DESC, rowid DESC LIMIT 1");
@@ -426,19 +428,12 @@ int Store::mark_stale_interrupted(double max_age_s) {
 
 std::vector<RunRow> Store::runs(const std::string& experiment_id) const {
   std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT " DMD_RUN_COLUMNS " FROM run WHERE ?1 = '' OR experiment_id = ?1 "
+              "ORDER BY experiment_id, plan_index, variant, dataset, seed, run_id");
+  s.bind(1, experiment_id);
   std::vector<RunRow> out;
-  if (experiment_id.empty()) {
-    Statement s(db_, path_,
-                "SELECT " DMD_RUN_COLUMNS " FROM run ORDER BY experiment_id, plan_index, variant, dataset, seed, "
-                "run_id");
-    while (s.step()) out.push_back(read_run(s));
-  } else {
-    Statement s(db_, path_,
-                "SELECT " DMD_RUN_COLUMNS " FROM run WHERE experiment_id = ? ORDER BY plan_index, variant, dataset, "
-                "seed, run_id");
-    s.bind(1, experiment_id);
-    while (s.step()) out.push_back(read_run(s));
-  }
+  while (s.step()) out.push_back(read_run(s));
   return out;
 }
 

@@ -116,6 +116,7 @@ class Store {
   int schema_version() const;
 
   void add_experiment(const ExperimentRow& e);                 // idempotent on id
+  // The experiment created or with a run started most recently (so a resumed sweep is the latest).
   std::optional<ExperimentRow> latest_experiment() const;
   std::vector<ExperimentRow> experiments() const;
 

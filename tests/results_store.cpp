@@ -549,6 +549,23 @@ TEST(StoreTest, MergeIsIdempotentAndCompletedWins) {
             "database " + dir.file("nope.sqlite") + " does not exist");
 }
 
+TEST(StoreTest, LatestExperimentIsTheMostRecentlyActive) {
+  TempDir dir;
+  Store store(dir.file("r.sqlite"));
+  EXPECT_FALSE(store.latest_experiment().has_value());
+  store.add_experiment({"exp-a", "2025-01-01T00:00:00.000Z", "", ""});
+  store.add_experiment({"exp-b", "2025-01-02T00:00:00.000Z", "", ""});
+  EXPECT_EQ(store.latest_experiment()->id, "exp-b");
+  auto resumed = spec("r1");
+  resumed.experiment_id = "exp-a";
+  store.start_run(resumed, prov());  // exp-a resumed today
+  EXPECT_EQ(store.latest_experiment()->id, "exp-a");
+  EXPECT_EQ(store.latest_experiment()->created_at, "2025-01-01T00:00:00.000Z");
+  EXPECT_EQ(store.runs("exp-a").size(), 1u);
+  EXPECT_TRUE(store.runs("exp-b").empty());
+  EXPECT_EQ(store.runs().size(), 1u);
+}
+
 TEST(StoreTest, BenchSetsLatestFirst) {
   TempDir dir;
   Store store(dir.file("r.sqlite"));
