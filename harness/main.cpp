@@ -152,7 +152,13 @@ int regress_verb(const std::vector<std::string>& args, const std::string&) {
       "baseline", po::value(&o.baseline_path), "baseline JSON file")(
       "update-baseline", po::bool_switch(&o.update_baseline), "write the baseline from the current results")(
       "against", po::value(&o.against), "published: compare real-data runs with the published numbers")(
-      "experiment", po::value(&o.experiment)->default_value("latest"), "experiment id or 'latest'");
+      "experiment", po::value(&o.experiment)->default_value("latest"), "experiment id, 'latest' or 'all'")(
+      "dataset", po::value(&o.dataset), "which results (default: the baseline's dataset)")(
+      "profile", po::value(&o.profile), "which results (default: the baseline's profile)")(
+      "paper-tolerance", po::value(&o.paper_tolerance)->default_value(o.paper_tolerance),
+      "--against published: points allowed below the paper")(
+      "rerun-tolerance", po::value(&o.rerun_tolerance)->default_value(o.rerun_tolerance),
+      "--against published: points allowed below the mean of independent reruns");
   po::variables_map vm;
   if (!parse("regress --db PATH --baseline FILE.json [--update-baseline] [--against published]", desc, args, vm))
     return 0;

@@ -74,6 +74,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
     load_error = e.what();
     load_error = load_error.substr(0, load_error.find('\n'));
   }
+  if (a.force) store.delete_run(run.run_id);  // --force redoes a completed run
   store.start_run(spec, prov);
   if (!load_error.empty()) {
     store.fail_run(run.run_id, load_error);
@@ -142,6 +143,7 @@ std::vector<std::string> worker_argv(const AblationArgs& a, int index) {
                                 "--db",     a.db,           "--worker",  std::to_string(index)};
   if (!a.shard.empty()) v.insert(v.end(), {"--shard", a.shard});
   if (a.fast) v.push_back("--fast");
+  if (a.force) v.push_back("--force");
   for (const auto& s : a.sets) v.insert(v.end(), {"--set", s});
   return v;
 }
@@ -188,10 +190,7 @@ int cmd_run_ablation(const AblationArgs& a) {
   const std::vector<PlannedRun> runs = shard_runs(plan, shard);
   const DeviceSetup dev = setup_device(a.device, a.fast);  // fail early on a bad device
   results::Store store(a.db);
-  char when[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  store.add_experiment({plan.experiment_id, when, a.command_line,
+  store.add_experiment({plan.experiment_id, results::utc_now(), a.command_line,
                         fmt::format("{} on {}, profile {}, seeds {}", a.variants, a.dataset, a.profile, a.seeds)});
   store.mark_stale_interrupted(30);
 
