@@ -20,6 +20,22 @@ std::string short_dtype(const std::string& d) {
   return d;
 }
 
+std::string dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "float32";
+    case torch::kFloat64: return "float64";
+    case torch::kFloat16: return "float16";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kInt64: return "int64";
+    case torch::kInt32: return "int32";
+    case torch::kInt16: return "int16";
+    case torch::kInt8: return "int8";
+    case torch::kUInt8: return "uint8";
+    case torch::kBool: return "bool";
+    default: return c10::toString(t);
+  }
+}
+
 const NonFiniteCount* find_count(const Dataset& ds, const std::string& split, const std::string& modality) {
   for (const auto& c : ds.non_finite) {
     if (c.split == split && c.modality == modality) return &c;
@@ -72,7 +88,7 @@ int inspect_checkpoint(const std::string& path, std::ostream& out) {
   int64_t total = 0;
   out << fmt::format("{:<{}}  {:<16} {}\n", "name", width, "shape", "dtype");
   for (const auto& [name, t] : state) {
-    out << fmt::format("{:<{}}  {:<16} {}\n", name, width, shape_of(t), c10::toString(t.scalar_type()));
+    out << fmt::format("{:<{}}  {:<16} {}\n", name, width, shape_of(t), dtype_name(t.scalar_type()));
     total += t.numel();
   }
   out << fmt::format("{} tensors, {} elements in all\n", state.size(), total);

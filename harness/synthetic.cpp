@@ -158,7 +158,7 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
   ds.setting = "aligned";
   ds.text_encoder = "bert-features (frozen)";
   ds.source_sha256 = sha256_string(
-      fmt::format("dmdbench-synthetic v1 family={} scale={:.17g} seed={} seq_len={} sizes={}/{}/{} dims={}/{}/{}",
+      fmt::format("dmdbench-synthetic v1 family={} scale={} seed={} seq_len={} sizes={}/{}/{} dims={}/{}/{}",
                   spec.family, spec.scale, spec.seed, T, sizes[0], sizes[1], sizes[2], dims[0], dims[1], dims[2]));
   const Projection proj[3] = {projection(spec.seed, 0, dims[0]), projection(spec.seed, 1, dims[1]),
                               projection(spec.seed, 2, dims[2])};

@@ -1,0 +1,196 @@
+// MMSA pickles -> Dataset, on fixtures written by numpy (scripts/make_fixtures.py) and the golden MOSEI file.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "harness/dataset.h"
+#include "harness/sha256.h"
+
+using namespace dmdbench;
+
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(DMDBENCH_FIXTURES_DIR) + "/" + name; }
+std::string golden_data() { return std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/data.pkl"; }
+
+template <typename F>
+void expect_data_error(F&& f, const std::string& part) {
+  try {
+    f();
+    ADD_FAILURE() << "no DataError; expected one mentioning: " << part;
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+double total(const torch::Tensor& t) { return t.sum(torch::kFloat64).item<double>(); }
+
+const NonFiniteCount& count(const Dataset& ds, const std::string& split, const std::string& modality) {
+  for (const auto& c : ds.non_finite) {
+    if (c.split == split && c.modality == modality) return c;
+  }
+  throw std::runtime_error("no count for " + split + " " + modality);
+}
+
+}  // namespace
+
+TEST(DataMmsa, LoadsAnAlignedPickle) {
+  const Dataset ds = load_mmsa(fixture("mmsa_aligned.pkl"), "mosi");
+  EXPECT_EQ(ds.name, "mosi:" + fixture("mmsa_aligned.pkl"));
+  EXPECT_EQ(ds.family, "mosi");
+  EXPECT_EQ(ds.setting, "aligned");
+  EXPECT_EQ(ds.text_encoder, "bert-features (frozen)");
+  EXPECT_EQ(ds.source_sha256, sha256_file(fixture("mmsa_aligned.pkl")));
+  EXPECT_EQ(ds.train.size(), 3);
+  EXPECT_EQ(ds.valid.size(), 2);
+  EXPECT_EQ(ds.test.size(), 2);
+  EXPECT_EQ(ds.train.text.sizes(), (std::vector<int64_t>{3, 3, 768}));
+  EXPECT_EQ(ds.train.audio.sizes(), (std::vector<int64_t>{3, 3, 5}));
+  EXPECT_EQ(ds.train.vision.sizes(), (std::vector<int64_t>{3, 3, 20}));
+  EXPECT_EQ(ds.text_dim(), 768);
+  EXPECT_EQ(ds.audio_dim(), 5);
+  EXPECT_EQ(ds.vision_dim(), 20);
+  for (const Split* s : {&ds.train, &ds.valid, &ds.test}) {
+    EXPECT_EQ(s->text.scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(s->audio.is_contiguous());
+    EXPECT_TRUE(torch::isfinite(s->audio).all().item<bool>()) << s->name;  // -inf became 0
+  }
+  // make_fixtures.py: sums with -inf counted as 0
+  EXPECT_NEAR(total(ds.train.text), 15.9859389, 1e-5);
+  EXPECT_NEAR(total(ds.train.audio), -18.4844932, 1e-5);
+  EXPECT_NEAR(total(ds.train.vision), 18.0330087, 1e-5);
+  EXPECT_NEAR(total(ds.valid.text), 49.74091, 1e-4);
+  EXPECT_NEAR(total(ds.test.audio), -3.12278086, 1e-5);
+  EXPECT_FLOAT_EQ(ds.train.vision[0][1][0].item<float>(), 0.9912731051445007f);
+  EXPECT_FLOAT_EQ(ds.train.audio[0][1][1].item<float>(), 0.6785666942596436f);
+  EXPECT_EQ(ds.train.audio[1][2][3].item<float>(), 0.0f);  // was -inf
+  EXPECT_FLOAT_EQ(ds.train.labels[1].item<float>(), 2.0f);
+  EXPECT_FLOAT_EQ(ds.train.labels[2].item<float>(), -1.6666666269302368f);
+  EXPECT_EQ(ds.test.ids, (std::vector<std::string>{"testvid0$_$0", "testvid1$_$1"}));
+  EXPECT_EQ(count(ds, "train", "audio").neg_inf, 1);
+  EXPECT_EQ(count(ds, "test", "audio").neg_inf, 2);
+  EXPECT_EQ(count(ds, "valid", "audio").neg_inf, 0);
+  EXPECT_EQ(count(ds, "train", "text").source_dtype, "float32");
+  EXPECT_EQ(ds.non_finite.size(), 12u);  // 3 splits x (text, audio, vision, labels)
+  // the padded first frame is exactly zero everywhere
+  EXPECT_EQ(ds.train.text[0][0].abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(ds.train.audio[0][0].abs().sum().item<float>(), 0.0f);
+}
+
+TEST(DataMmsa, LoadsAnUnalignedProtocol2PickleWithFloat64AndFortranOrder) {
+  const Dataset ds = load_mmsa(fixture("mmsa_unaligned_p2.pkl"), "mosi");
+  EXPECT_EQ(ds.setting, "unaligned");
+  EXPECT_EQ(ds.train.text.sizes(), (std::vector<int64_t>{2, 3, 768}));
+  EXPECT_EQ(ds.train.audio.sizes(), (std::vector<int64_t>{2, 5, 5}));
+  EXPECT_EQ(ds.train.vision.sizes(), (std::vector<int64_t>{2, 4, 20}));
+  EXPECT_EQ(ds.test.size(), 1);
+  EXPECT_EQ(ds.train.audio.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(count(ds, "train", "audio").source_dtype, "float64");
+  EXPECT_EQ(count(ds, "train", "labels").source_dtype, "float64");
+  EXPECT_EQ(count(ds, "valid", "audio").neg_inf, 1);
+  EXPECT_NEAR(total(ds.train.text), -28.7602761, 1e-4);
+  EXPECT_NEAR(total(ds.train.audio), 4.13860074, 1e-5);
+  EXPECT_NEAR(total(ds.valid.vision), 8.80452922, 1e-5);  // Fortran order in the file
+  EXPECT_FLOAT_EQ(ds.train.vision[0][1][0].item<float>(), 0.5179628729820251f);
+  EXPECT_FLOAT_EQ(ds.train.vision[0][1][2].item<float>(), 0.6354647278785706f);
+  EXPECT_FLOAT_EQ(ds.valid.audio[0][1][0].item<float>(), static_cast<float>(-1.12789459885554));
+  EXPECT_EQ(ds.train.labels.sizes(), (std::vector<int64_t>{2}));  // [n, 1] in the file
+  EXPECT_EQ(ds.valid.ids.at(1), "validvid1$_$1");               // object array of str
+}
+
+TEST(DataMmsa, RefusesNaNUnlessAskedToZeroIt) {
+  expect_data_error([] { load_mmsa(fixture("mmsa_nan.pkl"), "mosi"); },
+                    "split 'valid' vision holds 2 NaN values; refusing the file");
+  LoadOptions opts;
+  opts.zero_nan = true;
+  const Dataset ds = load_mmsa(fixture("mmsa_nan.pkl"), "mosi", opts);
+  EXPECT_EQ(count(ds, "valid", "vision").nan, 2);
+  EXPECT_EQ(count(ds, "test", "text").nan, 1);
+  EXPECT_EQ(count(ds, "train", "text").nan, 0);
+  EXPECT_TRUE(torch::isfinite(ds.valid.vision).all().item<bool>());
+  EXPECT_EQ(ds.valid.vision[0][1][3].item<float>(), 0.0f);
+  EXPECT_NEAR(total(ds.valid.vision), -22.2593204, 1e-5);
+}
+
+TEST(DataMmsa, NamesTheWrongKey) {
+  expect_data_error([] { load_mmsa(fixture("mmsa_mismatch_n.pkl"), "mosi"); },
+                    "split 'train' key 'audio' has 1 samples, expected 2 as key 'text'");
+  expect_data_error([] { load_mmsa(fixture("mmsa_mismatch_dim.pkl"), "mosi"); },
+                    fixture("mmsa_mismatch_dim.pkl") +
+                        ": split 'valid' key 'audio' has shape [1,2,4], expected [1,2,5] as in split 'train'");
+  expect_data_error([] { load_mmsa(fixture("mmsa_missing_key.pkl"), "mosi"); }, "split 'test' has no key 'vision'");
+  expect_data_error([] { load_mmsa(fixture("mmsa_aligned.pkl"), "mosei"); },
+                    "the feature dims are text 768 / audio 5 / vision 20, expected 768 / 74 / 35 for mosei");
+}
+
+TEST(DataMmsa, FileErrorsAreOneSentence) {
+  expect_data_error([] { load_mmsa(fixture("nope.pkl"), "mosi"); },
+                    "cannot open file " + fixture("nope.pkl") + ": No such file or directory");
+  expect_data_error([] { load_mmsa(fixture("truncated_arrays.pkl"), "mosi"); }, "truncated pickle");
+  expect_data_error([] { load_mmsa(fixture("hostile_system.pkl"), "mosi"); },
+                    "refusing pickle global 'posix.system'");
+  expect_data_error([] { load_mmsa(fixture("plain_p4.pkl"), "mosi"); }, "the file has no split 'train'");
+  expect_data_error([] { load_mmsa(fixture("mmsa_aligned.pkl"), "iemocap"); }, "unknown dataset family 'iemocap'");
+  try {
+    load_mmsa(fixture("wrong_magic.pkl"), "mosi");
+    ADD_FAILURE();
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+}
+
+TEST(DataOpen, ParsesDatasetSpecs) {
+  Dataset a = open_dataset(fixture("mmsa_mosei_p5.pkl"));  // bare path: audio dim 74 -> mosei
+  EXPECT_EQ(a.family, "mosei");
+  EXPECT_EQ(a.audio_dim(), 74);
+  EXPECT_NEAR(total(a.train.audio), 19.5734623, 1e-4);  // protocol 5: _frombuffer + BYTEARRAY8
+  Dataset b = open_dataset("mosi:" + fixture("mmsa_aligned.pkl"));
+  EXPECT_EQ(b.family, "mosi");
+  EXPECT_EQ(b.name, "mosi:" + fixture("mmsa_aligned.pkl"));
+  Dataset c = open_dataset(fixture("mmsa_aligned.pkl"));
+  EXPECT_EQ(c.family, "mosi");
+  Dataset s = open_dataset("synthetic-mosi@0.01", {}, 1.0, 7);
+  EXPECT_EQ(s.name, "synthetic-mosi");
+  EXPECT_EQ(s.train.size(), 13);  // round(0.01 * 1284)
+  EXPECT_EQ(s.valid.size(), 8);   // at least 8
+  Dataset s2 = open_dataset("synthetic-mosei", {}, 0.001, 7);
+  EXPECT_EQ(s2.family, "mosei");
+  EXPECT_EQ(s2.train.size(), 16);
+  EXPECT_EQ(s2.audio_dim(), 74);
+  expect_data_error([] { open_dataset("synthetic-iemocap"); }, "unknown synthetic dataset 'synthetic-iemocap'");
+  expect_data_error([] { open_dataset("synthetic-mosi@x"); }, "has scale 'x', expected a number in (0, 1]");
+  expect_data_error([] { open_dataset("synthetic-mosi@2"); }, "has scale '2'");
+  expect_data_error([] { open_dataset("mosei:" + fixture("mmsa_aligned.pkl")); }, "expected 768 / 74 / 35 for mosei");
+  const Dataset& cds = c;
+  expect_data_error([&] { cds.split("dev"); }, "unknown split 'dev', expected train, valid or test");
+  EXPECT_EQ(&cds.split("valid"), &cds.valid);
+}
+
+TEST(DataMmsa, LoadsTheGoldenMoseiFile) {
+  const Dataset ds = load_mmsa(golden_data(), "mosei");
+  EXPECT_EQ(ds.train.size(), 4);
+  EXPECT_EQ(ds.valid.size(), 8);
+  EXPECT_EQ(ds.test.size(), 16);
+  EXPECT_EQ(ds.test.text.sizes(), (std::vector<int64_t>{16, 50, 768}));
+  EXPECT_EQ(ds.test.audio.sizes(), (std::vector<int64_t>{16, 50, 74}));
+  EXPECT_EQ(ds.test.vision.sizes(), (std::vector<int64_t>{16, 50, 35}));
+  EXPECT_EQ(ds.setting, "aligned");
+  // labels as numpy prints them
+  const float expected[16] = {0.f, 0.f, 0.f, -2.f, -2.6666667f, -2.6666667f, -0.33333334f, 2.6666667f,
+                              1.f, 1.f, 0.6666667f, 1.6666666f, -1.f, -1.3333334f, -0.f, 0.33333334f};
+  for (int i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(ds.test.labels[i].item<float>(), expected[i]) << i;
+  EXPECT_EQ(ds.test.ids.at(2), "test_2$_$2");
+  // padded frames per test sample (rows all zero), as counted with numpy
+  const int64_t padded[16] = {0, 4, 0, 4, 0, 5, 2, 2, 3, 2, 2, 5, 4, 4, 5, 2};
+  for (int i = 0; i < 16; ++i) {
+    const int64_t zero_rows = ds.test.text[i].abs().sum(1).eq(0).sum().item<int64_t>();
+    EXPECT_EQ(zero_rows, padded[i]) << i;
+    EXPECT_EQ(ds.test.audio[i].abs().sum(1).eq(0).sum().item<int64_t>(), padded[i]) << i;
+  }
+  EXPECT_NEAR(total(ds.test.text), 359.0816329709328, 1e-3);
+  EXPECT_NEAR(total(ds.test.audio), 44.752050291550404, 1e-4);
+  EXPECT_NEAR(total(ds.test.vision), 122.88932602602654, 1e-4);
+  for (const auto& c : ds.non_finite) EXPECT_EQ(c.nan + c.neg_inf + c.pos_inf, 0) << c.split << " " << c.modality;
+  EXPECT_EQ(ds.source_sha256, sha256_file(golden_data()));
+}
