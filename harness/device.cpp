@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "harness/config.h"
+#include "harness/version.h"
 // CUDA-only facts, compiled in only against a CUDA LibTorch (the CPU build has no CUDA headers).
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
 #define DMDBENCH_HAVE_CUDA_HEADERS 1
@@ -92,7 +93,7 @@ void set_threads(int threads) {
 int current_threads() { return torch::get_num_threads(); }
 
 std::string libtorch_version() { return TORCH_VERSION; }
-std::string git_commit() { return DMDBENCH_GIT_COMMIT; }
+std::string git_commit() { return build_git_commit(); }
 
 std::string host_name() {
   char buf[256] = {0};
