@@ -1,7 +1,11 @@
 // MMSA pickles -> Dataset, on fixtures written by numpy (scripts/make_fixtures.py) and the golden MOSEI file.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "harness/dataset.h"
@@ -193,4 +197,86 @@ TEST(DataMmsa, LoadsTheGoldenMoseiFile) {
   EXPECT_NEAR(total(ds.test.vision), 122.88932602602654, 1e-4);
   for (const auto& c : ds.non_finite) EXPECT_EQ(c.nan + c.neg_inf + c.pos_inf, 0) << c.split << " " << c.modality;
   EXPECT_EQ(ds.source_sha256, sha256_file(golden_data()));
+}
+
+namespace {
+
+// A protocol-3 MMSA pickle whose arrays go through numpy's _frombuffer (C or Fortran order), written here so
+// that the arrays are large enough to be converted in several parallel chunks.
+class PickleWriter {
+ public:
+  std::string out = std::string("\x80\x03", 2);
+  void op(const std::string& s) { out += s; }
+  void str(const std::string& s) {
+    out += 'X';
+    u32(static_cast<uint32_t>(s.size()));
+    out += s;
+  }
+  void array(const torch::Tensor& ref, bool fortran, torch::ScalarType dtype) {
+    torch::Tensor t = ref.to(dtype);
+    if (fortran) {
+      std::vector<int64_t> rev(static_cast<std::size_t>(t.dim()));
+      for (int64_t k = 0; k < t.dim(); ++k) rev[static_cast<std::size_t>(k)] = t.dim() - 1 - k;
+      t = t.permute(rev);
+    }
+    t = t.contiguous();
+    op("cnumpy.core.numeric\n_frombuffer\n(B");
+    u32(static_cast<uint32_t>(t.numel() * t.element_size()));
+    out.append(static_cast<const char*>(t.data_ptr()), static_cast<std::size_t>(t.numel() * t.element_size()));
+    op("cnumpy\ndtype\n");
+    str(dtype == torch::kFloat64 ? "f8" : "f4");
+    op("\x85R(");
+    for (int64_t d : ref.sizes()) {
+      out += 'J';
+      u32(static_cast<uint32_t>(d));
+    }
+    op("t");
+    str(fortran ? "F" : "C");
+    op("tR");
+  }
+
+ private:
+  void u32(uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+};
+
+}  // namespace
+
+TEST(DataMmsa, FortranAndFloat64ConvertedExactlyAcrossParallelChunks) {
+  torch::manual_seed(3);
+  const int64_t sizes[3] = {40, 8, 8};
+  const char* names[3] = {"train", "valid", "test"};
+  std::vector<torch::Tensor> text, audio, vision, labels;
+  PickleWriter w;
+  w.op("}(");
+  for (int s = 0; s < 3; ++s) {
+    text.push_back(torch::randn({sizes[s], 50, 768}));
+    audio.push_back(torch::randn({sizes[s], 50, 5}, torch::kFloat64));
+    vision.push_back(torch::randn({sizes[s], 50, 20}, torch::kFloat64));
+    labels.push_back(torch::randint(-9, 10, {sizes[s]}).div(3.0).to(torch::kFloat32));
+    w.str(names[s]);
+    w.op("}(");
+    w.str("text"), w.array(text[s], true, torch::kFloat32);
+    w.str("audio"), w.array(audio[s], false, torch::kFloat64);
+    w.str("vision"), w.array(vision[s], true, torch::kFloat64);
+    w.str("regression_labels"), w.array(labels[s], false, torch::kFloat32);
+    w.op("u");
+  }
+  w.op("u.");
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("dmdbench_fortran_" + std::to_string(::getpid()) + ".pkl")).string();
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(w.out.data(), static_cast<std::streamsize>(w.out.size()));
+  }
+  const Dataset ds = load_mmsa(path, "mosi");
+  std::filesystem::remove(path);
+  for (int s = 0; s < 3; ++s) {
+    const Split& sp = ds.split(names[s]);
+    EXPECT_TRUE(torch::equal(sp.text, text[s])) << names[s];
+    EXPECT_TRUE(torch::equal(sp.audio, audio[s].to(torch::kFloat32))) << names[s];
+    EXPECT_TRUE(torch::equal(sp.vision, vision[s].to(torch::kFloat32))) << names[s];
+    EXPECT_TRUE(torch::equal(sp.labels, labels[s])) << names[s];
+    EXPECT_EQ(sp.ids.at(1), std::string(names[s]) + "$_$1");  // no 'id' key: index ids
+  }
+  EXPECT_EQ(ds.train.text.numel(), 40 * 50 * 768);  // 24 chunks of 65536 elements
 }
