@@ -1,0 +1,102 @@
+// MulT as MMSA runs it (spec §7). Shape legend: N = batch, T_m = input lengths, T'_m after the conv, d = width.
+#include "baselines/mult.h"
+
+#include <stdexcept>
+
+#include "models/transformer.h"
+
+namespace dmdbench::baselines {
+
+using models::TransformerEncoder;
+using models::TransformerEncoderOptions;
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+MulTConfig MulTConfig::for_family(const std::string& family) {
+  MulTConfig c;
+  // MulT's own config (spec §7.4) happens to share DMD's model values; its data are the unaligned pickles
+  // (§7.2): MOSI l/a/v = 50/375/500, MOSEI 50/500/500. Nothing in MulT depends on the lengths.
+  c.base = models::DMDConfig::for_family(family);
+  if (family == "mosi") {
+    c.base.audio_len = 375, c.base.vision_len = 500;
+  } else {
+    c.base.audio_len = 500, c.base.vision_len = 500;
+  }
+  c.position_embedding = true;
+  return c;
+}
+
+struct MulTImpl::Parts {
+  torch::nn::Conv1d proj_l{nullptr}, proj_a{nullptr}, proj_v{nullptr};
+  TransformerEncoder trans_l_with_a{nullptr}, trans_l_with_v{nullptr}, trans_a_with_l{nullptr},
+      trans_a_with_v{nullptr}, trans_v_with_l{nullptr}, trans_v_with_a{nullptr};
+  TransformerEncoder trans_l_mem{nullptr}, trans_a_mem{nullptr}, trans_v_mem{nullptr};
+  torch::nn::Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
+};
+
+namespace {
+
+// Conv1d without bias on batch-first x [N,T,D] -> [T',N,d] (sequence-first for the encoders).
+Tensor project(const Tensor& x, const torch::nn::Conv1d& conv) {
+  if (conv->options.kernel_size()->at(0) == 1) return F::linear(x, conv->weight.squeeze(2)).transpose(0, 1).contiguous();
+  return torch::conv1d(x.transpose(1, 2), conv->weight).permute({2, 0, 1}).contiguous();
+}
+
+}  // namespace
+
+MulTImpl::MulTImpl(const MulTConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts>()) {
+  const auto& b = cfg.base;
+  const int64_t d = b.d;
+  Parts& p = *p_;
+  auto conv = [&](const char* name, int64_t in, int64_t k) {
+    return register_module(name,
+                           torch::nn::Conv1d(torch::nn::Conv1dOptions(in, d, k).padding(0).bias(false)));
+  };
+  auto encoder = [&](const char* name, int64_t width, double attn_dropout, int64_t layers) {
+    TransformerEncoderOptions o;
+    // Crossmodal inputs are permuted conv outputs (batch-major in memory); the memory encoders get the
+    // contiguous concatenation (time-major), which changes the reference's position indices.
+    o.position_layout = width == 2 * d ? models::PositionLayout::TimeMajor : models::PositionLayout::BatchMajor;
+    o.embed_dim = width, o.heads = b.heads, o.layers = layers;
+    o.attn_dropout = attn_dropout, o.relu_dropout = b.relu_dropout, o.res_dropout = b.res_dropout;
+    o.embed_dropout = b.embed_dropout, o.attn_mask = b.attn_mask, o.position_embedding = cfg.position_embedding;
+    return register_module(name, TransformerEncoder(o));
+  };
+  p.proj_l = conv("proj_l", b.text_dim, b.kernel_l);
+  p.proj_a = conv("proj_a", b.audio_dim, b.kernel_a);
+  p.proj_v = conv("proj_v", b.vision_dim, b.kernel_v);
+  p.trans_l_with_a = encoder("trans_l_with_a", d, b.attn_dropout_a, b.nlevels);
+  p.trans_l_with_v = encoder("trans_l_with_v", d, b.attn_dropout_v, b.nlevels);
+  p.trans_a_with_l = encoder("trans_a_with_l", d, b.attn_dropout, b.nlevels);
+  p.trans_a_with_v = encoder("trans_a_with_v", d, b.attn_dropout_v, b.nlevels);
+  p.trans_v_with_l = encoder("trans_v_with_l", d, b.attn_dropout, b.nlevels);
+  p.trans_v_with_a = encoder("trans_v_with_a", d, b.attn_dropout_a, b.nlevels);
+  const int64_t mem_layers = std::max<int64_t>(b.nlevels, 3);
+  p.trans_l_mem = encoder("trans_l_mem", 2 * d, b.attn_dropout, mem_layers);
+  p.trans_a_mem = encoder("trans_a_mem", 2 * d, b.attn_dropout, mem_layers);
+  p.trans_v_mem = encoder("trans_v_mem", 2 * d, b.attn_dropout, mem_layers);
+  p.proj1 = register_module("proj1", torch::nn::Linear(6 * d, 6 * d));
+  p.proj2 = register_module("proj2", torch::nn::Linear(6 * d, 6 * d));
+  p.out_layer = register_module("out_layer", torch::nn::Linear(6 * d, 1));
+}
+
+Tensor MulTImpl::forward(const Tensor& text, const Tensor& audio, const Tensor& vision) {
+  Parts& p = *p_;
+  const auto& b = cfg_.base;
+  const bool training = is_training();
+  TORCH_CHECK(text.dim() == 3 && audio.dim() == 3 && vision.dim() == 3, "MulT expects batch-first [N,T,D] inputs");
+  Tensor x_l = (training && b.text_dropout > 0) ? torch::dropout(text, b.text_dropout, true) : text;
+  Tensor l = project(x_l, p.proj_l), a = project(audio, p.proj_a), v = project(vision, p.proj_v);  // [T',N,d]
+
+  Tensor h_l = torch::cat({p.trans_l_with_a(l, a, a), p.trans_l_with_v(l, v, v)}, 2);  // [T'_l,N,2d]
+  Tensor h_a = torch::cat({p.trans_a_with_l(a, l, l), p.trans_a_with_v(a, v, v)}, 2);
+  Tensor h_v = torch::cat({p.trans_v_with_l(v, l, l), p.trans_v_with_a(v, a, a)}, 2);
+  Tensor last = torch::cat({p.trans_l_mem->forward(h_l, {}, {}, true), p.trans_a_mem->forward(h_a, {}, {}, true),
+                            p.trans_v_mem->forward(h_v, {}, {}, true)},
+                           1);  // [N,6d], order l, a, v
+  Tensor hidden = p.proj1(last).relu_();
+  if (training && b.output_dropout > 0) hidden = torch::dropout(hidden, b.output_dropout, true);
+  return p.out_layer(p.proj2(hidden) + last);  // [N,1]
+}
+
+}  // namespace dmdbench::baselines
