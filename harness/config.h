@@ -48,6 +48,7 @@ struct Profile {
   std::string name, description;
   double synthetic_scale;  // fraction of the real split sizes for synthetic datasets
   int64_t max_epochs;      // 0: no cap (the reference's early stopping only)
+  std::vector<std::string> recipe_changes;  // "key=value" departures from the reference recipe (none for paper)
 };
 const std::vector<Profile>& profiles();
 const Profile& find_profile(const std::string& name);  // ConfigError for an unknown name

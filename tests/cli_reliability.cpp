@@ -57,7 +57,7 @@ int lines(const std::string& s) {
 
 // Small, quick runs: 3 epochs on a tenth of synthetic MOSI.
 const std::string kSmall =
-    "--profile smoke --set synthetic_scale=0.1 --set max_epochs=3 --no-report --jobs 1 --seeds 1111";
+    "--profile smoke --set max_epochs=3 --no-report --jobs 1 --seeds 1111";
 
 }  // namespace
 

@@ -79,7 +79,11 @@ TEST(Config, OverridesAreTypedAndKeysMustExist) {
 TEST(Config, ProfilesSetScaleAndEpochCap) {
   const Config smoke = ablations::resolve_config("mosi", "dmd", "smoke", {});
   EXPECT_EQ(smoke.integer("max_epochs"), 2);
+  EXPECT_EQ(smoke.integer("update_epochs"), 1);
+  const Config quick = ablations::resolve_config("mosi", "mult", "quick", {"update_epochs=4"});
+  EXPECT_EQ(quick.integer("max_epochs"), 8);
+  EXPECT_EQ(quick.integer("update_epochs"), 4);  // an explicit override wins over the profile
+  // paper is the reference recipe exactly: only the (synthetic) scale and the cap are set, to their defaults.
   const Config paper = ablations::resolve_config("mosi", "dmd", "paper", {});
-  EXPECT_EQ(paper.integer("max_epochs"), 0);
-  EXPECT_DOUBLE_EQ(paper.num("synthetic_scale"), 1.0);
+  EXPECT_EQ(paper.json(), reference_config("mosi", "dmd").json());
 }
