@@ -10,6 +10,8 @@
 #include <regex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "ablations/variants.h"
 #include "bench/bench.h"
 #include "harness/dataset.h"
@@ -143,13 +145,15 @@ struct CaseResult {
 // Forwards to the console and collects per-repetition timings.
 class CollectingReporter : public benchmark::ConsoleReporter {
  public:
+  CollectingReporter()
+      : ConsoleReporter(isatty(STDOUT_FILENO) ? OutputOptions(OO_Tabular | OO_Color) : OO_Tabular) {}
   std::map<std::string, CaseResult> results;
   std::vector<std::string> order;
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
       if (r.run_type != Run::RT_Iteration) continue;
-      const std::string name = r.run_name.str();
+      const std::string name = r.run_name.function_name;  // without Google Benchmark's /repeats:/min_time: suffixes
       if (!results.count(name)) order.push_back(name);
       CaseResult& c = results[name];
       if (r.error_occurred) {
@@ -166,11 +170,15 @@ class CollectingReporter : public benchmark::ConsoleReporter {
   }
 };
 
-void register_cases(const BenchArgs& a) {
+// Registers the cases whose name matches `filter` (a search, as Google Benchmark's own filter); returns how many.
+int register_cases(const BenchArgs& a, const std::regex& filter) {
+  int count = 0;
   const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<int> thread_counts = {1};
   if (all > 1) thread_counts.push_back(all);
   auto reg = [&](const std::string& name, auto fn) {
+    if (!std::regex_search(name, filter)) return;
+    ++count;
     benchmark::RegisterBenchmark(name.c_str(), fn)
         ->Repetitions(a.repetitions)
         ->MinTime(a.min_time)
@@ -189,6 +197,55 @@ void register_cases(const BenchArgs& a) {
       reg(fmt::format("data_pipeline/{}/batch:{}", family, batch),
           [=](benchmark::State& s) { data_case(s, family, batch); });
   }
+  return count;
+}
+
+// What LibTorch's matrix product reaches on this machine: [512x512] x [512x512] float32, GFLOP/s.
+double matmul_gflops(int threads) {
+  torch::set_num_threads(threads);
+  torch::manual_seed(0);
+  const torch::Tensor x = torch::randn({512, 512}).to(g_device), y = torch::randn({512, 512}).to(g_device);
+  torch::mm(x, y);
+  sync();
+  int64_t n = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double secs = 0;
+  while (secs < 1.0) {
+    torch::mm(x, y);
+    sync();
+    ++n;
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return n * 2.0 * 512 * 512 * 512 / secs / 1e9;
+}
+
+// GFLOP/s achieved by each train_step / eval case (profiler-counted matrix-product FLOPs over its median time),
+// against the matrix product's own rate at the same thread count.
+void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, std::ostream& out) {
+  std::map<int, double> peak;
+  std::map<std::string, FlopCount> flops;
+  const std::regex name_re(R"(^(eval|train_step)/([^/]+)/([^/]+)/batch:(\d+)/threads:(\d+)$)");
+  bool header = false;
+  for (const auto& r : rows) {
+    std::smatch m;
+    if (!std::regex_match(r.name, m, name_re) || r.median_ns <= 0) continue;
+    const std::string phase = m[1], variant = m[2], family = m[3];
+    const int64_t batch = std::stoll(m[4]);
+    const int threads = std::stoi(m[5]);
+    const std::string key = fmt::format("{}/{}/{}", variant, family, batch);
+    if (!flops.count(key)) flops[key] = count_flops(family, variant, batch);
+    if (!peak.count(threads)) peak[threads] = matmul_gflops(threads);
+    const double f = phase == "eval" ? flops[key].forward : flops[key].train_step;
+    if (f <= 0) continue;
+    if (!header) {
+      out << fmt::format("\n{:<44} {:>12} {:>10} {:>12} {:>8}\n", "distance to hardware", "MFLOP/sample", "GFLOP/s",
+                         "mm GFLOP/s", "share");
+      header = true;
+    }
+    const double gflops = f / (r.median_ns * 1e-9) / 1e9;
+    out << fmt::format("{:<44} {:>12.1f} {:>10.2f} {:>12.1f} {:>7.1f}%\n", r.name, f / batch / 1e6, gflops,
+                       peak[threads], 100 * gflops / peak[threads]);
+  }
 }
 
 }  // namespace
@@ -197,13 +254,15 @@ int run_suite(const BenchArgs& a) {
   const DeviceSetup dev = setup_device(a.device);
   g_device = dev.device;
   memory::install_cpu_tracking();
+  std::regex filter;
   try {
-    std::regex(a.filter);
+    filter = std::regex(a.filter);
   } catch (const std::regex_error&) {
     throw ConfigError(fmt::format("bad --filter '{}': not a regular expression", a.filter));
   }
-  register_cases(a);
-  std::vector<std::string> argv_store = {"dmdbench-bench", "--benchmark_filter=" + a.filter};
+  if (register_cases(a, filter) == 0)
+    throw ConfigError(fmt::format("no benchmark case matches --filter '{}' (dmdbench bench --list shows them)", a.filter));
+  std::vector<std::string> argv_store = {"dmdbench-bench"};
   if (a.list) argv_store.push_back("--benchmark_list_tests=true");
   std::vector<char*> argv;
   for (auto& s : argv_store) argv.push_back(s.data());
@@ -251,6 +310,7 @@ int run_suite(const BenchArgs& a) {
     r.peak_memory_bytes = c.peak_bytes;
     rows.push_back(r);
   }
+  if (!dev.device.is_cuda()) print_distance_to_hardware(rows, std::cout);
   results::Store store(a.db);
   store.add_bench(rows);
   std::cout << fmt::format("stored {} benchmark cases as set {} in {}\n", rows.size(), set_id, a.db);
