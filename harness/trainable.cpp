@@ -23,7 +23,9 @@ models::StateDict with_prefix(const models::StateDict& s, const std::string& pre
   return out;
 }
 
-models::DMDConfig dmd_config(const Config& c, const FeatureDims& d) {
+}  // namespace
+
+models::DMDConfig dmd_config_of(const Config& c, const FeatureDims& d) {
   models::DMDConfig m;
   m.text_dim = d.text, m.audio_dim = d.audio, m.vision_dim = d.vision;
   m.seq_len = d.text_len, m.audio_len = d.audio_len, m.vision_len = d.vision_len;
@@ -38,17 +40,34 @@ models::DMDConfig dmd_config(const Config& c, const FeatureDims& d) {
   return m;
 }
 
+models::LossConfig loss_config_of(const Config& c) {
+  models::LossConfig l;
+  l.w_task = c.num("w_task"), l.w_homo = c.num("w_homo"), l.w_hetero = c.num("w_hetero");
+  l.w_decouple = c.num("w_decouple"), l.w_sim_ort = c.num("w_sim_ort");
+  l.use_homo_gd = c.flag("use_homo_gd"), l.use_hetero_gd = c.flag("use_hetero_gd");
+  l.decouple_losses = c.flag("decouple");
+  l.ortho_per_position = c.flag("ortho_per_position");
+  return l;
+}
+
+models::GraphDistillConfig homo_config_of(const Config& c) {
+  auto g = models::GraphDistillConfig::homo(c.integer("d"));
+  g.learn_edges = c.flag("learn_edges");
+  return g;
+}
+
+models::GraphDistillConfig hetero_config_of(const Config& c) {
+  auto g = models::GraphDistillConfig::hetero(c.integer("d"));
+  g.learn_edges = c.flag("learn_edges");
+  return g;
+}
+
+namespace {
+
 class DMDTrainable : public Trainable {
  public:
   DMDTrainable(const Config& c, const FeatureDims& dims, torch::Device device)
-      : net_(dmd_config(c, dims)),
-        homo_(gd_config(models::GraphDistillConfig::homo(c.integer("d")), c)),
-        hetero_(gd_config(models::GraphDistillConfig::hetero(c.integer("d")), c)) {
-    loss_.w_task = c.num("w_task"), loss_.w_homo = c.num("w_homo"), loss_.w_hetero = c.num("w_hetero");
-    loss_.w_decouple = c.num("w_decouple"), loss_.w_sim_ort = c.num("w_sim_ort");
-    loss_.use_homo_gd = c.flag("use_homo_gd"), loss_.use_hetero_gd = c.flag("use_hetero_gd");
-    loss_.decouple_losses = c.flag("decouple");
-    loss_.ortho_per_position = c.flag("ortho_per_position");
+      : net_(dmd_config_of(c, dims)), homo_(homo_config_of(c)), hetero_(hetero_config_of(c)), loss_(loss_config_of(c)) {
     net_->to(device), homo_->to(device), hetero_->to(device);
   }
 
@@ -106,10 +125,6 @@ class DMDTrainable : public Trainable {
   }
 
  private:
-  static models::GraphDistillConfig gd_config(models::GraphDistillConfig g, const Config& c) {
-    g.learn_edges = c.flag("learn_edges");
-    return g;
-  }
   models::DMD net_;
   models::GraphDistill homo_, hetero_;
   models::LossConfig loss_;
@@ -137,7 +152,7 @@ class MulTTrainable : public Trainable {
  private:
   static baselines::MulTConfig mult_config(const Config& c, const FeatureDims& dims) {
     baselines::MulTConfig m = baselines::MulTConfig::for_family(c.str("family"));
-    m.base = dmd_config(c, dims);
+    m.base = dmd_config_of(c, dims);
     m.position_embedding = c.flag("position_embedding");
     return m;
   }

@@ -11,6 +11,9 @@
 
 #include "harness/config.h"
 #include "harness/dataset.h"
+#include "models/dmd.h"
+#include "models/graph_distill.h"
+#include "models/loss.h"
 #include "models/state_dict.h"
 
 namespace dmdbench {
@@ -45,6 +48,12 @@ struct FeatureDims {
   int64_t text_len = 50, audio_len = 50, vision_len = 50;
   static FeatureDims of(const Dataset& d);
 };
+
+// The model and loss configurations a resolved Config describes (exposed for the variant tests).
+models::DMDConfig dmd_config_of(const Config& cfg, const FeatureDims& dims);
+models::LossConfig loss_config_of(const Config& cfg);
+models::GraphDistillConfig homo_config_of(const Config& cfg);
+models::GraphDistillConfig hetero_config_of(const Config& cfg);
 
 // Builds the model the Config describes on `device` (parameters initialised from the global generator, which the
 // caller seeds).

@@ -1,0 +1,153 @@
+// Each variant's defining change, checked on the model and loss the harness builds from the resolved Config.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "ablations/variants.h"
+#include "harness/trainable.h"
+#include "models/dmd.h"
+#include "models/graph_distill.h"
+#include "models/loss.h"
+
+using namespace dmdbench;
+
+namespace {
+
+Config cfg_of(const std::string& variant, const std::string& family = "mosi") {
+  // Dropout off so that two forwards of the same batch agree.
+  Config c = ablations::resolve_config(family, variant, "paper", {});
+  for (const char* k : {"attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "embed_dropout",
+                        "res_dropout", "text_dropout", "output_dropout"})
+    c.set(k, 0.0);
+  return c;
+}
+
+Batch batch_of(const FeatureDims& d, int64_t n) {
+  torch::manual_seed(5);
+  Batch b;
+  b.text = torch::randn({n, d.text_len, d.text});
+  b.audio = torch::randn({n, d.audio_len, d.audio});
+  b.vision = torch::randn({n, d.vision_len, d.vision});
+  b.labels = torch::tensor({-1.0f, 0.0f, 1.0f, 1.0f, 2.0f, -1.0f}).slice(0, 0, n);
+  b.index = torch::arange(n);
+  return b;
+}
+
+struct Built {
+  models::DMD net{nullptr};
+  models::GraphDistill homo{nullptr}, hetero{nullptr};
+  models::LossConfig loss;
+};
+
+Built build(const Config& c) {
+  torch::manual_seed(3);
+  Built b;
+  b.net = models::DMD(dmd_config_of(c, FeatureDims{}));
+  b.homo = models::GraphDistill(homo_config_of(c));
+  b.hetero = models::GraphDistill(hetero_config_of(c));
+  b.loss = loss_config_of(c);
+  return b;
+}
+
+models::LossTerms terms_of(Built& m, const Batch& b) {
+  const models::DMDOutput out = m.net->forward(b.text, b.audio, b.vision);
+  return models::dmd_loss(out, b.labels, m.homo, m.hetero, m.loss);
+}
+
+double v(const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; }
+
+// total = task + 0.05 (homo logit + reg) + 0.05 (hetero logit + repr + reg) + 0.1 (cyc + rec + 0.1 (sim + ort))
+double composed(const models::LossTerms& t, bool homo, bool hetero, bool decouple) {
+  double total = v(t.task);
+  if (homo) total += 0.05 * (v(t.homo_logit) + v(t.homo_reg));
+  if (hetero) total += 0.05 * (v(t.hetero_logit) + v(t.hetero_repr) + v(t.hetero_reg));
+  if (decouple) total += 0.1 * (v(t.cycle) + v(t.recon) + 0.1 * (v(t.margin) + v(t.ortho)));
+  return total;
+}
+
+}  // namespace
+
+TEST(Variants, FullDmdLossIsTheReferenceComposition) {
+  Built m = build(cfg_of("dmd"));
+  const auto t = terms_of(m, batch_of(FeatureDims{}, 6));
+  EXPECT_NEAR(v(t.total), composed(t, true, true, true), 1e-4 * std::abs(v(t.total)));
+  EXPECT_GT(v(t.hetero_repr), 0.0);
+  EXPECT_GT(v(t.recon), 0.0);
+}
+
+TEST(Variants, HomoOnlyHasNoHeteroTermsInItsTotal) {
+  Built m = build(cfg_of("homo-only"));
+  const auto t = terms_of(m, batch_of(FeatureDims{}, 6));
+  EXPECT_NEAR(v(t.total), composed(t, true, false, true), 1e-5 * std::abs(v(t.total)));
+  EXPECT_EQ(v(t.hetero_logit) + v(t.hetero_repr) + v(t.hetero_reg), 0.0);
+  EXPECT_GT(v(t.homo_logit), 0.0);
+}
+
+TEST(Variants, HeteroOnlyHasNoHomoTermsInItsTotal) {
+  Built m = build(cfg_of("hetero-only"));
+  const auto t = terms_of(m, batch_of(FeatureDims{}, 6));
+  EXPECT_NEAR(v(t.total), composed(t, false, true, true), 1e-5 * std::abs(v(t.total)));
+  EXPECT_EQ(v(t.homo_logit) + v(t.homo_reg), 0.0);
+  EXPECT_GT(v(t.hetero_logit), 0.0);
+}
+
+TEST(Variants, NoDistillIsTaskPlusDecouplingOnly) {
+  Built m = build(cfg_of("no-distill"));
+  const auto t = terms_of(m, batch_of(FeatureDims{}, 6));
+  EXPECT_NEAR(v(t.total), composed(t, false, false, true), 1e-5 * std::abs(v(t.total)));
+}
+
+TEST(Variants, NoDecouplingHasNoEncodersDecodersOrTheirLosses) {
+  const Config full = cfg_of("dmd"), ablated = cfg_of("no-decoupling");
+  Built a = build(full), b = build(ablated);
+  const int64_t d = 50;
+  // encoder_c, encoder_s_{l,v,a} (d x d x 1), decoder_{l,v,a} (d x 2d x 1), align_c_{l,v,a} and proj_cosine_{l,v,a}
+  // (Linear d*T' -> d with bias, T' = 46) are gone.
+  const int64_t removed = 4 * d * d + 3 * d * 2 * d + 6 * (d * 46 * d + d);
+  EXPECT_EQ(models::count_parameters(*a.net) - models::count_parameters(*b.net), removed);
+  const Batch batch = batch_of(FeatureDims{}, 6);
+  const auto out = b.net->forward(batch.text, batch.audio, batch.vision);
+  // c_m = s_m = the projected features, sequence-first.
+  EXPECT_TRUE(torch::equal(out.c_l, out.s_l));
+  EXPECT_TRUE(torch::allclose(out.c_l, out.origin_l.permute({2, 0, 1})));
+  const auto t = models::dmd_loss(out, batch.labels, b.homo, b.hetero, b.loss);
+  EXPECT_EQ(v(t.recon) + v(t.cycle) + v(t.ortho) + v(t.margin), 0.0);
+  EXPECT_NEAR(v(t.total), composed(t, true, true, false), 1e-5 * std::abs(v(t.total)));
+}
+
+TEST(Variants, FixedEdgesHaveNoEdgeParametersAndEqualThePrior) {
+  const Config c = cfg_of("fixed-edges");
+  Built m = build(c);
+  EXPECT_EQ(models::count_parameters(*m.homo), 0);
+  EXPECT_EQ(models::count_parameters(*m.hetero), 0);
+  const auto t = terms_of(m, batch_of(FeatureDims{}, 6));
+  EXPECT_EQ(v(t.homo_reg) + v(t.hetero_reg), 0.0);
+  EXPECT_GT(v(t.homo_logit), 0.0);  // the distillation losses stay
+  const auto homo_prior = models::GraphDistillConfig::homo(50).prior;
+  const auto hetero_prior = models::GraphDistillConfig::hetero(50).prior;
+  for (int x = 0; x < 6; ++x)
+    for (int n = 0; n < 6; ++n) {
+      EXPECT_NEAR(t.homo_edges[x][n].item<double>(), homo_prior[x], 1e-7);
+      EXPECT_NEAR(t.hetero_edges[x][n].item<double>(), hetero_prior[x], 1e-7);
+    }
+  // Through the harness: the whole trainable has DMD's parameters only.
+  auto trainable = build_trainable(c, FeatureDims{}, torch::kCPU);
+  EXPECT_EQ(trainable->parameter_count(), 4743658);
+  auto full = build_trainable(cfg_of("dmd"), FeatureDims{}, torch::kCPU);
+  EXPECT_EQ(full->parameter_count(), 4743658 + 3649 + 3425);
+}
+
+TEST(Variants, MulTIsTheBaselineWithItsOwnRecipe) {
+  auto mosi = build_trainable(cfg_of("mult"), FeatureDims{}, torch::kCPU);
+  EXPECT_EQ(mosi->parameter_count(), 2571551);
+  EXPECT_TRUE(mosi->edge_spaces().empty());
+  FeatureDims mosei_dims;
+  mosei_dims.audio = 74, mosei_dims.vision = 35;
+  auto mosei = build_trainable(cfg_of("mult", "mosei"), mosei_dims, torch::kCPU);
+  EXPECT_EQ(mosei->parameter_count(), 982951);
+  // Its loss is the L1 of the output only.
+  const Batch b = batch_of(FeatureDims{}, 4);
+  mosi->train(false);
+  torch::NoGradGuard no_grad;
+  const auto pred = mosi->predict(b);
+  EXPECT_NEAR(mosi->loss(b).total.item<double>(), (pred - b.labels).abs().mean().item<double>(), 1e-6);
+}
