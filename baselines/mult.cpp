@@ -1,8 +1,10 @@
-// MulT as MMSA runs it (spec §7). Shape legend: N = batch, T_m = input lengths, T'_m after the conv, d = width.
+// MulT as MMSA runs it (spec §7). Shape legend: N = batch, T_m = input lengths, T'_m after the conv, d =
+// width.
 #include "baselines/mult.h"
 
 #include <stdexcept>
 
+#include "models/ops.h"
 #include "models/transformer.h"
 
 namespace dmdbench::baselines {
@@ -10,7 +12,6 @@ namespace dmdbench::baselines {
 using models::TransformerEncoder;
 using models::TransformerEncoderOptions;
 using torch::Tensor;
-namespace F = torch::nn::functional;
 
 MulTConfig MulTConfig::for_family(const std::string& family) {
   MulTConfig c;
@@ -38,8 +39,7 @@ namespace {
 
 // Conv1d without bias on batch-first x [N,T,D] -> [T',N,d] (sequence-first for the encoders).
 Tensor project(const Tensor& x, const torch::nn::Conv1d& conv) {
-  if (conv->options.kernel_size()->at(0) == 1) return F::linear(x, conv->weight.squeeze(2)).transpose(0, 1).contiguous();
-  return torch::conv1d(x.transpose(1, 2), conv->weight).permute({2, 0, 1}).contiguous();
+  return models::ops::temporal_conv(x, conv->weight).transpose(0, 1).contiguous();
 }
 
 }  // namespace
@@ -56,10 +56,12 @@ MulTImpl::MulTImpl(const MulTConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts
     TransformerEncoderOptions o;
     // Crossmodal inputs are permuted conv outputs (batch-major in memory); the memory encoders get the
     // contiguous concatenation (time-major), which changes the reference's position indices.
-    o.position_layout = width == 2 * d ? models::PositionLayout::TimeMajor : models::PositionLayout::BatchMajor;
+    o.position_layout =
+        width == 2 * d ? models::PositionLayout::TimeMajor : models::PositionLayout::BatchMajor;
     o.embed_dim = width, o.heads = b.heads, o.layers = layers;
     o.attn_dropout = attn_dropout, o.relu_dropout = b.relu_dropout, o.res_dropout = b.res_dropout;
-    o.embed_dropout = b.embed_dropout, o.attn_mask = b.attn_mask, o.position_embedding = cfg.position_embedding;
+    o.embed_dropout = b.embed_dropout, o.attn_mask = b.attn_mask,
+    o.position_embedding = cfg.position_embedding;
     return register_module(name, TransformerEncoder(o));
   };
   p.proj_l = conv("proj_l", b.text_dim, b.kernel_l);
@@ -84,18 +86,20 @@ Tensor MulTImpl::forward(const Tensor& text, const Tensor& audio, const Tensor& 
   Parts& p = *p_;
   const auto& b = cfg_.base;
   const bool training = is_training();
-  TORCH_CHECK(text.dim() == 3 && audio.dim() == 3 && vision.dim() == 3, "MulT expects batch-first [N,T,D] inputs");
-  Tensor x_l = (training && b.text_dropout > 0) ? torch::dropout(text, b.text_dropout, true) : text;
+  TORCH_CHECK(text.dim() == 3 && audio.dim() == 3 && vision.dim() == 3,
+              "MulT expects batch-first [N,T,D] inputs");
+  Tensor x_l = models::ops::dropout(text, b.text_dropout, training);
   Tensor l = project(x_l, p.proj_l), a = project(audio, p.proj_a), v = project(vision, p.proj_v);  // [T',N,d]
 
   Tensor h_l = torch::cat({p.trans_l_with_a(l, a, a), p.trans_l_with_v(l, v, v)}, 2);  // [T'_l,N,2d]
   Tensor h_a = torch::cat({p.trans_a_with_l(a, l, l), p.trans_a_with_v(a, v, v)}, 2);
   Tensor h_v = torch::cat({p.trans_v_with_l(v, l, l), p.trans_v_with_a(v, a, a)}, 2);
-  Tensor last = torch::cat({p.trans_l_mem->forward(h_l, {}, {}, true), p.trans_a_mem->forward(h_a, {}, {}, true),
-                            p.trans_v_mem->forward(h_v, {}, {}, true)},
-                           1);  // [N,6d], order l, a, v
+  Tensor last =
+      torch::cat({p.trans_l_mem->forward(h_l, {}, {}, true), p.trans_a_mem->forward(h_a, {}, {}, true),
+                  p.trans_v_mem->forward(h_v, {}, {}, true)},
+                 1);  // [N,6d], order l, a, v
   Tensor hidden = p.proj1(last).relu_();
-  if (training && b.output_dropout > 0) hidden = torch::dropout(hidden, b.output_dropout, true);
+  hidden = models::ops::dropout(hidden, b.output_dropout, training);
   return p.out_layer(p.proj2(hidden) + last);  // [N,1]
 }
 

@@ -16,9 +16,9 @@
 #if TORCH_VERSION_MAJOR >= 2
 #define DMDBENCH_ALLOCATOR_CONST
 #if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 3
-#define DMDBENCH_ALLOCATOR_COPY_DATA(inner)                                   \
+#define DMDBENCH_ALLOCATOR_COPY_DATA(inner)                                       \
   void copy_data(void* dest, const void* src, std::size_t count) const override { \
-    inner->copy_data(dest, src, count);                                       \
+    inner->copy_data(dest, src, count);                                           \
   }
 #else
 #define DMDBENCH_ALLOCATOR_COPY_DATA(inner)
@@ -30,8 +30,8 @@
 
 namespace dmdbench::models::compat {
 
-// A 64-bit seed drawn from LibTorch's default CPU generator, so that kernels with their own counter-based random
-// streams (the fused attention dropout) follow torch::manual_seed like every other random op.
+// A 64-bit seed drawn from LibTorch's default CPU generator, so that kernels with their own counter-based
+// random streams (the fused attention dropout) follow torch::manual_seed like every other random op.
 inline uint64_t draw_seed() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());

@@ -1,16 +1,17 @@
-// The DMD network (spec §1). Shape legend in dmd.h; internally the per-modality sequences are kept batch-first
-// and time-major, [N,T',d] (proj_x, s, c, recon, s_r), and the outputs that the reference returns channel-major
+// The DMD network (spec §1). Shape legend in dmd.h; internally the per-modality sequences are kept
+// batch-first and time-major, [N,T',d] (proj_x, s, c, recon, s_r), and the outputs that the reference returns
+// channel-major
 // ([N,d,T']) or sequence-first ([T',N,d]) are views of those.
 #include "models/dmd.h"
 
 #include <stdexcept>
 
+#include "models/ops.h"
 #include "models/transformer.h"
 
 namespace dmdbench::models {
 
 using torch::Tensor;
-namespace F = torch::nn::functional;
 using torch::nn::Conv1d;
 using torch::nn::Conv1dOptions;
 using torch::nn::Linear;
@@ -47,28 +48,17 @@ DMDConfig DMDConfig::for_family(const std::string& family) {
 
 namespace {
 
-// Conv1d(in -> out, kernel k, no bias) applied to a batch-first sequence x [N,T,in], giving [N,T-k+1,out]
-// (time-major). One GEMM [N*T, in] x [in, k*out] and k shifted adds: out[n,t] = sum_j Y[n,t+j, j-th block].
-Tensor temporal_conv(const Tensor& x, const Tensor& weight) {
-  const int64_t N = x.size(0), T = x.size(1), in = x.size(2), out = weight.size(0), k = weight.size(2);
-  TORCH_CHECK(weight.size(1) == in, "conv expects ", weight.size(1), " input features, got ", in);
-  TORCH_CHECK(T >= k, "sequence of length ", T, " is shorter than the conv kernel ", k);
-  if (k == 1) return F::linear(x, weight.squeeze(2));  // [N,T,out]
-  const int64_t Tp = T - k + 1;
-  Tensor w = weight.permute({2, 0, 1}).reshape({k * out, in});         // block j = W[:,:,j]
-  Tensor y = F::linear(x.reshape({N * T, in}), w).view({N, T, k * out});  // [N,T,k*out]
-  Tensor acc = y.narrow(1, 0, Tp).narrow(2, 0, out);
-  for (int64_t j = 1; j < k; ++j) acc = acc + y.narrow(1, j, Tp).narrow(2, j * out, out);
-  return acc;  // [N,T',out]
+Tensor conv1x1(const Tensor& x, const Conv1d& conv) {
+  return ops::linear(x, conv->weight.squeeze(2));
 }
-
-Tensor conv1x1(const Tensor& x, const Conv1d& conv) { return F::linear(x, conv->weight.squeeze(2)); }
 
 Tensor maybe_dropout(const Tensor& x, double p, bool training) {
-  return (training && p > 0) ? torch::dropout(x, p, /*train=*/true) : x;
+  return ops::dropout(x, p, training);
 }
 
-Linear linear(int64_t in, int64_t out) { return Linear(in, out); }
+Linear linear(int64_t in, int64_t out) {
+  return Linear(in, out);
+}
 
 }  // namespace
 
@@ -102,7 +92,9 @@ DMDImpl::DMDImpl(const DMDConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts>()
   auto conv = [&](const char* name, int64_t in, int64_t out, int64_t k) {
     return register_module(name, Conv1d(Conv1dOptions(in, out, k).padding(0).bias(false)));
   };
-  auto lin = [&](const char* name, int64_t in, int64_t out) { return register_module(name, linear(in, out)); };
+  auto lin = [&](const char* name, int64_t in, int64_t out) {
+    return register_module(name, linear(in, out));
+  };
   auto encoder = [&](const char* name, int64_t width, double attn_dropout) {
     TransformerEncoderOptions o;
     o.embed_dim = width, o.heads = cfg.heads, o.layers = cfg.nlevels;
@@ -187,17 +179,18 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   const double pout = cfg_.output_dropout;
   TORCH_CHECK(text.dim() == 3 && audio.dim() == 3 && vision.dim() == 3,
               "DMD expects batch-first [N,T,D] text, audio and vision");
-  TORCH_CHECK(text.size(1) == cfg_.seq_len && audio.size(1) == cfg_.audio_len && vision.size(1) == cfg_.vision_len,
-              "DMD was built for lengths (l,a,v) = (", cfg_.seq_len, ",", cfg_.audio_len, ",", cfg_.vision_len,
-              "), got (", text.size(1), ",", audio.size(1), ",", vision.size(1), ")");
+  TORCH_CHECK(
+      text.size(1) == cfg_.seq_len && audio.size(1) == cfg_.audio_len && vision.size(1) == cfg_.vision_len,
+      "DMD was built for lengths (l,a,v) = (", cfg_.seq_len, ",", cfg_.audio_len, ",", cfg_.vision_len,
+      "), got (", text.size(1), ",", audio.size(1), ",", vision.size(1), ")");
   const int64_t N = text.size(0);
   DMDOutput out;
 
   // 1. Temporal projection (conv without bias), text dropout first.               [N,T',d] time-major
   Tensor x_l = maybe_dropout(text, cfg_.text_dropout, training);
-  Tensor proj_l = temporal_conv(x_l, p.proj_l->weight);
-  Tensor proj_a = temporal_conv(audio, p.proj_a->weight);
-  Tensor proj_v = temporal_conv(vision, p.proj_v->weight);
+  Tensor proj_l = ops::temporal_conv(x_l, p.proj_l->weight);
+  Tensor proj_a = ops::temporal_conv(audio, p.proj_a->weight);
+  Tensor proj_v = ops::temporal_conv(vision, p.proj_v->weight);
   out.origin_l = proj_l.transpose(1, 2);  // [N,d,T'] views
   out.origin_v = proj_v.transpose(1, 2);
   out.origin_a = proj_a.transpose(1, 2);
@@ -205,8 +198,10 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   // 2. Decoupling: exclusive s_m, shared c_m, reconstruction and its re-encoding.  [N,T',d]
   Tensor s_l, s_v, s_a, c_l, c_v, c_a;
   if (cfg_.decouple) {
-    s_l = conv1x1(proj_l, p.encoder_s_l), s_v = conv1x1(proj_v, p.encoder_s_v), s_a = conv1x1(proj_a, p.encoder_s_a);
-    c_l = conv1x1(proj_l, p.encoder_c), c_v = conv1x1(proj_v, p.encoder_c), c_a = conv1x1(proj_a, p.encoder_c);
+    s_l = conv1x1(proj_l, p.encoder_s_l), s_v = conv1x1(proj_v, p.encoder_s_v),
+    s_a = conv1x1(proj_a, p.encoder_s_a);
+    c_l = conv1x1(proj_l, p.encoder_c), c_v = conv1x1(proj_v, p.encoder_c),
+    c_a = conv1x1(proj_a, p.encoder_c);
     // align_c reads c channel-major ([N,d,T'] flattened: index ch*T' + t).                              [N,d]
     out.c_l_sim = p.align_c_l(c_l.transpose(1, 2).reshape({N, -1}));
     out.c_v_sim = p.align_c_v(c_v.transpose(1, 2).reshape({N, -1}));
@@ -214,7 +209,8 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
     Tensor recon_l = conv1x1(torch::cat({s_l, c_l}, 2), p.decoder_l);  // [N,T',d]
     Tensor recon_v = conv1x1(torch::cat({s_v, c_v}, 2), p.decoder_v);
     Tensor recon_a = conv1x1(torch::cat({s_a, c_a}, 2), p.decoder_a);
-    out.recon_l = recon_l.transpose(1, 2), out.recon_v = recon_v.transpose(1, 2), out.recon_a = recon_a.transpose(1, 2);
+    out.recon_l = recon_l.transpose(1, 2), out.recon_v = recon_v.transpose(1, 2),
+    out.recon_a = recon_a.transpose(1, 2);
     out.s_l_r = conv1x1(recon_l, p.encoder_s_l).transpose(1, 2);  // [N,d,T'] views
     out.s_v_r = conv1x1(recon_v, p.encoder_s_v).transpose(1, 2);
     out.s_a_r = conv1x1(recon_a, p.encoder_s_a).transpose(1, 2);
@@ -225,15 +221,16 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   } else {  // no-decoupling ablation: both branches see the projected features
     s_l = c_l = proj_l, s_v = c_v = proj_v, s_a = c_a = proj_a;
   }
-  out.s_l = s_l.transpose(0, 1), out.s_v = s_v.transpose(0, 1), out.s_a = s_a.transpose(0, 1);  // [T',N,d] views
+  out.s_l = s_l.transpose(0, 1), out.s_v = s_v.transpose(0, 1),
+  out.s_a = s_a.transpose(0, 1);  // [T',N,d] views
   out.c_l = c_l.transpose(0, 1), out.c_v = c_v.transpose(0, 1), out.c_a = c_a.transpose(0, 1);
 
   // 3. Homogeneous heads on c flattened time-major (index t*d + ch); repr is the post-ReLU bottleneck.
   auto low_head = [&](const Tensor& c, Linear& proj1, Linear& proj2, Linear& head, Tensor& repr) {
-    Tensor h = c.reshape({N, -1});                                   // [N,T'd]
-    repr = proj1(h).relu_();                                         // [N,d]
-    Tensor hp = proj2(maybe_dropout(repr, pout, training)) + h;      // [N,T'd]
-    return head(hp);                                                 // [N,1]
+    Tensor h = c.reshape({N, -1});                               // [N,T'd]
+    repr = proj1(h).relu_();                                     // [N,d]
+    Tensor hp = proj2(maybe_dropout(repr, pout, training)) + h;  // [N,T'd]
+    return head(hp);                                             // [N,1]
   };
   out.logits_l_homo = low_head(c_l, p.proj1_l_low, p.proj2_l_low, p.out_layer_l_low, out.repr_l_homo);
   out.logits_v_homo = low_head(c_v, p.proj1_v_low, p.proj2_v_low, p.out_layer_v_low, out.repr_v_homo);
@@ -262,11 +259,14 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   // 6. Hetero heads; repr is the post-residual vector.
   auto high_head = [&](const Tensor& h, Linear& proj1, Linear& proj2, Linear& head, Tensor& repr) {
     repr = proj2(maybe_dropout(proj1(h).relu_(), pout, training)) + h;  // [N,2d]
-    return head(repr);                                                   // [N,1]
+    return head(repr);                                                  // [N,1]
   };
-  out.logits_l_hetero = high_head(out.last_h_l, p.proj1_l_high, p.proj2_l_high, p.out_layer_l_high, out.repr_l_hetero);
-  out.logits_v_hetero = high_head(out.last_h_v, p.proj1_v_high, p.proj2_v_high, p.out_layer_v_high, out.repr_v_hetero);
-  out.logits_a_hetero = high_head(out.last_h_a, p.proj1_a_high, p.proj2_a_high, p.out_layer_a_high, out.repr_a_hetero);
+  out.logits_l_hetero =
+      high_head(out.last_h_l, p.proj1_l_high, p.proj2_l_high, p.out_layer_l_high, out.repr_l_hetero);
+  out.logits_v_hetero =
+      high_head(out.last_h_v, p.proj1_v_high, p.proj2_v_high, p.out_layer_v_high, out.repr_v_hetero);
+  out.logits_a_hetero =
+      high_head(out.last_h_a, p.proj1_a_high, p.proj2_a_high, p.out_layer_a_high, out.repr_a_hetero);
 
   // 7. Fusion: the sigmoid outputs replace the features (no gating), residual MLP, output.          [N,9d]
   Tensor z = torch::cat({torch::sigmoid(p.weight_l(out.last_h_l)), torch::sigmoid(p.weight_v(out.last_h_v)),

@@ -68,7 +68,7 @@ GraphDistillResult GraphDistillImpl::forward(const Tensor& logits, const Tensor&
     // z_m = [W_logit(logit_m), W_repr(repr_m)] per sample, e_x = W_edge([z_j ; z_i]).              [M,N,2g]
     Tensor z = torch::cat({W_logit(logits), W_repr(reprs)}, 2);
     Tensor pair = torch::cat({z.index_select(0, student), z.index_select(0, teacher)}, 2);  // [X,N,4g]
-    Tensor e = W_edge(pair).squeeze(2);                                                      // [X,N]
+    Tensor e = W_edge(pair).squeeze(2);                                                     // [X,N]
     r.edges = torch::softmax(e * cfg_.alpha, 0);  // jointly over the six edges, per sample       [X,N]
     r.reg = (r.edges.mean(1) - prior).pow(2).sum() * cfg_.gd_reg;
   } else {
@@ -82,7 +82,8 @@ GraphDistillResult GraphDistillImpl::forward(const Tensor& logits, const Tensor&
   // Students keep their gradient, teachers are detached.
   const Tensor t_logits = logits.detach();
   const Tensor t_reprs = reprs.detach();
-  Tensor logit_dist = (logits.index_select(0, student) - t_logits.index_select(0, teacher)).abs().sum(2);  // [X,N]
+  Tensor logit_dist =
+      (logits.index_select(0, student) - t_logits.index_select(0, teacher)).abs().sum(2);  // [X,N]
   r.logit_loss = (logit_dist * w).mean(1).sum() * cfg_.w_logit;
 
   Tensor rs = reprs.index_select(0, student), rt = t_reprs.index_select(0, teacher);  // [X,N,H]

@@ -10,8 +10,9 @@ using torch::Tensor;
 
 Tensor task_loss(const DMDOutput& out, const Tensor& labels_n1) {
   Tensor total;
-  for (const Tensor* logit : {&out.output_logit, &out.logits_l_homo, &out.logits_v_homo, &out.logits_a_homo,
-                              &out.logits_l_hetero, &out.logits_v_hetero, &out.logits_a_hetero, &out.logits_c}) {
+  for (const Tensor* logit :
+       {&out.output_logit, &out.logits_l_homo, &out.logits_v_homo, &out.logits_a_homo, &out.logits_l_hetero,
+        &out.logits_v_hetero, &out.logits_a_hetero, &out.logits_c}) {
     Tensor l1 = torch::l1_loss(*logit, labels_n1);
     total = total.defined() ? total + l1 : l1;
   }
@@ -19,8 +20,8 @@ Tensor task_loss(const DMDOutput& out, const Tensor& labels_n1) {
 }
 
 Tensor ortho_loss(const Tensor& s, const Tensor& c, bool per_position) {
-  TORCH_CHECK(s.dim() == 3 && s.sizes() == c.sizes(), "ortho loss expects two [T',N,d] tensors, got ", s.sizes(),
-              " and ", c.sizes());
+  TORCH_CHECK(s.dim() == 3 && s.sizes() == c.sizes(), "ortho loss expects two [T',N,d] tensors, got ",
+              s.sizes(), " and ", c.sizes());
   // CosineEmbeddingLoss with target -1 and margin 0: max(0, cos). Legacy semantics (PyTorch <= 1.10 on 3-D
   // inputs): the sums run over dim 1, the batch axis, giving one cosine per (t, channel). Per-position: one
   // cosine per (t, n) over the channels.
@@ -31,15 +32,16 @@ Tensor ortho_loss(const Tensor& s, const Tensor& c, bool per_position) {
   return (prod / denom).clamp_min(0).mean();
 }
 
-Tensor margin_loss(const Tensor& c_l_sim, const Tensor& c_v_sim, const Tensor& c_a_sim, const Tensor& labels_n,
-                   double margin_scale) {
+Tensor margin_loss(const Tensor& c_l_sim, const Tensor& c_v_sim, const Tensor& c_a_sim,
+                   const Tensor& labels_n, double margin_scale) {
   const int64_t N = c_l_sim.size(0);
-  const Tensor feats = torch::stack({c_l_sim, c_v_sim, c_a_sim}, 1).reshape({3 * N, -1});  // rows 3i, 3i+1, 3i+2
-  const Tensor y = labels_n.reshape({N}).to(feats.scalar_type()).repeat_interleave(3);     // [R]
+  const Tensor feats =
+      torch::stack({c_l_sim, c_v_sim, c_a_sim}, 1).reshape({3 * N, -1});                // rows 3i, 3i+1, 3i+2
+  const Tensor y = labels_n.reshape({N}).to(feats.scalar_type()).repeat_interleave(3);  // [R]
   const int64_t R = 3 * N;
 
   // cos(a,b) = a.b / (max(sqrt(|a|^2 + 1e-8), 1e-8) * max(sqrt(|b|^2 + 1e-8), 1e-8))
-  Tensor norm = ((feats * feats).sum(1) + 1e-8).sqrt().clamp_min(1e-8);          // [R]
+  Tensor norm = ((feats * feats).sum(1) + 1e-8).sqrt().clamp_min(1e-8);           // [R]
   Tensor cosine = feats.mm(feats.t()) / (norm.unsqueeze(1) * norm.unsqueeze(0));  // [R,R]
 
   const Tensor same = y.unsqueeze(1).eq(y.unsqueeze(0));  // exact float equality, as the reference
@@ -58,7 +60,8 @@ Tensor margin_loss(const Tensor& c_l_sim, const Tensor& c_v_sim, const Tensor& c
   std::vector<Tensor> sums;
   for (int64_t a0 = 0; a0 < R; a0 += block) {
     const int64_t nb = std::min(block, R - a0);
-    Tensor hinge = (negterm.narrow(0, a0, nb).unsqueeze(1) - cosine.narrow(0, a0, nb).unsqueeze(2)).clamp_min(0);
+    Tensor hinge =
+        (negterm.narrow(0, a0, nb).unsqueeze(1) - cosine.narrow(0, a0, nb).unsqueeze(2)).clamp_min(0);
     // zero the pairs outside P x Q                                                              [b,R(p),R(q)]
     hinge = hinge * posf.narrow(0, a0, nb).unsqueeze(2) * negf.narrow(0, a0, nb).unsqueeze(1);
     sums.push_back(hinge.sum({1, 2}));
@@ -71,7 +74,9 @@ Tensor margin_loss(const Tensor& c_l_sim, const Tensor& c_v_sim, const Tensor& c
 
 namespace {
 
-Tensor zero_like_scalar(const Tensor& ref) { return torch::zeros({}, ref.options()); }
+Tensor zero_like_scalar(const Tensor& ref) {
+  return torch::zeros({}, ref.options());
+}
 
 }  // namespace
 
@@ -86,7 +91,8 @@ LossTerms dmd_loss(const DMDOutput& out, const Tensor& labels, GraphDistill& hom
   if (cfg.decouple_losses) {
     if (!out.recon_l.defined()) {
       throw std::invalid_argument(
-          "decoupling losses need a decoupled model (DMDConfig::decouple); switch LossConfig::decouple_losses off");
+          "decoupling losses need a decoupled model (DMDConfig::decouple); switch "
+          "LossConfig::decouple_losses off");
     }
     // MSE is the plain mean over elements; the targets are not detached.
     t.recon = torch::mse_loss(out.recon_l, out.origin_l) + torch::mse_loss(out.recon_v, out.origin_v) +
@@ -113,7 +119,8 @@ LossTerms dmd_loss(const DMDOutput& out, const Tensor& labels, GraphDistill& hom
   if (cfg.use_hetero_gd) {
     auto r = hetero->forward(torch::stack({out.logits_l_hetero, out.logits_v_hetero, out.logits_a_hetero}),
                              torch::stack({out.repr_l_hetero, out.repr_v_hetero, out.repr_a_hetero}));
-    t.hetero_reg = r.reg, t.hetero_logit = r.logit_loss, t.hetero_repr = r.repr_loss, t.hetero_edges = r.edges;
+    t.hetero_reg = r.reg, t.hetero_logit = r.logit_loss, t.hetero_repr = r.repr_loss,
+    t.hetero_edges = r.edges;
   } else {
     t.hetero_reg = t.hetero_logit = t.hetero_repr = zero;
   }

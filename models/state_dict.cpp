@@ -10,8 +10,10 @@ namespace {
 
 // Python's Module.state_dict order: own parameters, own buffers, then each child recursively.
 void collect(const torch::nn::Module& m, const std::string& prefix, StateDict& out) {
-  for (const auto& item : m.named_parameters(/*recurse=*/false)) out.emplace_back(prefix + item.key(), item.value());
-  for (const auto& item : m.named_buffers(/*recurse=*/false)) out.emplace_back(prefix + item.key(), item.value());
+  for (const auto& item : m.named_parameters(/*recurse=*/false))
+    out.emplace_back(prefix + item.key(), item.value());
+  for (const auto& item : m.named_buffers(/*recurse=*/false))
+    out.emplace_back(prefix + item.key(), item.value());
   for (const auto& child : m.named_children()) collect(*child.value(), prefix + child.key() + ".", out);
 }
 

@@ -5,13 +5,13 @@
 #include <stdexcept>
 #include <string>
 
-#include "models/attention_kernel.h"
 #include "models/compat.h"
+#include "models/kernels.h"
+#include "models/ops.h"
 
 namespace dmdbench::models {
 
 using torch::Tensor;
-namespace F = torch::nn::functional;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Positions and masks
@@ -21,9 +21,9 @@ Tensor sinusoidal_table(int64_t num_embeddings, int64_t dim) {
   const int64_t half = dim / 2;
   const auto opts = torch::TensorOptions().dtype(torch::kFloat);
   const double step = std::log(10000.0) / static_cast<double>(half - 1);
-  Tensor freq = torch::exp(torch::arange(half, opts) * -step);                      // [half]
+  Tensor freq = torch::exp(torch::arange(half, opts) * -step);                          // [half]
   Tensor angle = torch::arange(num_embeddings, opts).unsqueeze(1) * freq.unsqueeze(0);  // [num, half]
-  Tensor table = torch::cat({torch::sin(angle), torch::cos(angle)}, 1);               // sines, then cosines
+  Tensor table = torch::cat({torch::sin(angle), torch::cos(angle)}, 1);                 // sines, then cosines
   if (dim % 2 == 1) table = torch::cat({table, torch::zeros({num_embeddings, 1}, opts)}, 1);
   if (num_embeddings > 0) table[0].zero_();  // padding_idx 0
   return table;
@@ -32,12 +32,13 @@ Tensor sinusoidal_table(int64_t num_embeddings, int64_t dim) {
 Tensor position_indices(const Tensor& x_in, PositionLayout layout) {
   TORCH_CHECK(x_in.dim() == 3, "position_indices expects [T,N,d], got ", x_in.sizes());
   const int64_t T = x_in.size(0), N = x_in.size(1);
-  const Tensor keep = x_in.select(2, 0).ne(0);                                           // [T,N]
-  const Tensor steps = torch::arange(1, T + 1, torch::TensorOptions().dtype(torch::kLong).device(x_in.device()));
-  const Tensor logical = steps.unsqueeze(1).expand({T, N});                              // t+1
+  const Tensor keep = x_in.select(2, 0).ne(0);  // [T,N]
+  const Tensor steps =
+      torch::arange(1, T + 1, torch::TensorOptions().dtype(torch::kLong).device(x_in.device()));
+  const Tensor logical = steps.unsqueeze(1).expand({T, N});  // t+1
   if (layout == PositionLayout::BatchMajor) return logical.masked_fill(keep.logical_not(), 0);
   // Batch-major list of the kept positions, dealt to the kept slots in time-major order.
-  const Tensor dealt = logical.t().contiguous().masked_select(keep.t().contiguous());  // n-major
+  const Tensor dealt = logical.t().contiguous().masked_select(keep.t().contiguous());        // n-major
   return torch::zeros({T, N}, logical.options()).masked_scatter_(keep.contiguous(), dealt);  // t-major slots
 }
 
@@ -77,17 +78,17 @@ kernels::AttentionProblem make_problem(const Tensor& q, const Tensor& k, int64_t
   return pb;
 }
 
-// softmax((q*scaling) k^T + mask) -> dropout -> @ v as one autograd node; backward regenerates the dropout mask
-// from the saved seed and uses the saved (pre-dropout) probabilities.
+// softmax((q*scaling) k^T + mask) -> dropout -> @ v as one autograd node; backward regenerates the dropout
+// mask from the saved seed and uses the saved (pre-dropout) probabilities.
 struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
-  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                        int64_t heads, bool band, double p, bool save) {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k,
+                        const Tensor& v, int64_t heads, bool band, double p, bool save) {
     kernels::AttentionProblem pb = make_problem(q, k, heads, band, p);
     if (p > 0) pb.seed = compat::draw_seed();
     Tensor out = torch::empty({pb.tgt_len, pb.batch, q.size(2)}, q.options());
     Tensor probs;
     if (save) {
-      probs = torch::empty({pb.batch * heads, pb.tgt_len, kernels::padded_src_len(pb.src_len)}, q.options());
+      probs = torch::empty({kernels::probs_size(pb)}, q.options());
     }
     kernels::attention_forward(pb, seq_view(q), seq_view(k), seq_view(v), out.data_ptr<float>(),
                                save ? probs.data_ptr<float>() : nullptr);
@@ -104,12 +105,14 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    TORCH_CHECK(saved.size() == 4, "fused attention: backward without saved tensors (forward ran without grad)");
+    TORCH_CHECK(saved.size() == 4,
+                "fused attention: backward without saved tensors (forward ran without grad)");
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
     Tensor go = grads[0];
     if (go.stride(2) != 1) go = go.contiguous();
-    kernels::AttentionProblem pb = make_problem(q, k, ctx->saved_data["heads"].toInt(),
-                                                ctx->saved_data["band"].toBool(), ctx->saved_data["p"].toDouble());
+    kernels::AttentionProblem pb =
+        make_problem(q, k, ctx->saved_data["heads"].toInt(), ctx->saved_data["band"].toBool(),
+                     ctx->saved_data["p"].toDouble());
     pb.seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
     Tensor dq = torch::empty({pb.tgt_len, pb.batch, q.size(2)}, q.options());
     Tensor dk = torch::empty({pb.src_len, pb.batch, k.size(2)}, k.options());
@@ -128,16 +131,19 @@ bool fused_supported(const Tensor& q, const Tensor& k, const Tensor& v) {
   return true;
 }
 
-Tensor unit_last_stride(const Tensor& t) { return t.stride(2) == 1 ? t : t.contiguous(); }
+Tensor unit_last_stride(const Tensor& t) {
+  return t.stride(2) == 1 ? t : t.contiguous();
+}
 
-Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool band, double p) {
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool band,
+                           double p) {
   const int64_t T = q.size(0), N = q.size(1), d = q.size(2), S = k.size(0), E = d / heads;
   const double scaling = std::pow(static_cast<double>(E), -0.5);
   Tensor qh = (q * scaling).reshape({T, N * heads, E}).transpose(0, 1);  // [N*H, T, e]
   Tensor kh = k.reshape({S, N * heads, E}).transpose(0, 1);              // [N*H, S, e]
   Tensor vh = v.reshape({S, N * heads, E}).transpose(0, 1);              // [N*H, S, e]
   Tensor scores = band ? torch::baddbmm(future_mask(T, S).to(q.options()), qh, kh.transpose(1, 2))
-                       : torch::bmm(qh, kh.transpose(1, 2));             // [N*H, T, S]
+                       : torch::bmm(qh, kh.transpose(1, 2));  // [N*H, T, S]
   Tensor probs = torch::softmax(scores, -1);
   if (p > 0) probs = torch::dropout(probs, p, /*train=*/true);
   return torch::bmm(probs, vh).transpose(0, 1).reshape({T, N, d});  // [T, N, d]
@@ -145,21 +151,23 @@ Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, in
 
 }  // namespace
 
-Tensor attention_core(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool band, double dropout_p,
-                      bool training, AttentionImpl impl) {
+Tensor attention_core(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, bool band,
+                      double dropout_p, bool training, AttentionImpl impl) {
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "attention expects [L,N,d] tensors");
   TORCH_CHECK(k.sizes() == v.sizes(), "attention: key ", k.sizes(), " and value ", v.sizes(), " differ");
   TORCH_CHECK(q.size(1) == k.size(1) && q.size(2) == k.size(2), "attention: query ", q.sizes(), " vs key ",
               k.sizes());
-  TORCH_CHECK(heads > 0 && q.size(2) % heads == 0, "attention: embed_dim ", q.size(2), " not divisible by ", heads);
+  TORCH_CHECK(heads > 0 && q.size(2) % heads == 0, "attention: embed_dim ", q.size(2), " not divisible by ",
+              heads);
   const double p = training ? dropout_p : 0.0;
-  const bool fused = impl == AttentionImpl::Fused || (impl == AttentionImpl::Auto && fused_supported(q, k, v));
+  const bool fused =
+      impl == AttentionImpl::Fused || (impl == AttentionImpl::Auto && fused_supported(q, k, v));
   if (!fused) return attention_reference(q, k, v, heads, band, p);
   TORCH_CHECK(fused_supported(q, k, v), "fused attention needs float32 CPU tensors");
   const bool save =
       torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  return FusedAttentionFunction::apply(unit_last_stride(q), unit_last_stride(k), unit_last_stride(v), heads, band,
-                                       p, save);
+  return FusedAttentionFunction::apply(unit_last_stride(q), unit_last_stride(k), unit_last_stride(v), heads,
+                                       band, p, save);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -167,7 +175,8 @@ Tensor attention_core(const Tensor& q, const Tensor& k, const Tensor& v, int64_t
 
 MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t embed_dim, int64_t heads, double attn_dropout)
     : embed_dim_(embed_dim), heads_(heads), attn_dropout_(attn_dropout) {
-  TORCH_CHECK(heads > 0 && embed_dim % heads == 0, "embed_dim ", embed_dim, " must be divisible by heads ", heads);
+  TORCH_CHECK(heads > 0 && embed_dim % heads == 0, "embed_dim ", embed_dim, " must be divisible by heads ",
+              heads);
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * embed_dim, embed_dim}));
   in_proj_bias = register_parameter("in_proj_bias", torch::empty({3 * embed_dim}));
   out_proj = register_module("out_proj", torch::nn::Linear(embed_dim, embed_dim));
@@ -182,30 +191,35 @@ Tensor MultiheadAttentionImpl::forward_self(const Tensor& x, bool band, bool que
   const int64_t d = embed_dim_;
   Tensor q, k, v;
   if (!query_last_only) {
-    auto qkv = F::linear(x, in_proj_weight, in_proj_bias).chunk(3, -1);  // 3 x [T,N,d] views
+    auto qkv = ops::linear(x, in_proj_weight, in_proj_bias).chunk(3, -1);  // 3 x [T,N,d] views
     q = qkv[0], k = qkv[1], v = qkv[2];
   } else {
     const int64_t T = x.size(0);
-    q = F::linear(x.narrow(0, T - 1, 1), in_proj_weight.narrow(0, 0, d), in_proj_bias.narrow(0, 0, d));  // [1,N,d]
-    auto kv = F::linear(x, in_proj_weight.narrow(0, d, 2 * d), in_proj_bias.narrow(0, d, 2 * d)).chunk(2, -1);
+    q = ops::linear(x.narrow(0, T - 1, 1), in_proj_weight.narrow(0, 0, d),
+                    in_proj_bias.narrow(0, 0, d));  // [1,N,d]
+    auto kv =
+        ops::linear(x, in_proj_weight.narrow(0, d, 2 * d), in_proj_bias.narrow(0, d, 2 * d)).chunk(2, -1);
     k = kv[0], v = kv[1];
   }
-  return out_proj(attention_core(q, k, v, heads_, band, attn_dropout_, is_training(), impl_));
+  return ops::linear(attention_core(q, k, v, heads_, band, attn_dropout_, is_training(), impl_),
+                     out_proj->weight, out_proj->bias);
 }
 
 Tensor MultiheadAttentionImpl::forward_cross(const Tensor& query, const Tensor& key, const Tensor& value,
                                              bool kv_same, bool band) {
   const int64_t d = embed_dim_;
-  Tensor q = F::linear(query, in_proj_weight.narrow(0, 0, d), in_proj_bias.narrow(0, 0, d));  // [T,N,d]
+  Tensor q = ops::linear(query, in_proj_weight.narrow(0, 0, d), in_proj_bias.narrow(0, 0, d));  // [T,N,d]
   Tensor k, v;
   if (kv_same) {
-    auto kv = F::linear(key, in_proj_weight.narrow(0, d, 2 * d), in_proj_bias.narrow(0, d, 2 * d)).chunk(2, -1);
+    auto kv =
+        ops::linear(key, in_proj_weight.narrow(0, d, 2 * d), in_proj_bias.narrow(0, d, 2 * d)).chunk(2, -1);
     k = kv[0], v = kv[1];
   } else {
-    k = F::linear(key, in_proj_weight.narrow(0, d, d), in_proj_bias.narrow(0, d, d));
-    v = F::linear(value, in_proj_weight.narrow(0, 2 * d, d), in_proj_bias.narrow(0, 2 * d, d));
+    k = ops::linear(key, in_proj_weight.narrow(0, d, d), in_proj_bias.narrow(0, d, d));
+    v = ops::linear(value, in_proj_weight.narrow(0, 2 * d, d), in_proj_bias.narrow(0, 2 * d, d));
   }
-  return out_proj(attention_core(q, k, v, heads_, band, attn_dropout_, is_training(), impl_));
+  return ops::linear(attention_core(q, k, v, heads_, band, attn_dropout_, is_training(), impl_),
+                     out_proj->weight, out_proj->bias);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -222,13 +236,18 @@ torch::nn::Linear xavier_linear(int64_t in, int64_t out) {
 }
 
 Tensor maybe_dropout(const Tensor& x, double p, bool training) {
-  return (training && p > 0) ? torch::dropout(x, p, /*train=*/true) : x;
+  return ops::dropout(x, p, training);
+}
+
+Tensor norm(const torch::nn::LayerNorm& ln, const Tensor& x) {
+  return ops::layer_norm(x, ln->weight, ln->bias, ln->options.eps());
 }
 
 }  // namespace
 
-TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(int64_t embed_dim, int64_t heads, double attn_dropout,
-                                                         double relu_dropout, double res_dropout, bool attn_mask)
+TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(int64_t embed_dim, int64_t heads,
+                                                         double attn_dropout, double relu_dropout,
+                                                         double res_dropout, bool attn_mask)
     : relu_dropout_(relu_dropout), res_dropout_(res_dropout), attn_mask_(attn_mask) {
   self_attn = register_module("self_attn", MultiheadAttention(embed_dim, heads, attn_dropout));
   fc1 = register_module("fc1", xavier_linear(embed_dim, 4 * embed_dim));
@@ -238,23 +257,23 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(int64_t embed_dim, int6
   layer_norms = register_module("layer_norms", torch::nn::ModuleList(ln0_, ln1_));
 }
 
-Tensor TransformerEncoderLayerImpl::forward(const Tensor& x, const Tensor& x_k, const Tensor& x_v, bool kv_same,
-                                            bool last_only) {
+Tensor TransformerEncoderLayerImpl::forward(const Tensor& x, const Tensor& x_k, const Tensor& x_v,
+                                            bool kv_same, bool last_only) {
   const int64_t T = x.size(0);
   Tensor residual = last_only ? x.narrow(0, T - 1, 1) : x;  // [T|1, N, d]
   Tensor attn;
   if (!x_k.defined()) {
-    attn = self_attn->forward_self(ln0_(x), attn_mask_, last_only);
+    attn = self_attn->forward_self(norm(ln0_, x), attn_mask_, last_only);
   } else {
     // Keys and values go through the same LN0 as the query. With last_only the single query row (index T-1)
     // sees every key, which the band mask for lengths (1, S) also gives.
-    Tensor yk = ln0_(x_k);
-    Tensor yv = kv_same ? yk : ln0_(x_v);
-    attn = self_attn->forward_cross(ln0_(residual), yk, yv, kv_same, attn_mask_);
+    Tensor yk = norm(ln0_, x_k);
+    Tensor yv = kv_same ? yk : norm(ln0_, x_v);
+    attn = self_attn->forward_cross(norm(ln0_, residual), yk, yv, kv_same, attn_mask_);
   }
   Tensor h = residual + maybe_dropout(attn, res_dropout_, is_training());
-  Tensor y = fc1(ln1_(h)).relu_();
-  y = fc2(maybe_dropout(y, relu_dropout_, is_training()));
+  Tensor y = ops::linear_relu(norm(ln1_, h), fc1->weight, fc1->bias);
+  y = ops::linear(maybe_dropout(y, relu_dropout_, is_training()), fc2->weight, fc2->bias);
   return h + maybe_dropout(y, res_dropout_, is_training());
 }
 
@@ -263,8 +282,8 @@ Tensor TransformerEncoderLayerImpl::forward(const Tensor& x, const Tensor& x_k, 
 
 namespace {
 
-// fairseq's SinusoidalPositionalEmbedding only to carry its `_float_tensor` buffer (state_dict compatibility);
-// the table itself is not a parameter and is cached by the encoder.
+// fairseq's SinusoidalPositionalEmbedding only to carry its `_float_tensor` buffer (state_dict
+// compatibility); the table itself is not a parameter and is cached by the encoder.
 struct SinusoidalPositionalEmbeddingImpl : torch::nn::Module {
   SinusoidalPositionalEmbeddingImpl() { register_buffer("_float_tensor", torch::zeros({1})); }
 };
@@ -277,12 +296,13 @@ TransformerEncoderImpl::TransformerEncoderImpl(const TransformerEncoderOptions& 
   register_module("embed_positions", std::make_shared<SinusoidalPositionalEmbeddingImpl>());
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < opt.layers; ++i) {
-    TransformerEncoderLayer layer(opt.embed_dim, opt.heads, opt.attn_dropout, opt.relu_dropout, opt.res_dropout,
-                                  opt.attn_mask);
+    TransformerEncoderLayer layer(opt.embed_dim, opt.heads, opt.attn_dropout, opt.relu_dropout,
+                                  opt.res_dropout, opt.attn_mask);
     layers->push_back(layer);
     layer_refs_.push_back(layer);
   }
-  layer_norm = register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({opt.embed_dim})));
+  layer_norm =
+      register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({opt.embed_dim})));
 }
 
 void TransformerEncoderImpl::set_attention_impl(AttentionImpl impl) {
@@ -326,7 +346,7 @@ Tensor TransformerEncoderImpl::forward(const Tensor& x_in, const Tensor& x_in_k,
   const size_t L = layer_refs_.size();
   for (size_t i = 0; i < L; ++i) x = layer_refs_[i]->forward(x, xk, xv, kv_same, last_only && i + 1 == L);
   if (last_only && L == 0) x = x.narrow(0, x.size(0) - 1, 1);
-  x = layer_norm(x);
+  x = ops::layer_norm(x, layer_norm->weight, layer_norm->bias, layer_norm->options.eps());
   return last_only ? x.squeeze(0) : x;
 }
 

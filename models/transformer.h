@@ -1,6 +1,7 @@
-// The MulT/fairseq TransformerEncoder that DMD and MulT use (spec §1.11), with the reference's parameter names:
-// <enc>.version, <enc>.embed_positions._float_tensor, <enc>.layers.<i>.self_attn.{in_proj_weight, in_proj_bias,
-// out_proj.weight, out_proj.bias}, <enc>.layers.<i>.fc1/fc2, <enc>.layers.<i>.layer_norms.{0,1}, <enc>.layer_norm.
+// The MulT/fairseq TransformerEncoder that DMD and MulT use (spec §1.11), with the reference's parameter
+// names: <enc>.version, <enc>.embed_positions._float_tensor, <enc>.layers.<i>.self_attn.{in_proj_weight,
+// in_proj_bias, out_proj.weight, out_proj.bias}, <enc>.layers.<i>.fc1/fc2,
+// <enc>.layers.<i>.layer_norms.{0,1}, <enc>.layer_norm.
 //
 // Shape legend: T = query length, S = key/value length, N = batch, d = embed_dim, H = heads, e = d/H.
 // Tensors are sequence-first, [T, N, d], as in the reference.
@@ -32,7 +33,8 @@ torch::Tensor position_indices(const torch::Tensor& x_in, PositionLayout layout 
 
 // The positional embedding the encoder adds to x_in [T,N,d]: rows of sinusoidal_table at position_indices.
 // Returns [T,N,d].
-torch::Tensor sinusoidal_positions(const torch::Tensor& x_in, PositionLayout layout = PositionLayout::BatchMajor);
+torch::Tensor sinusoidal_positions(const torch::Tensor& x_in,
+                                   PositionLayout layout = PositionLayout::BatchMajor);
 
 // Float attention mask [Lq, Lk]: -inf where j - i >= 1 + |Lk - Lq|, else 0 (buffered_future_mask).
 torch::Tensor future_mask(int64_t lq, int64_t lk);
@@ -47,8 +49,9 @@ enum class AttentionImpl {
 // The attention core after the in-projection: q [T,N,d] (not yet scaled), k and v [S,N,d]; returns [T,N,d]
 // before out_proj. band: apply the future mask of future_mask(T, S). Dropout on the probabilities when
 // training and dropout_p > 0.
-torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t heads,
-                             bool band, double dropout_p, bool training, AttentionImpl impl = AttentionImpl::Auto);
+torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             int64_t heads, bool band, double dropout_p, bool training,
+                             AttentionImpl impl = AttentionImpl::Auto);
 
 // fairseq-style multi-head attention with a packed in-projection.
 class MultiheadAttentionImpl : public torch::nn::Module {
@@ -59,8 +62,8 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   torch::Tensor forward_self(const torch::Tensor& x, bool band, bool query_last_only = false);
   // Crossmodal: query [T,N,d], key [S,N,d], value [S,N,d]; pass kv_same when key and value are the same
   // tensor (one fused k/v projection).
-  torch::Tensor forward_cross(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
-                              bool kv_same, bool band);
+  torch::Tensor forward_cross(const torch::Tensor& query, const torch::Tensor& key,
+                              const torch::Tensor& value, bool kv_same, bool band);
 
   int64_t embed_dim() const { return embed_dim_; }
   int64_t heads() const { return heads_; }
@@ -90,9 +93,10 @@ class TransformerEncoderLayerImpl : public torch::nn::Module {
  public:
   TransformerEncoderLayerImpl(int64_t embed_dim, int64_t heads, double attn_dropout, double relu_dropout,
                               double res_dropout, bool attn_mask);
-  // x [T,N,d]; x_k/x_v [S,N,d] or undefined (self-attention). last_only: compute only the last row -> [1,N,d].
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& x_k, const torch::Tensor& x_v, bool kv_same,
-                        bool last_only);
+  // x [T,N,d]; x_k/x_v [S,N,d] or undefined (self-attention). last_only: compute only the last row ->
+  // [1,N,d].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& x_k, const torch::Tensor& x_v,
+                        bool kv_same, bool last_only);
 
   MultiheadAttention self_attn{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};

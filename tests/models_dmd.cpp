@@ -64,7 +64,8 @@ TEST(ModelsDMD, StateDictKeysAndShapesEqualTheReferenceSummary) {
   ASSERT_TRUE(in) << "cannot open " << kGolden << "/state_dict_summary.json";
   // Python's json writes NaN for the uninitialised one-element buffers; strict JSON has no NaN.
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (size_t at = text.find("NaN"); at != std::string::npos; at = text.find("NaN", at)) text.replace(at, 3, "null");
+  for (size_t at = text.find("NaN"); at != std::string::npos; at = text.find("NaN", at))
+    text.replace(at, 3, "null");
   const auto summary = nlohmann::ordered_json::parse(text);
   const auto& tensors = summary.at("tensors");
   ASSERT_EQ(summary.at("entries").get<int64_t>(), 702);
@@ -93,10 +94,11 @@ TEST(ModelsDMD, ForwardReturnsEveryOutputWithReferenceShapes) {
   for (const Tensor* t : {&o.output_logit, &o.logits_c, &o.logits_l_homo, &o.logits_v_homo, &o.logits_a_homo,
                           &o.logits_l_hetero, &o.logits_v_hetero, &o.logits_a_hetero})
     EXPECT_EQ(t->sizes().vec(), (S{3, 1}));
-  for (const Tensor* t : {&o.repr_l_homo, &o.repr_v_homo, &o.repr_a_homo, &o.proj_s_l, &o.proj_s_v, &o.proj_s_a,
-                          &o.c_l_sim, &o.c_v_sim, &o.c_a_sim})
+  for (const Tensor* t : {&o.repr_l_homo, &o.repr_v_homo, &o.repr_a_homo, &o.proj_s_l, &o.proj_s_v,
+                          &o.proj_s_a, &o.c_l_sim, &o.c_v_sim, &o.c_a_sim})
     EXPECT_EQ(t->sizes().vec(), (S{3, 30}));
-  for (const Tensor* t : {&o.repr_l_hetero, &o.repr_v_hetero, &o.repr_a_hetero, &o.last_h_l, &o.last_h_v, &o.last_h_a})
+  for (const Tensor* t :
+       {&o.repr_l_hetero, &o.repr_v_hetero, &o.repr_a_hetero, &o.last_h_l, &o.last_h_v, &o.last_h_a})
     EXPECT_EQ(t->sizes().vec(), (S{3, 60}));
   EXPECT_EQ(o.origin_l.sizes().vec(), (S{3, 30, 46}));
   EXPECT_EQ(o.recon_a.sizes().vec(), (S{3, 30, 50}));
@@ -156,7 +158,8 @@ TEST(ModelsDMD, LossSwitchesAndTotalComposition) {
   m::GraphDistill homo(m::GraphDistillConfig::homo(c.d)), hetero(m::GraphDistillConfig::hetero(c.d));
   m::LossConfig lc;
   auto t = m::dmd_loss(o, in.labels, homo, hetero, lc);
-  const double want = t.task.item<double>() + 0.05 * (t.homo_logit.item<double>() + t.homo_reg.item<double>()) +
+  const double want = t.task.item<double>() +
+                      0.05 * (t.homo_logit.item<double>() + t.homo_reg.item<double>()) +
                       0.05 * (t.hetero_logit + t.hetero_repr + t.hetero_reg).item<double>() +
                       0.1 * (t.cycle.item<double>() + t.recon.item<double>() +
                              0.1 * (t.margin.item<double>() + t.ortho.item<double>()));
@@ -169,7 +172,8 @@ TEST(ModelsDMD, LossSwitchesAndTotalComposition) {
   EXPECT_FALSE(u.homo_edges.defined());
   EXPECT_EQ(u.homo_logit.item<double>(), 0.0);
   EXPECT_NEAR(u.total.item<double>(),
-              t.total.item<double>() - 0.05 * (t.homo_logit.item<double>() + t.homo_reg.item<double>()), 1e-5);
+              t.total.item<double>() - 0.05 * (t.homo_logit.item<double>() + t.homo_reg.item<double>()),
+              1e-5);
   lc.ortho_per_position = true;
   auto v = m::dmd_loss(o, in.labels, homo, hetero, lc);
   EXPECT_NE(v.ortho.item<double>(), u.ortho.item<double>());
@@ -239,7 +243,8 @@ TEST(ModelsDMD, TrainStepGradientsReachEveryUsedParameter) {
   m::GraphDistill homo(m::GraphDistillConfig::homo(c.d)), hetero(m::GraphDistillConfig::hetero(c.d));
   auto in = random_inputs(c, 4, 6);
   in.labels = torch::tensor({1.0f, 1.0f, -1.0f, 0.0f});
-  auto t = m::dmd_loss(model->forward(in.text, in.audio, in.vision), in.labels, homo, hetero, m::LossConfig{});
+  auto t =
+      m::dmd_loss(model->forward(in.text, in.audio, in.vision), in.labels, homo, hetero, m::LossConfig{});
   t.total.backward();
   for (const auto& p : model->named_parameters()) {
     const bool unused = p.key().rfind("proj_cosine_", 0) == 0;

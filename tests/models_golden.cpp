@@ -98,13 +98,15 @@ TEST(ModelsGolden, EvalOutputsMatchReferenceOnTestSplit) {
     EXPECT_FLOAT_EQ(std::stof(cell), test.labels[row].item<float>()) << id;
     for (const auto& [name, tensor] : columns) {
       std::getline(ss, cell, ',');
-      const double rel = check_close((*tensor)[row][0].item<double>(), std::stod(cell), 1e-5, 1e-6, id + " " + name);
+      const double rel =
+          check_close((*tensor)[row][0].item<double>(), std::stod(cell), 1e-5, 1e-6, id + " " + name);
       worst[name] = std::max(worst[name], rel);
     }
     ++row;
   }
   EXPECT_EQ(row, 16);
-  for (const auto& [name, rel] : worst) std::cout << "[golden eval] " << name << " max rel err " << rel << "\n";
+  for (const auto& [name, rel] : worst)
+    std::cout << "[golden eval] " << name << " max rel err " << rel << "\n";
 }
 
 TEST(ModelsGolden, TrainLossTermsEdgesAndGradientNormMatchReference) {
@@ -125,26 +127,35 @@ TEST(ModelsGolden, TrainLossTermsEdgesAndGradientNormMatchReference) {
 
   const auto& valid = golden_data().valid;
   ASSERT_EQ(valid.size(), 8);
-  const m::LossTerms t = m::dmd_loss(model->forward(valid.text, valid.audio, valid.vision), valid.labels, homo,
-                                     hetero, m::LossConfig{});
-  const std::map<std::string, const Tensor*> terms = {
-      {"task", &t.task},         {"recon", &t.recon},           {"cycle", &t.cycle},
-      {"ortho", &t.ortho},       {"margin", &t.margin},         {"homo_reg", &t.homo_reg},
-      {"homo_logit", &t.homo_logit}, {"homo_repr", &t.homo_repr}, {"hetero_reg", &t.hetero_reg},
-      {"hetero_logit", &t.hetero_logit}, {"hetero_repr", &t.hetero_repr}, {"total", &t.total}};
+  const m::LossTerms t = m::dmd_loss(model->forward(valid.text, valid.audio, valid.vision), valid.labels,
+                                     homo, hetero, m::LossConfig{});
+  const std::map<std::string, const Tensor*> terms = {{"task", &t.task},
+                                                      {"recon", &t.recon},
+                                                      {"cycle", &t.cycle},
+                                                      {"ortho", &t.ortho},
+                                                      {"margin", &t.margin},
+                                                      {"homo_reg", &t.homo_reg},
+                                                      {"homo_logit", &t.homo_logit},
+                                                      {"homo_repr", &t.homo_repr},
+                                                      {"hetero_reg", &t.hetero_reg},
+                                                      {"hetero_logit", &t.hetero_logit},
+                                                      {"hetero_repr", &t.hetero_repr},
+                                                      {"total", &t.total}};
   const auto& want = expected.at("terms");
   ASSERT_EQ(want.size(), terms.size());
   for (const auto& [name, tensor] : terms) {
     const double rel = check_close(tensor->item<double>(), want.at(name).get<double>(), 1e-4, 0.0, name);
     std::cout << "[golden train] " << name << " rel err " << rel << "\n";
   }
-  for (const auto& [key, edges] : {std::pair<std::string, const Tensor*>{"edges_homo_mean", &t.homo_edges},
-                                   std::pair<std::string, const Tensor*>{"edges_hetero_mean", &t.hetero_edges}}) {
+  for (const auto& [key, edges] :
+       {std::pair<std::string, const Tensor*>{"edges_homo_mean", &t.homo_edges},
+        std::pair<std::string, const Tensor*>{"edges_hetero_mean", &t.hetero_edges}}) {
     const auto w = expected.at(key).get<std::vector<double>>();
     Tensor mean = edges->mean(1);
     double worst = 0;
     for (int x = 0; x < 6; ++x)
-      worst = std::max(worst, check_close(mean[x].item<double>(), w[x], 1e-4, 0.0, key + "[" + std::to_string(x) + "]"));
+      worst = std::max(
+          worst, check_close(mean[x].item<double>(), w[x], 1e-4, 0.0, key + "[" + std::to_string(x) + "]"));
     std::cout << "[golden train] " << key << " max rel err " << worst << "\n";
   }
 
@@ -152,7 +163,7 @@ TEST(ModelsGolden, TrainLossTermsEdgesAndGradientNormMatchReference) {
   double sq = 0;
   for (const auto& p : model->parameters())
     if (p.grad().defined()) sq += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
-  const double rel = check_close(std::sqrt(sq), expected.at("grad_l2_norm_dmd_params").get<double>(), 1e-4, 0.0,
-                                 "grad_l2_norm_dmd_params");
+  const double rel = check_close(std::sqrt(sq), expected.at("grad_l2_norm_dmd_params").get<double>(), 1e-4,
+                                 0.0, "grad_l2_norm_dmd_params");
   std::cout << "[golden train] grad_l2_norm_dmd_params rel err " << rel << "\n";
 }

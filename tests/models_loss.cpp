@@ -40,8 +40,10 @@ Tensor hinge_loss_transcription(const Tensor& ids_in, const Tensor& feats) {
     const int64_t dif_num = B - 1 - sim_num;
     if (!sim_num || !dif_num) continue;
     Tensor sim_cos = cosine[i].masked_select(sim_mask[i]).reshape({-1, 1}).repeat({1, dif_num});
-    Tensor dif_cos = cosine[i].masked_select(sim_mask[i].logical_not()).reshape({-1, 1}).repeat({1, sim_num}).t();
-    Tensor t_margin = margin[i].masked_select(sim_mask[i].logical_not()).reshape({-1, 1}).repeat({1, sim_num}).t();
+    Tensor dif_cos =
+        cosine[i].masked_select(sim_mask[i].logical_not()).reshape({-1, 1}).repeat({1, sim_num}).t();
+    Tensor t_margin =
+        margin[i].masked_select(sim_mask[i].logical_not()).reshape({-1, 1}).repeat({1, sim_num}).t();
     loss = loss + torch::max(torch::zeros_like(sim_cos), t_margin - sim_cos + dif_cos).mean();
     ++loss_num;
   }
@@ -70,8 +72,8 @@ TEST(ModelsLoss, MarginLossBatchOf16ValuesAndGradients) {
   Tensor l = torch::randn({16, 6}).requires_grad_(), v = torch::randn({16, 6}).requires_grad_(),
          a = torch::randn({16, 6}).requires_grad_();
   // Labels on the MOSI grid with repeats and exact zeros.
-  Tensor y = torch::tensor({0.0f, 1.0f, -2.0f, 0.0f, 1.0f, 0.6f, -1.4f, 3.0f, 0.0f, 0.6f, -2.0f, 2.2f, 1.0f, -0.4f,
-                            -0.4f, 0.0f});
+  Tensor y = torch::tensor(
+      {0.0f, 1.0f, -2.0f, 0.0f, 1.0f, 0.6f, -1.4f, 3.0f, 0.0f, 0.6f, -2.0f, 2.2f, 1.0f, -0.4f, -0.4f, 0.0f});
   Tensor got = m::margin_loss(l, v, a, y);
   Tensor want = hinge_loss_transcription(y.repeat_interleave(3), interleave(l, v, a));
   EXPECT_NEAR(got.item<double>(), want.item<double>(), 1e-6);
@@ -104,7 +106,8 @@ TEST(ModelsLoss, OrthoLegacyVersusPerPositionOnHandValues) {
   // Legacy: per channel k, cosine across the batch. k=0: (1,3).(2,1) = 5 / (sqrt(10) sqrt(5)) = 1/sqrt(2);
   // k=1: (2,-1).(0,1) = -1 -> hinge 0. Mean over (t,k) = 1/(2 sqrt(2)).
   EXPECT_NEAR(m::ortho_loss(s, c, false).item<double>(), 1.0 / (2.0 * std::sqrt(2.0)), 1e-6);
-  // Per position: n=0: (1,2).(2,0) = 2 / (sqrt(5) 2); n=1: (3,-1).(1,1) = 2 / (sqrt(10) sqrt(2)); both 1/sqrt(5).
+  // Per position: n=0: (1,2).(2,0) = 2 / (sqrt(5) 2); n=1: (3,-1).(1,1) = 2 / (sqrt(10) sqrt(2)); both
+  // 1/sqrt(5).
   EXPECT_NEAR(m::ortho_loss(s, c, true).item<double>(), 1.0 / std::sqrt(5.0), 1e-6);
 }
 
@@ -133,8 +136,9 @@ TEST(ModelsLoss, GraphDistillPriorsAndParameterCounts) {
 namespace {
 
 struct SmallCase {
-  std::vector<std::vector<double>> logit{{0.2, -0.4}, {1.0, 0.5}, {-0.3, 0.8}};                        // [m][n]
-  std::vector<std::vector<std::vector<double>>> repr{{{1, 2}, {0, -1}}, {{-1, 0.5}, {2, 1}}, {{0.3, -0.7}, {1, 1}}};
+  std::vector<std::vector<double>> logit{{0.2, -0.4}, {1.0, 0.5}, {-0.3, 0.8}};  // [m][n]
+  std::vector<std::vector<std::vector<double>>> repr{
+      {{1, 2}, {0, -1}}, {{-1, 0.5}, {2, 1}}, {{0.3, -0.7}, {1, 1}}};
   double we[4] = {0.5, -1.0, 2.0, 0.25}, be = 0.1;  // W_edge, with W_logit = [1], W_repr = [1, 0], biases 0
   Tensor logits() const {
     std::vector<float> v;
@@ -197,8 +201,8 @@ TEST(ModelsLoss, GraphDistillEdgesRegulariserAndLossesByHand) {
         lsum += std::abs(sc.logit[j][n] - sc.logit[i][n]) * w;
         const auto &a = sc.repr[j][n], &b = sc.repr[i][n];
         l1sum += (std::abs(a[0] - b[0]) + std::abs(a[1] - b[1])) * w;
-        const double cos = (a[0] * b[0] + a[1] * b[1]) /
-                           std::sqrt((a[0] * a[0] + a[1] * a[1] + 1e-12) * (b[0] * b[0] + b[1] * b[1] + 1e-12));
+        const double cos = (a[0] * b[0] + a[1] * b[1]) / std::sqrt((a[0] * a[0] + a[1] * a[1] + 1e-12) *
+                                                                   (b[0] * b[0] + b[1] * b[1] + 1e-12));
         cossum += std::max(0.0, cos);
       }
       logit_loss += lsum / 2;
@@ -226,8 +230,8 @@ TEST(ModelsLoss, GraphDistillFixedEdgesHaveNoParametersAndDetachTeachers) {
   for (int x = 0; x < 6; ++x)
     for (int n = 0; n < 2; ++n) EXPECT_NEAR(r.edges[x][n].item<double>(), cfg.prior[x], 1e-7);
   EXPECT_EQ(r.reg.item<double>(), 0.0);
-  // With w = 2*prior fixed: d L_logit / d logit_m,n = sum over edges with student m of 2*prior/N * sign(m - i);
-  // the teacher side contributes nothing.
+  // With w = 2*prior fixed: d L_logit / d logit_m,n = sum over edges with student m of 2*prior/N * sign(m -
+  // i); the teacher side contributes nothing.
   Tensor g = torch::autograd::grad({r.logit_loss}, {logits})[0];
   for (int mm = 0; mm < 3; ++mm)
     for (int n = 0; n < 2; ++n) {

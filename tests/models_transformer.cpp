@@ -8,9 +8,9 @@
 #include <set>
 #include <string>
 
-#include "models/attention_kernel.h"
 #include "models/compat.h"
 #include "models/dmd.h"
+#include "models/kernels.h"
 #include "models/state_dict.h"
 #include "models/transformer.h"
 
@@ -19,7 +19,9 @@ using torch::Tensor;
 
 namespace {
 
-double max_abs_diff(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
 
 }  // namespace
 
@@ -64,9 +66,11 @@ TEST(ModelsTransformer, TimeMajorInputsDealBatchMajorPositionsInTimeMajorOrder) 
   x.index_put_({0, 0, 0}, 0.0);
   x.index_put_({1, 1, 0}, 0.0);
   Tensor time_major = m::position_indices(x, m::PositionLayout::TimeMajor);
-  EXPECT_TRUE(torch::equal(time_major, torch::tensor({0, 2, 3, 0, 4, 5, 1, 3, 4, 5}, torch::kLong).view({5, 2})));
+  EXPECT_TRUE(
+      torch::equal(time_major, torch::tensor({0, 2, 3, 0, 4, 5, 1, 3, 4, 5}, torch::kLong).view({5, 2})));
   Tensor batch_major = m::position_indices(x, m::PositionLayout::BatchMajor);
-  EXPECT_TRUE(torch::equal(batch_major, torch::tensor({0, 1, 2, 0, 3, 3, 4, 4, 5, 5}, torch::kLong).view({5, 2})));
+  EXPECT_TRUE(
+      torch::equal(batch_major, torch::tensor({0, 1, 2, 0, 3, 3, 4, 4, 5, 5}, torch::kLong).view({5, 2})));
   // Without padding, slot (t,n) gets ((t*N + n) mod T) + 1.
   Tensor full = m::position_indices(torch::ones({3, 2, 1}), m::PositionLayout::TimeMajor);
   EXPECT_TRUE(torch::equal(full, torch::tensor({1, 2, 3, 1, 2, 3}, torch::kLong).view({3, 2})));
@@ -101,7 +105,8 @@ TEST(ModelsTransformer, FutureMaskShiftsByLengthDifference) {
   const float inf = std::numeric_limits<float>::infinity();
   // Lq = 3, Lk = 5: offset 1 + 2 = 3, (i,j) masked iff j - i >= 3.
   Tensor a = m::future_mask(3, 5);
-  Tensor ea = torch::tensor({0.f, 0.f, 0.f, -inf, -inf, 0.f, 0.f, 0.f, 0.f, -inf, 0.f, 0.f, 0.f, 0.f, 0.f}).view({3, 5});
+  Tensor ea = torch::tensor({0.f, 0.f, 0.f, -inf, -inf, 0.f, 0.f, 0.f, 0.f, -inf, 0.f, 0.f, 0.f, 0.f, 0.f})
+                  .view({3, 5});
   EXPECT_TRUE(torch::equal(a, ea));
   // Lq = 5, Lk = 3: offset 3 and j - i <= 2, nothing masked.
   EXPECT_EQ(m::future_mask(5, 3).abs().sum().item<double>(), 0.0);
@@ -187,7 +192,8 @@ TEST(ModelsTransformer, FusedAttentionDropoutFollowsItsMaskForwardAndBackward) {
   Tensor keep = torch::zeros({N * H, T, S});
   for (int64_t b = 0; b < N * H; ++b)
     for (int64_t i = 0; i < T; ++i)
-      for (int64_t j = 0; j < S; ++j) keep.index_put_({b, i, j}, m::kernels::attention_dropout_keep(pb, b, i, j) ? 1.0 : 0.0);
+      for (int64_t j = 0; j < S; ++j)
+        keep.index_put_({b, i, j}, m::kernels::attention_dropout_keep(pb, b, i, j) ? 1.0 : 0.0);
   Tensor qh = (q * (1.0 / std::sqrt(4.0))).reshape({T, N * H, E}).transpose(0, 1);
   Tensor kh = k.reshape({S, N * H, E}).transpose(0, 1), vh = v.reshape({S, N * H, E}).transpose(0, 1);
   Tensor probs = torch::softmax(torch::baddbmm(m::future_mask(T, S), qh, kh.transpose(1, 2)), -1);
@@ -228,11 +234,18 @@ TEST(ModelsTransformer, EncoderParameterNamesFollowTheReference) {
   m::TransformerEncoder enc(o);
   std::vector<std::string> names;
   for (const auto& [name, t] : m::state_dict(*enc)) names.push_back(name + std::to_string(t.dim()));
-  const std::vector<std::string> layer = {"self_attn.in_proj_weight2", "self_attn.in_proj_bias1",
-                                          "self_attn.out_proj.weight2", "self_attn.out_proj.bias1",
-                                          "fc1.weight2", "fc1.bias1", "fc2.weight2", "fc2.bias1",
-                                          "layer_norms.0.weight1", "layer_norms.0.bias1",
-                                          "layer_norms.1.weight1", "layer_norms.1.bias1"};
+  const std::vector<std::string> layer = {"self_attn.in_proj_weight2",
+                                          "self_attn.in_proj_bias1",
+                                          "self_attn.out_proj.weight2",
+                                          "self_attn.out_proj.bias1",
+                                          "fc1.weight2",
+                                          "fc1.bias1",
+                                          "fc2.weight2",
+                                          "fc2.bias1",
+                                          "layer_norms.0.weight1",
+                                          "layer_norms.0.bias1",
+                                          "layer_norms.1.weight1",
+                                          "layer_norms.1.bias1"};
   std::vector<std::string> expected = {"version1", "embed_positions._float_tensor1"};
   for (const char* i : {"0", "1"})
     for (const auto& n : layer) expected.push_back(std::string("layers.") + i + "." + n);
@@ -257,11 +270,13 @@ TEST(ModelsTransformer, ReferenceInitialisation) {
   };
   const double d = 40;
   EXPECT_LE(get("layers.0.self_attn.in_proj_weight").abs().max().item<double>(), std::sqrt(6.0 / (4 * d)));
-  EXPECT_GT(get("layers.0.self_attn.in_proj_weight").abs().max().item<double>(), 0.9 * std::sqrt(6.0 / (4 * d)));
+  EXPECT_GT(get("layers.0.self_attn.in_proj_weight").abs().max().item<double>(),
+            0.9 * std::sqrt(6.0 / (4 * d)));
   EXPECT_LE(get("layers.0.fc1.weight").abs().max().item<double>(), std::sqrt(6.0 / (5 * d)));
   EXPECT_GT(get("layers.0.fc1.weight").abs().max().item<double>(), 0.9 * std::sqrt(6.0 / (5 * d)));
-  for (const char* b : {"layers.0.self_attn.in_proj_bias", "layers.0.self_attn.out_proj.bias", "layers.0.fc1.bias",
-                        "layers.0.fc2.bias", "layers.0.layer_norms.0.bias", "layer_norm.bias"})
+  for (const char* b :
+       {"layers.0.self_attn.in_proj_bias", "layers.0.self_attn.out_proj.bias", "layers.0.fc1.bias",
+        "layers.0.fc2.bias", "layers.0.layer_norms.0.bias", "layer_norm.bias"})
     EXPECT_EQ(get(b).abs().sum().item<double>(), 0.0) << b;
   EXPECT_TRUE(torch::equal(get("layers.0.layer_norms.1.weight"), torch::ones({40})));
   EXPECT_EQ(get("version").item<float>(), 2.0f);
@@ -293,7 +308,7 @@ TEST(ModelsTransformer, SharedKeyValueShortcutEqualsSeparateProjections) {
   m::TransformerEncoder enc(o);
   enc->eval();
   Tensor x = torch::randn({6, 2, 12}), kv = torch::randn({4, 2, 12});
-  Tensor shared = enc->forward(x, kv, kv);          // same tensor: one fused k/v projection
+  Tensor shared = enc->forward(x, kv, kv);            // same tensor: one fused k/v projection
   Tensor separate = enc->forward(x, kv, kv.clone());  // equal values, separate projections
   EXPECT_LT(max_abs_diff(shared, separate), 1e-6);
   // Fused and reference attention give the same encoder output.
@@ -312,7 +327,8 @@ TEST(ModelsTransformer, EmbeddingDropoutDrawsSeparateMasksForKeysAndValues) {
   torch::manual_seed(4);
   Tensor a = enc->forward(x, kv, kv);
   // A distinct value tensor of equal content necessarily gets its own mask (query, key, value drawn in that
-  // order). The same seed must reproduce it when key and value are one tensor, so that path draws two masks too.
+  // order). The same seed must reproduce it when key and value are one tensor, so that path draws two masks
+  // too.
   torch::manual_seed(4);
   Tensor b = enc->forward(x, kv, kv.clone());
   EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6));

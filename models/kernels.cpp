@@ -1,0 +1,574 @@
+// CPU float32 kernels (see kernels.h). The attention core:
+//
+// Layout: for each (n, head) the kernel works on blocks of 8 query rows held in the 8 lanes of a vector, so
+// the softmax over keys and the products with k and v are lane-wise (no horizontal reductions in the inner
+// loops):
+//   Q^T [e][T8] (scaled, zero rows past T), K and V row-major [S][e], scores/probabilities [j][8] per row
+//   block.
+// Saved probabilities use the same layout: [batch*heads][row block][S][8].
+// Plain loops over 8 lanes that the compiler vectorises; on x86-64 with GCC an AVX2/FMA clone is chosen at
+// load time. Head dims 5, 8, 10, 16 are compiled with a fixed size (registers), others with a runtime size.
+#include "models/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DMD_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DMD_KERNEL_CLONES
+#endif
+
+#if defined(__GNUC__)
+#define DMD_INLINE inline __attribute__((always_inline))
+#else
+#define DMD_INLINE inline
+#endif
+
+namespace dmdbench::models::kernels {
+namespace {
+
+constexpr int64_t kLanes = 8;
+constexpr int64_t kMaxStaticE = 16;
+
+// 8 float lanes (one per query row of a block) with GCC/Clang vector extensions; on targets without 256-bit
+// registers the compiler splits each operation in two.
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
+
+DMD_INLINE v8f load8(const float* p) {
+  return *reinterpret_cast<const v8f_unaligned*>(p);
+}
+DMD_INLINE void store8(float* p, v8f x) {
+  *reinterpret_cast<v8f_unaligned*>(p) = x;
+}
+DMD_INLINE v8f splat(float x) {
+  return v8f{x, x, x, x, x, x, x, x};
+}
+DMD_INLINE v8f vmax(v8f a, v8f b) {
+  return a > b ? a : b;
+}
+
+DMD_INLINE float hsum8(v8f x) {
+  return ((x[0] + x[4]) + (x[1] + x[5])) + ((x[2] + x[6]) + (x[3] + x[7]));
+}
+
+// The lane sums of 8 consecutive vectors v[0..7] (at p, p+8, ...) as one vector: r[i] = sum of the lanes of
+// v[i].
+DMD_INLINE v8f lane_sums8(const float* p) {
+  typedef int32_t v8m __attribute__((vector_size(32)));
+  const v8m even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
+  const v8m lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8m lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+  v8f s[4];
+  for (int k = 0; k < 4; ++k) {
+    const v8f a = load8(p + (2 * k) * kLanes), b = load8(p + (2 * k + 1) * kLanes);
+    s[k] = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+  }
+  const v8f s0123 = __builtin_shuffle(s[0], s[1], lo2) + __builtin_shuffle(s[0], s[1], hi2);
+  const v8f s4567 = __builtin_shuffle(s[2], s[3], lo2) + __builtin_shuffle(s[2], s[3], hi2);
+  return __builtin_shuffle(s0123, s4567, lo4) + __builtin_shuffle(s0123, s4567, hi4);
+}
+
+// exp(x) for x <= 0 (Cephes expf: range reduction by ln2, degree-6 polynomial, ~1 ulp); 0 below -87.3 (where
+// expf underflows), so -inf (a masked score) gives exactly 0.
+DMD_INLINE v8f exp_nonpositive(v8f x) {
+  const v8i under = x < splat(-87.3f);
+  x = under ? splat(-87.3f) : x;
+  const v8f t = x * 1.44269504088896341f + 0.5f;
+  v8i n = __builtin_convertvector(t, v8i);     // truncation; fix up to floor for negative t
+  n += (__builtin_convertvector(n, v8f) > t);  // true lanes are -1
+  const v8f fn = __builtin_convertvector(n, v8f);
+  v8f r = x - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  v8f y = splat(1.9875691500e-4f);
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  const v8f scale = reinterpret_cast<v8f>((n + 127) << 23);
+  return under ? splat(0.0f) : y * scale;
+}
+
+DMD_INLINE uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+DMD_INLINE v8u mix32(v8u x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+struct DropoutRule {
+  bool active = false;
+  bool drop_all = false;
+  uint32_t threshold = 0, seed_lo = 0, seed_hi = 0;
+  float scale = 1.0f;  // 1/(1-p) for kept elements
+};
+
+DropoutRule dropout_rule(const AttentionProblem& pb) {
+  DropoutRule r;
+  if (!(pb.dropout_p > 0.0f)) return r;
+  r.active = true;
+  if (pb.dropout_p >= 1.0f) {
+    r.drop_all = true;
+    return r;
+  }
+  r.threshold = static_cast<uint32_t>(static_cast<double>(pb.dropout_p) * 4294967296.0);
+  r.seed_lo = static_cast<uint32_t>(pb.seed);
+  r.seed_hi = static_cast<uint32_t>(pb.seed >> 32);
+  r.scale = 1.0f / (1.0f - pb.dropout_p);
+  return r;
+}
+
+DMD_INLINE bool keep_element(const DropoutRule& r, uint32_t idx) {
+  return mix32((idx ^ r.seed_lo) + r.seed_hi) >= r.threshold;
+}
+
+// Dropout multipliers of key j for the 8 rows i0..i0+7 of batch b: element index (b*T + i)*S + j.
+DMD_INLINE v8f lane_multipliers(const DropoutRule& r, const AttentionProblem& pb, int64_t b, int64_t i0,
+                                int64_t j) {
+  if (r.drop_all) return splat(0.0f);
+  const uint32_t base = static_cast<uint32_t>((b * pb.tgt_len + i0) * pb.src_len + j);
+  const uint32_t st = static_cast<uint32_t>(pb.src_len);
+  const v8u idx = v8u{0, 1, 2, 3, 4, 5, 6, 7} * st + base;
+  const v8u h = mix32((idx ^ r.seed_lo) + r.seed_hi);
+  return h >= r.threshold ? splat(r.scale) : splat(0.0f);
+}
+
+// Keys visible to query row i (all of them without the band).
+DMD_INLINE int64_t visible_keys(const AttentionProblem& pb, int64_t i) {
+  if (pb.band_offset < 0) return pb.src_len;
+  return std::min(pb.src_len, i + 1 + pb.band_offset);
+}
+
+struct Dims {
+  int64_t T, S, N, H, E, d, T8, blocks;
+};
+
+Dims dims_of(const AttentionProblem& pb) {
+  Dims m;
+  m.T = pb.tgt_len, m.S = pb.src_len, m.N = pb.batch, m.H = pb.heads, m.E = pb.head_dim;
+  m.d = m.H * m.E;
+  m.blocks = (m.T + kLanes - 1) / kLanes;
+  m.T8 = m.blocks * kLanes;
+  return m;
+}
+
+// Head (n, col..col+E) of a [L,N,d] view, row-major [L][E].
+DMD_INLINE void gather_rows(SeqView x, int64_t L, int64_t n, int64_t col, int64_t E, float* dst) {
+  for (int64_t j = 0; j < L; ++j) {
+    const float* src = x.data + j * x.stride_t + n * x.stride_n + col;
+    for (int64_t e = 0; e < E; ++e) dst[j * E + e] = src[e];
+  }
+}
+
+// Head of a [T,N,d] view transposed to [E][T8] times `scale`, zero rows past T.
+DMD_INLINE void gather_transposed(SeqView x, int64_t T, int64_t T8, int64_t n, int64_t col, int64_t E,
+                                  float scale, float* dst) {
+  for (int64_t e = 0; e < E; ++e) {
+    float* row = dst + e * T8;
+    const float* src = x.data + n * x.stride_n + col + e;
+    for (int64_t i = 0; i < T; ++i) row[i] = src[i * x.stride_t] * scale;
+    for (int64_t i = T; i < T8; ++i) row[i] = 0.0f;
+  }
+}
+
+// One (n, head): forward over all row blocks. kE > 0 fixes the head dim at compile time.
+template <int kE>
+DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
+                             SeqView q, SeqView k, SeqView v, float* out, float* probs, float* work) {
+  constexpr int kR = kE > 0 ? kE : kMaxStaticE;  // register block size (unused when kE == 0)
+  const int64_t E = kE > 0 ? kE : m.E;
+  const int64_t n = b / m.H, col = (b % m.H) * E;
+  float* qT = work;                // [E][T8]
+  float* kr = qT + E * m.T8;       // [S][E]
+  float* vr = kr + m.S * E;        // [S][E]
+  float* sc = vr + m.S * E;        // [S][8] scores -> probabilities
+  float* acc = sc + m.S * kLanes;  // [E][8] (runtime-E path)
+  gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
+  gather_rows(k, m.S, n, col, E, kr);
+  gather_rows(v, m.S, n, col, E, vr);
+  const v8f neg_inf = splat(-std::numeric_limits<float>::infinity());
+  const v8i lane = v8i{0, 1, 2, 3, 4, 5, 6, 7};
+
+  for (int64_t blk = 0; blk < m.blocks; ++blk) {
+    const int64_t i0 = blk * kLanes;
+    const int64_t jmax = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
+    v8f qb[kR];
+    if (kE > 0) {
+      for (int64_t e = 0; e < E; ++e) qb[e] = load8(qT + e * m.T8 + i0);
+    }
+    const v8i row = lane + static_cast<int32_t>(i0);
+    // scores s_j = q~_rows . k_j, -inf where the band hides key j; running max per row
+    v8f mx = neg_inf;
+    for (int64_t j = 0; j < jmax; ++j) {
+      v8f s = splat(0.0f);
+      for (int64_t e = 0; e < E; ++e) s += (kE > 0 ? qb[e] : load8(qT + e * m.T8 + i0)) * kr[j * E + e];
+      if (pb.band_offset >= 0) s = row >= static_cast<int32_t>(j - pb.band_offset) ? s : neg_inf;
+      store8(sc + j * kLanes, s);
+      mx = vmax(mx, s);
+    }
+    // softmax over keys, per row
+    v8f sum = splat(0.0f);
+    for (int64_t j = 0; j < jmax; ++j) {
+      const v8f p = exp_nonpositive(load8(sc + j * kLanes) - mx);
+      store8(sc + j * kLanes, p);
+      sum += p;
+    }
+    const v8f inv = 1.0f / sum;
+    float* P = probs != nullptr ? probs + (b * m.blocks + blk) * m.S * kLanes : sc;
+    for (int64_t j = 0; j < jmax; ++j) store8(P + j * kLanes, load8(sc + j * kLanes) * inv);
+    // out_rows = sum_j dropout(p_j) v_j
+    v8f ob[kR];
+    for (int64_t e = 0; e < E; ++e) {
+      if (kE > 0)
+        ob[e] = splat(0.0f);
+      else
+        store8(acc + e * kLanes, splat(0.0f));
+    }
+    for (int64_t j = 0; j < jmax; ++j) {
+      v8f p = load8(P + j * kLanes);
+      if (drop.active) p *= lane_multipliers(drop, pb, b, i0, j);
+      for (int64_t e = 0; e < E; ++e) {
+        if (kE > 0)
+          ob[e] += p * vr[j * E + e];
+        else
+          store8(acc + e * kLanes, load8(acc + e * kLanes) + p * vr[j * E + e]);
+      }
+    }
+    float o[kR > 0 ? kR : 1][kLanes];
+    const int64_t rows = std::min(kLanes, m.T - i0);
+    for (int64_t e = 0; e < E; ++e) {
+      if (kE > 0) store8(o[e], ob[e]);
+    }
+    for (int64_t u = 0; u < rows; ++u) {
+      float* dst = out + ((i0 + u) * m.N + n) * m.d + col;
+      for (int64_t e = 0; e < E; ++e) dst[e] = kE > 0 ? o[e][u] : acc[e * kLanes + u];
+    }
+  }
+}
+
+template <int kE>
+DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
+                              SeqView q, SeqView k, SeqView v, SeqView go, const float* probs, float* grad_q,
+                              float* grad_k, float* grad_v, float* work) {
+  constexpr int kR = kE > 0 ? kE : 1;
+  const int64_t E = kE > 0 ? kE : m.E;
+  const int64_t n = b / m.H, col = (b % m.H) * E;
+  float* qT = work;                   // [E][T8] scaled q
+  float* gT = qT + E * m.T8;          // [E][T8] grad_out
+  float* kr = gT + E * m.T8;          // [S][E]
+  float* vr = kr + m.S * E;           // [S][E]
+  float* dk = vr + m.S * E;           // [S][E][8] per-lane partial sums
+  float* dv = dk + m.S * E * kLanes;  // [S][E][8]
+  float* dp = dv + m.S * E * kLanes;  // [S][8]
+  float* gq = dp + m.S * kLanes;      // [E][8] (runtime-E path)
+  gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
+  gather_transposed(go, m.T, m.T8, n, col, E, 1.0f, gT);
+  gather_rows(k, m.S, n, col, E, kr);
+  gather_rows(v, m.S, n, col, E, vr);
+  std::memset(dk, 0, sizeof(float) * static_cast<size_t>(2 * m.S * E * kLanes));  // dk and dv are adjacent
+
+  for (int64_t blk = 0; blk < m.blocks; ++blk) {
+    const int64_t i0 = blk * kLanes;
+    const int64_t jmax = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
+    const float* P = probs + (b * m.blocks + blk) * m.S * kLanes;
+    // pass 1: dv_j += p~_j go ; dp_j = (go . v_j) * mask ; rowdot = sum_j p_j dp_j
+    v8f gb[kR];
+    if (kE > 0) {
+      for (int64_t e = 0; e < E; ++e) gb[e] = load8(gT + e * m.T8 + i0);
+    }
+    v8f rowdot = splat(0.0f);
+    for (int64_t j = 0; j < jmax; ++j) {
+      const v8f p = load8(P + j * kLanes);
+      v8f mult = splat(1.0f), pd = p, g = splat(0.0f);
+      if (drop.active) {
+        mult = lane_multipliers(drop, pb, b, i0, j);
+        pd = p * mult;
+      }
+      for (int64_t e = 0; e < E; ++e) {
+        const v8f ge = kE > 0 ? gb[e] : load8(gT + e * m.T8 + i0);
+        float* dve = dv + (j * E + e) * kLanes;
+        store8(dve, load8(dve) + pd * ge);
+        g += ge * vr[j * E + e];
+      }
+      if (drop.active) g *= mult;
+      store8(dp + j * kLanes, g);
+      rowdot += p * g;
+    }
+    // pass 2: ds = p (dp - rowdot); dq_rows = sum_j ds_j k_j ; dk_j += ds_j q~_rows. Large head dims go in
+    // two halves so that the q block and the dq accumulators stay in registers.
+    constexpr int kC = kE > 8 ? (kE + 1) / 2 : (kE > 0 ? kE : 1);
+    const int64_t rows = std::min(kLanes, m.T - i0);
+    const int64_t chunk = kE > 0 ? kC : E;
+    for (int64_t e0 = 0; e0 < E; e0 += chunk) {
+      const int64_t ne = std::min(chunk, E - e0);
+      v8f qb[kC], gqb[kC];
+      for (int64_t c = 0; c < ne; ++c) {
+        if (kE > 0) {
+          qb[c] = load8(qT + (e0 + c) * m.T8 + i0);
+          gqb[c] = splat(0.0f);
+        } else {
+          store8(gq + (e0 + c) * kLanes, splat(0.0f));
+        }
+      }
+      for (int64_t j = 0; j < jmax; ++j) {
+        const v8f ds = load8(P + j * kLanes) * (load8(dp + j * kLanes) - rowdot);
+        for (int64_t c = 0; c < ne; ++c) {
+          const int64_t e = e0 + c;
+          const float ke = kr[j * E + e];
+          float* dke = dk + (j * E + e) * kLanes;
+          if (kE > 0) {
+            gqb[c] += ds * ke;
+            store8(dke, load8(dke) + ds * qb[c]);
+          } else {
+            store8(gq + e * kLanes, load8(gq + e * kLanes) + ds * ke);
+            store8(dke, load8(dke) + ds * load8(qT + e * m.T8 + i0));
+          }
+        }
+      }
+      float gqo[kC][kLanes];
+      for (int64_t c = 0; c < ne; ++c) {
+        if (kE > 0) store8(gqo[c], gqb[c]);
+      }
+      for (int64_t u = 0; u < rows; ++u) {
+        float* dst = grad_q + ((i0 + u) * m.N + n) * m.d + col + e0;
+        for (int64_t c = 0; c < ne; ++c) {
+          dst[c] = (kE > 0 ? gqo[c][u] : gq[(e0 + c) * kLanes + u]) * pb.scaling;
+        }
+      }
+    }
+  }
+  // Lane sums of the dk/dv partials, 8 (j,e) entries at a time, then scatter to [S,N,d].
+  float* red = dp;  // [S*E] reuse (dp is free now); dp has S*8 >= S*E floats only when E <= 8
+  std::vector<float> big;
+  if (E > kLanes) {
+    big.resize(static_cast<size_t>(m.S * E));
+    red = big.data();
+  }
+  for (float* acc8 : {dk, dv}) {
+    const int64_t total = m.S * E, total8 = total / kLanes * kLanes;
+    for (int64_t x = 0; x < total8; x += kLanes) store8(red + x, lane_sums8(acc8 + x * kLanes));
+    for (int64_t x = total8; x < total; ++x) red[x] = hsum8(load8(acc8 + x * kLanes));
+    float* dst = acc8 == dk ? grad_k : grad_v;
+    for (int64_t j = 0; j < m.S; ++j) {
+      float* row = dst + (j * m.N + n) * m.d + col;
+      for (int64_t e = 0; e < E; ++e) row[e] = red[j * E + e];
+    }
+  }
+}
+
+DMD_KERNEL_CLONES
+void forward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out, float* probs) {
+  const Dims m = dims_of(pb);
+  const DropoutRule drop = dropout_rule(pb);
+  std::vector<float> work(static_cast<size_t>(m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes));
+  for (int64_t b = 0; b < m.N * m.H; ++b) {
+    switch (m.E) {
+      case 5:
+        forward_head<5>(pb, m, drop, b, q, k, v, out, probs, work.data());
+        break;
+      case 8:
+        forward_head<8>(pb, m, drop, b, q, k, v, out, probs, work.data());
+        break;
+      case 10:
+        forward_head<10>(pb, m, drop, b, q, k, v, out, probs, work.data());
+        break;
+      case 16:
+        forward_head<16>(pb, m, drop, b, q, k, v, out, probs, work.data());
+        break;
+      default:
+        forward_head<0>(pb, m, drop, b, q, k, v, out, probs, work.data());
+        break;
+    }
+  }
+}
+
+DMD_KERNEL_CLONES
+void backward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView go,
+                   const float* probs, float* grad_q, float* grad_k, float* grad_v) {
+  const Dims m = dims_of(pb);
+  const DropoutRule drop = dropout_rule(pb);
+  std::vector<float> work(static_cast<size_t>(2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes +
+                                              m.S * kLanes + m.E * kLanes));
+  for (int64_t b = 0; b < m.N * m.H; ++b) {
+    switch (m.E) {
+      case 5:
+        backward_head<5>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+        break;
+      case 8:
+        backward_head<8>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+        break;
+      case 10:
+        backward_head<10>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+        break;
+      case 16:
+        backward_head<16>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+        break;
+      default:
+        backward_head<0>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// LayerNorm
+
+DMD_KERNEL_CLONES
+void layer_norm_forward_impl(int64_t R, int64_t D, const float* x, const float* gamma, const float* beta,
+                             float eps, float* y, float* mean, float* rstd) {
+  const int64_t D8 = D / kLanes * kLanes;
+  const float inv_d = 1.0f / static_cast<float>(D);
+  for (int64_t r = 0; r < R; ++r) {
+    const float* xr = x + r * D;
+    float* yr = y + r * D;
+    v8f s = splat(0.0f);
+    for (int64_t c = 0; c < D8; c += kLanes) s += load8(xr + c);
+    float sum = hsum8(s);
+    for (int64_t c = D8; c < D; ++c) sum += xr[c];
+    const float mu = sum * inv_d;
+    v8f q = splat(0.0f);
+    for (int64_t c = 0; c < D8; c += kLanes) {
+      const v8f dx = load8(xr + c) - mu;
+      q += dx * dx;
+    }
+    float sq = hsum8(q);
+    for (int64_t c = D8; c < D; ++c) sq += (xr[c] - mu) * (xr[c] - mu);
+    const float rs = 1.0f / std::sqrt(sq * inv_d + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    for (int64_t c = 0; c < D8; c += kLanes)
+      store8(yr + c, (load8(xr + c) - mu) * rs * load8(gamma + c) + load8(beta + c));
+    for (int64_t c = D8; c < D; ++c) yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+  }
+}
+
+DMD_KERNEL_CLONES
+void layer_norm_backward_impl(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
+                              const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta) {
+  const int64_t D8 = D / kLanes * kLanes;
+  const float inv_d = 1.0f / static_cast<float>(D);
+  std::memset(dgamma, 0, sizeof(float) * static_cast<size_t>(D));
+  std::memset(dbeta, 0, sizeof(float) * static_cast<size_t>(D));
+  for (int64_t r = 0; r < R; ++r) {
+    const float* xr = x + r * D;
+    const float* gr = dy + r * D;
+    float* dxr = dx + r * D;
+    const float mu = mean[r], rs = rstd[r];
+    // g = dy*gamma; dx = rstd * (g - mean(g) - xhat * mean(g*xhat)); dgamma += dy*xhat; dbeta += dy
+    v8f sg = splat(0.0f), sgx = splat(0.0f);
+    for (int64_t c = 0; c < D8; c += kLanes) {
+      const v8f xh = (load8(xr + c) - mu) * rs;
+      const v8f dyc = load8(gr + c);
+      const v8f g = dyc * load8(gamma + c);
+      sg += g;
+      sgx += g * xh;
+      store8(dgamma + c, load8(dgamma + c) + dyc * xh);
+      store8(dbeta + c, load8(dbeta + c) + dyc);
+    }
+    float a = hsum8(sg), b = hsum8(sgx);
+    for (int64_t c = D8; c < D; ++c) {
+      const float xh = (xr[c] - mu) * rs;
+      const float g = gr[c] * gamma[c];
+      a += g;
+      b += g * xh;
+      dgamma[c] += gr[c] * xh;
+      dbeta[c] += gr[c];
+    }
+    const float mg = a * inv_d, mgx = b * inv_d;
+    for (int64_t c = 0; c < D8; c += kLanes) {
+      const v8f xh = (load8(xr + c) - mu) * rs;
+      store8(dxr + c, (load8(gr + c) * load8(gamma + c) - mg - xh * mgx) * rs);
+    }
+    for (int64_t c = D8; c < D; ++c) {
+      const float xh = (xr[c] - mu) * rs;
+      dxr[c] = (gr[c] * gamma[c] - mg - xh * mgx) * rs;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dropout masks
+
+DMD_KERNEL_CLONES
+void dropout_mask_impl(int64_t n, float p, uint64_t seed, float* out) {
+  AttentionProblem pb;
+  pb.dropout_p = p;
+  pb.seed = seed;
+  const DropoutRule r = dropout_rule(pb);
+  if (!r.active) {
+    for (int64_t i = 0; i < n; ++i) out[i] = 1.0f;
+    return;
+  }
+  const int64_t n8 = n / kLanes * kLanes;
+  for (int64_t i = 0; i < n8; i += kLanes) {
+    if (r.drop_all) {
+      store8(out + i, splat(0.0f));
+      continue;
+    }
+    const v8u idx = v8u{0, 1, 2, 3, 4, 5, 6, 7} + static_cast<uint32_t>(i);
+    const v8u h = mix32((idx ^ r.seed_lo) + r.seed_hi);
+    store8(out + i, h >= r.threshold ? splat(r.scale) : splat(0.0f));
+  }
+  for (int64_t i = n8; i < n; ++i) {
+    out[i] = (!r.drop_all && keep_element(r, static_cast<uint32_t>(i))) ? r.scale : 0.0f;
+  }
+}
+
+}  // namespace
+
+int64_t probs_size(const AttentionProblem& pb) {
+  const Dims m = dims_of(pb);
+  return m.N * m.H * m.blocks * m.S * kLanes;
+}
+
+void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out,
+                       float* probs) {
+  forward_impl(pb, q, k, v, out, probs);
+}
+
+void attention_backward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView grad_out,
+                        const float* probs, float* grad_q, float* grad_k, float* grad_v) {
+  backward_impl(pb, q, k, v, grad_out, probs, grad_q, grad_k, grad_v);
+}
+
+void layer_norm_forward(int64_t R, int64_t D, const float* x, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* rstd) {
+  layer_norm_forward_impl(R, D, x, gamma, beta, eps, y, mean, rstd);
+}
+
+void layer_norm_backward(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
+                         const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta) {
+  layer_norm_backward_impl(R, D, x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+}
+
+void dropout_mask(int64_t n, float p, uint64_t seed, float* out) {
+  dropout_mask_impl(n, p, seed, out);
+}
+
+bool attention_dropout_keep(const AttentionProblem& pb, int64_t b, int64_t i, int64_t j) {
+  const DropoutRule r = dropout_rule(pb);
+  if (!r.active) return true;
+  if (r.drop_all) return false;
+  return keep_element(r, static_cast<uint32_t>((b * pb.tgt_len + i) * pb.src_len + j));
+}
+
+}  // namespace dmdbench::models::kernels

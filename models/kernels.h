@@ -1,0 +1,58 @@
+// CPU float32 kernels for the hot parts of the model, without LibTorch types: the fused multi-head attention
+// core of the MulT/fairseq MultiheadAttention (spec §1.11, after the in-projection and before out_proj),
+// LayerNorm forward/backward, and counter-based dropout masks.
+//
+// Shape legend: T = query length, S = key/value length, N = batch, H = heads, e = head_dim, d = H*e.
+// q is [T,N,d], k and v are [S,N,d], all sequence-first with unit stride along d (any other strides). Head h
+// of batch element n reads columns h*e .. h*e+e-1, so (n,h) -> batch index n*H + h, as the reference's
+// view(T, N*H, e) does. Per (n,h) and query row i:
+//   s_j = (scaling * q_i) . k_j  + mask_ij,   mask_ij = -inf iff band_offset >= 0 and j - i >= 1 +
+//   band_offset p   = softmax(s),  p~ = dropout(p),  out_i = sum_j p~_j v_j.
+// Dropout uses a counter-based hash of (seed, n*H+h, i, j), so backward regenerates the same mask.
+#pragma once
+
+#include <cstdint>
+
+namespace dmdbench::models::kernels {
+
+struct SeqView {  // [L, N, d] float tensor with unit stride along d
+  const float* data;
+  int64_t stride_t, stride_n;
+};
+
+struct AttentionProblem {
+  int64_t tgt_len = 0, src_len = 0, batch = 0, heads = 1, head_dim = 1;
+  float scaling = 1.0f;      // multiplies q (after its bias), head_dim^-0.5 in the reference
+  int64_t band_offset = -1;  // < 0: no mask; else key j is visible to query i iff j < i + 1 + band_offset
+  float dropout_p = 0.0f;    // dropout on the probabilities (0 = none)
+  uint64_t seed = 0;         // dropout mask seed
+};
+
+// Number of floats of the saved probabilities (softmax before dropout), laid out [N*H][ceil(T/8)][S][8]:
+// blocks of 8 query rows with the rows in the last dimension.
+int64_t probs_size(const AttentionProblem& pb);
+
+// out: [T,N,d] contiguous. probs: probs_size(pb) floats, or nullptr when no backward will follow.
+void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out, float* probs);
+
+// grad_out: [T,N,d] (unit stride along d). grad_q [T,N,d], grad_k and grad_v [S,N,d]: contiguous,
+// overwritten.
+void attention_backward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView grad_out,
+                        const float* probs, float* grad_q, float* grad_k, float* grad_v);
+
+// The dropout keep decision the kernel uses for element (b = n*H + h, i, j); exposed for tests.
+bool attention_dropout_keep(const AttentionProblem& pb, int64_t b, int64_t i, int64_t j);
+
+// LayerNorm over the last dimension of a row-major [R, D] array: y = (x - mean) * rstd * gamma + beta with
+// the biased variance, rstd = 1/sqrt(var + eps). mean and rstd ([R]) are saved for the backward.
+void layer_norm_forward(int64_t R, int64_t D, const float* x, const float* gamma, const float* beta,
+                        float eps, float* y, float* mean, float* rstd);
+// dx [R,D] (overwritten); dgamma and dbeta [D] are overwritten with the sums over rows.
+void layer_norm_backward(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
+                         const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta);
+
+// Dropout multipliers: out[i] = 1/(1-p) if element i is kept, else 0, from a counter-based hash of (seed, i);
+// each element is kept with probability 1-p.
+void dropout_mask(int64_t n, float p, uint64_t seed, float* out);
+
+}  // namespace dmdbench::models::kernels

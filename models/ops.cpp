@@ -1,0 +1,119 @@
+// Fast CPU paths for linear, LayerNorm and dropout (see ops.h).
+#include "models/ops.h"
+
+#include "models/compat.h"
+#include "models/kernels.h"
+
+namespace dmdbench::models::ops {
+
+using torch::Tensor;
+
+namespace {
+
+bool cpu_float(const Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat;
+}
+
+// y = LayerNorm(x) over the last dim with the fused kernel; saves x, mean and rstd for the backward.
+struct LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, double eps) {
+    const Tensor xc = x.contiguous(), w = weight.contiguous(), b = bias.contiguous();
+    const int64_t D = xc.size(-1), R = D > 0 ? xc.numel() / D : 0;
+    Tensor y = torch::empty_like(xc);
+    Tensor mean = torch::empty({R}, xc.options()), rstd = torch::empty({R}, xc.options());
+    kernels::layer_norm_forward(R, D, compat::const_float_ptr(xc), compat::const_float_ptr(w),
+                                compat::const_float_ptr(b), static_cast<float>(eps), y.data_ptr<float>(),
+                                mean.data_ptr<float>(), rstd.data_ptr<float>());
+    ctx->save_for_backward({xc, w, mean, rstd});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
+    const Tensor dy = grads[0].contiguous();
+    const int64_t D = x.size(-1), R = D > 0 ? x.numel() / D : 0;
+    Tensor dx = torch::empty_like(x), dw = torch::empty_like(w), db = torch::empty_like(w);
+    kernels::layer_norm_backward(R, D, compat::const_float_ptr(x), compat::const_float_ptr(w),
+                                 compat::const_float_ptr(mean), compat::const_float_ptr(rstd),
+                                 compat::const_float_ptr(dy), dx.data_ptr<float>(), dw.data_ptr<float>(),
+                                 db.data_ptr<float>());
+    return {dx, dw, db, Tensor()};
+  }
+};
+
+}  // namespace
+
+namespace {
+
+// out[n,t,:] = sum_j y[n, t+j, j*out:(j+1)*out] for t < T-k+1, as one autograd node (the k narrow views would
+// each allocate a full-size zero gradient in the backward).
+struct ShiftedBlockSum : public torch::autograd::Function<ShiftedBlockSum> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& y, int64_t k, int64_t out) {
+    const int64_t T = y.size(1), Tp = T - k + 1;
+    ctx->saved_data["T"] = T;
+    ctx->saved_data["k"] = k;
+    Tensor acc = y.narrow(1, 0, Tp).narrow(2, 0, out).clone(at::MemoryFormat::Contiguous);
+    for (int64_t j = 1; j < k; ++j) acc.add_(y.narrow(1, j, Tp).narrow(2, j * out, out));
+    return acc;  // [N,T',out]
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const Tensor& g = grads[0];  // [N,T',out]
+    const int64_t T = ctx->saved_data["T"].toInt(), k = ctx->saved_data["k"].toInt();
+    const int64_t N = g.size(0), Tp = g.size(1), out = g.size(2);
+    Tensor gy = torch::zeros({N, T, k * out}, g.options());
+    for (int64_t j = 0; j < k; ++j) gy.narrow(1, j, Tp).narrow(2, j * out, out).copy_(g);
+    return {gy, Tensor(), Tensor()};
+  }
+};
+
+// Conv1d(in -> out, kernel k, no bias) applied to a batch-first sequence x [N,T,in], giving [N,T-k+1,out]
+// (time-major). One GEMM [N*T, in] x [in, k*out] and the sum of k shifted blocks.
+}  // namespace
+
+Tensor temporal_conv(const Tensor& x, const Tensor& weight) {
+  const int64_t N = x.size(0), T = x.size(1), in = x.size(2), out = weight.size(0), k = weight.size(2);
+  TORCH_CHECK(weight.size(1) == in, "conv expects ", weight.size(1), " input features, got ", in);
+  TORCH_CHECK(T >= k, "sequence of length ", T, " is shorter than the conv kernel ", k);
+  if (k == 1) return ops::linear(x, weight.squeeze(2));                     // [N,T,out]
+  Tensor w = weight.permute({2, 0, 1}).reshape({k * out, in});              // block j = W[:,:,j]
+  Tensor y = ops::linear(x.reshape({N * T, in}), w).view({N, T, k * out});  // [N,T,k*out]
+  return ShiftedBlockSum::apply(y, k, out);                                 // [N,T',out]
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (x.dim() == 2) return bias.defined() ? torch::addmm(bias, x, weight.t()) : x.mm(weight.t());
+  std::vector<int64_t> sizes = x.sizes().vec();
+  const Tensor x2 = x.reshape({-1, sizes.back()});
+  const Tensor y = bias.defined() ? torch::addmm(bias, x2, weight.t()) : x2.mm(weight.t());
+  sizes.back() = weight.size(0);
+  return y.view(sizes);
+}
+
+Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  std::vector<int64_t> sizes = x.sizes().vec();
+  const Tensor x2 = x.reshape({-1, sizes.back()});
+  const Tensor y = (bias.defined() ? torch::addmm(bias, x2, weight.t()) : x2.mm(weight.t())).relu_();
+  sizes.back() = weight.size(0);
+  return y.view(sizes);
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  if (!cpu_float(x) || !cpu_float(weight) || !bias.defined() || !cpu_float(bias)) {
+    return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+  }
+  return LayerNormFunction::apply(x, weight, bias, eps);
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  if (!training || p <= 0) return x;
+  if (!cpu_float(x)) return torch::dropout(x, p, /*train=*/true);
+  Tensor mask = torch::empty(x.sizes(), x.options().requires_grad(false));
+  kernels::dropout_mask(mask.numel(), static_cast<float>(p), compat::draw_seed(), mask.data_ptr<float>());
+  return x * mask;
+}
+
+}  // namespace dmdbench::models::ops

@@ -1,0 +1,92 @@
+// The fast CPU paths of models/ops.h against the ATen ops they replace: values and gradients.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "models/ops.h"
+
+namespace ops = dmdbench::models::ops;
+using torch::Tensor;
+
+namespace {
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(ModelsOps, LayerNormMatchesATenValuesAndGradients) {
+  for (const auto& shape :
+       std::vector<std::vector<int64_t>>{{7, 3, 50}, {5, 30}, {4, 2, 100}, {3, 7}, {2, 16}}) {
+    torch::manual_seed(1);
+    const int64_t D = shape.back();
+    Tensor x = (torch::randn(shape) * 3 + 1).requires_grad_();
+    Tensor w = torch::randn({D}).requires_grad_(), b = torch::randn({D}).requires_grad_();
+    Tensor g = torch::randn(shape);
+    Tensor got = ops::layer_norm(x, w, b, 1e-5), want = torch::layer_norm(x, {D}, w, b, 1e-5);
+    EXPECT_LT(max_abs_diff(got, want), 1e-5) << "D=" << D;
+    auto gg = torch::autograd::grad({got}, {x, w, b}, {g});
+    auto gw = torch::autograd::grad({want}, {x, w, b}, {g});
+    for (int i = 0; i < 3; ++i)
+      EXPECT_LT(max_abs_diff(gg[i], gw[i]), 2e-5 * std::max(1.0, gw[i].abs().max().item<double>()))
+          << "D=" << D << " input " << i;
+  }
+}
+
+TEST(ModelsOps, LayerNormOfConstantRowIsBias) {
+  // Zero variance: (x - mean) = 0, so the output is the bias exactly, like ATen's (rstd = 1/sqrt(eps)).
+  Tensor x = torch::zeros({2, 10}), w = torch::ones({10}), b = torch::arange(10).to(torch::kFloat);
+  EXPECT_TRUE(torch::equal(ops::layer_norm(x, w, b), b.expand({2, 10})));
+}
+
+TEST(ModelsOps, DropoutKeepsWithProbabilityOneMinusPAndScales) {
+  torch::manual_seed(3);
+  Tensor x = torch::ones({1000, 100}).requires_grad_();
+  torch::manual_seed(9);
+  Tensor y = ops::dropout(x, 0.3, /*training=*/true);
+  const double kept = y.ne(0).sum().item<double>() / y.numel();  // 100k draws: sd ~ 0.0015
+  EXPECT_NEAR(kept, 0.7, 0.007);
+  EXPECT_NEAR(y.max().item<double>(), 1.0 / 0.7, 1e-6);
+  EXPECT_EQ(y.masked_select(y.ne(0)).min().item<double>(), y.max().item<double>());
+  // Same seed, same mask; the gradient is the mask.
+  torch::manual_seed(9);
+  Tensor y2 = ops::dropout(x, 0.3, true);
+  EXPECT_TRUE(torch::equal(y, y2));
+  Tensor gx = torch::autograd::grad({y.sum()}, {x})[0];
+  EXPECT_TRUE(torch::equal(gx, y.detach()));
+  // Another draw differs; eval mode and p = 0 are the identity.
+  EXPECT_FALSE(torch::equal(ops::dropout(x, 0.3, true), y));
+  EXPECT_TRUE(ops::dropout(x, 0.3, false).is_same(x));
+  EXPECT_TRUE(ops::dropout(x, 0.0, true).is_same(x));
+}
+
+TEST(ModelsOps, LinearAndLinearReluMatchFunctional) {
+  torch::manual_seed(4);
+  Tensor x = torch::randn({5, 3, 8}).requires_grad_();
+  Tensor w = torch::randn({6, 8}).requires_grad_(), b = torch::randn({6}).requires_grad_();
+  Tensor want = torch::nn::functional::linear(x, w, b);
+  EXPECT_LT(max_abs_diff(ops::linear(x, w, b), want), 1e-6);
+  EXPECT_LT(max_abs_diff(ops::linear(x, w), torch::nn::functional::linear(x, w)), 1e-6);
+  Tensor r = ops::linear_relu(x, w, b);
+  EXPECT_LT(max_abs_diff(r, want.relu()), 1e-6);
+  auto g1 = torch::autograd::grad({r.sum()}, {x, w, b});
+  auto g2 = torch::autograd::grad({want.relu().sum()}, {x, w, b});
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(g1[i], g2[i]), 1e-5) << i;
+}
+
+TEST(ModelsOps, TemporalConvMatchesConv1dValuesAndGradients) {
+  for (int64_t k : {1, 3, 5}) {
+    torch::manual_seed(5);
+    Tensor x = torch::randn({2, 9, 6}).requires_grad_();
+    Tensor w = torch::randn({4, 6, k}).requires_grad_();
+    Tensor got = ops::temporal_conv(x, w);                              // [N,T',out]
+    Tensor want = torch::conv1d(x.transpose(1, 2), w).transpose(1, 2);  // [N,T',out]
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LT(max_abs_diff(got, want), 1e-5) << "k=" << k;
+    Tensor g = torch::randn(want.sizes());
+    auto gg = torch::autograd::grad({got}, {x, w}, {g});
+    auto gw = torch::autograd::grad({want}, {x, w}, {g});
+    EXPECT_LT(max_abs_diff(gg[0], gw[0]), 1e-5) << "k=" << k;
+    EXPECT_LT(max_abs_diff(gg[1], gw[1]), 1e-5) << "k=" << k;
+  }
+}
