@@ -180,7 +180,9 @@ TEST(Cli, KilledWorkerIsRedoneCompletedRunsAreNot) {
     ASSERT_EQ(runs.size(), 2u);
     for (const auto& r : runs) {
       EXPECT_EQ(r.status, dmdbench::results::RunStatus::Completed) << r.spec.variant;
-      if (r.spec.variant == "no-distill") EXPECT_EQ(r.finished_at, completed_finished);
+      if (r.spec.variant == "no-distill") {
+        EXPECT_EQ(r.finished_at, completed_finished);
+      }
     }
     const auto epochs = s.epochs(killed_id);
     ASSERT_EQ(epochs.size(), 3u);
