@@ -1,0 +1,64 @@
+// `dmdbench evaluate` on the golden files reproduces the reference's eval outputs, row by row.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST(CliEvaluate, GoldenCheckpointReproducesExpectedEval) {
+  const std::string golden = std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/";
+  const auto out = std::filesystem::temp_directory_path() / ("dmdbench_eval_" + std::to_string(getpid()) + ".csv");
+  const std::string cmd = std::string(DMDBENCH_BINARY) + " evaluate --device cpu --config mosei --checkpoint " +
+                          golden + "state_dict.pth --data " + golden + "data.pkl --predictions " + out.string() +
+                          " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto ours = read_csv(out.string()), expected = read_csv(golden + "expected_eval.csv");
+  ASSERT_EQ(ours.size(), 17u);
+  ASSERT_EQ(expected.size(), 17u);
+  EXPECT_EQ(ours[0][0], "id");
+  EXPECT_EQ(ours[0][2], "prediction");
+  for (std::size_t r = 1; r < ours.size(); ++r) {
+    ASSERT_EQ(ours[r].size(), 10u);
+    EXPECT_EQ(ours[r][0], expected[r][0]);                        // file order, same ids
+    EXPECT_NEAR(std::stod(ours[r][1]), std::stod(expected[r][1]), 1e-6);  // label (float32, printed to 9 digits)
+    for (std::size_t c = 2; c < 10; ++c) {
+      const double a = std::stod(ours[r][c]), b = std::stod(expected[r][c]);
+      EXPECT_LE(std::abs(a - b), std::max(1e-6, 1e-5 * std::abs(b))) << "row " << r << " " << expected[0][c];
+    }
+  }
+  std::filesystem::remove(out);
+}
+
+TEST(CliEvaluate, DataOfTheWrongFamilyIsRefused) {
+  // MOSEI features under the MOSI configuration: one line naming the dims and what was expected.
+  const std::string golden = std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/";
+  const std::string cmd = std::string(DMDBENCH_BINARY) + " evaluate --device cpu --config mosi --checkpoint " +
+                          golden + "state_dict.pth --data " + golden + "data.pkl 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_NE(out.find("expected 768 / 5 / 20 for mosi"), std::string::npos) << out;
+}
