@@ -124,7 +124,7 @@ const std::vector<Profile>& profiles() {
       // The short profiles step the optimizer after every batch (update_epochs=1): with 10-batch accumulation a
       // few small epochs would give a handful of Adam steps and no learning. The reference run takes ~200 steps
       // (MOSI: 8 per epoch, ~25 epochs); quick takes 24 per epoch x 8 epochs.
-      {"smoke", "tiny synthetic data (10%), 2 epochs, a step per batch: tests and CI", 0.1, 2, {"update_epochs=1"}},
+      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch: tests and CI", 0.2, 3, {"update_epochs=1"}},
       {"quick", "synthetic data at 30%, 8 epochs, a step per batch: the default main job", 0.3, 8,
        {"update_epochs=1"}},
       {"paper", "the reference recipe unchanged: no epoch cap, early stop 10; for real data", 1.0, 0, {}},

@@ -78,7 +78,7 @@ TEST(Config, OverridesAreTypedAndKeysMustExist) {
 
 TEST(Config, ProfilesSetScaleAndEpochCap) {
   const Config smoke = ablations::resolve_config("mosi", "dmd", "smoke", {});
-  EXPECT_EQ(smoke.integer("max_epochs"), 2);
+  EXPECT_EQ(smoke.integer("max_epochs"), 3);
   EXPECT_EQ(smoke.integer("update_epochs"), 1);
   const Config quick = ablations::resolve_config("mosi", "mult", "quick", {"update_epochs=4"});
   EXPECT_EQ(quick.integer("max_epochs"), 8);
