@@ -84,21 +84,82 @@ Tensor temporal_conv(const Tensor& x, const Tensor& weight) {
   return ShiftedBlockSum::apply(y, k, out);                                 // [N,T',out]
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (x.dim() == 2) return bias.defined() ? torch::addmm(bias, x, weight.t()) : x.mm(weight.t());
-  std::vector<int64_t> sizes = x.sizes().vec();
-  const Tensor x2 = x.reshape({-1, sizes.back()});
-  const Tensor y = bias.defined() ? torch::addmm(bias, x2, weight.t()) : x2.mm(weight.t());
-  sizes.back() = weight.size(0);
-  return y.view(sizes);
+namespace {
+
+// y = [relu](x2 W[r0:r0+rows]^T + b[r0:r0+rows]) viewed back to x's leading dims, x2 = x as [R, in].
+struct LinearFunction : public torch::autograd::Function<LinearFunction> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, int64_t row0, int64_t rows, bool relu) {
+    const Tensor x2 = x.reshape({-1, x.size(-1)});
+    const Tensor w = weight.narrow(0, row0, rows);
+    const bool has_bias = bias.numel() > 0;  // an empty tensor stands for "no bias" (inputs must be defined)
+    Tensor y = has_bias ? torch::addmm(bias.narrow(0, row0, rows), x2, w.t()) : x2.mm(w.t());
+    if (relu) y.relu_();
+    ctx->saved_data["row0"] = row0;
+    ctx->saved_data["relu"] = relu;
+    ctx->saved_data["bias"] = has_bias;
+    ctx->saved_data["x_sizes"] = x.sizes();
+    ctx->save_for_backward({x2, weight, relu ? y : Tensor()});
+    std::vector<int64_t> sizes = x.sizes().vec();
+    sizes.back() = rows;
+    return y.view(sizes);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &x2 = saved[0], &weight = saved[1], &y = saved[2];
+    const int64_t row0 = ctx->saved_data["row0"].toInt();
+    const bool relu = ctx->saved_data["relu"].toBool(), has_bias = ctx->saved_data["bias"].toBool();
+    const int64_t rows = y.defined() ? y.size(1) : grads[0].size(-1);
+    Tensor g = grads[0].reshape({-1, rows});
+    if (relu) g = torch::threshold_backward(g, y, 0);
+    const Tensor w = weight.narrow(0, row0, rows);
+    Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = g.mm(w).view(ctx->saved_data["x_sizes"].toIntVector());
+    const bool whole = rows == weight.size(0);
+    if (ctx->needs_input_grad(1)) {
+      const Tensor block = g.t().mm(x2);
+      if (whole) {
+        dw = block;
+      } else {
+        dw = torch::zeros_like(weight);
+        dw.narrow(0, row0, rows).copy_(block);
+      }
+    }
+    if (has_bias && ctx->needs_input_grad(2)) {
+      const Tensor block = g.sum(0);
+      if (whole) {
+        db = block;
+      } else {
+        db = torch::zeros({weight.size(0)}, g.options());
+        db.narrow(0, row0, rows).copy_(block);
+      }
+    }
+    return {dx, dw, db, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t row0, int64_t rows,
+                   bool relu) {
+  if (rows < 0) rows = weight.size(0) - row0;
+  if (cpu_float(x) && cpu_float(weight) && (!bias.defined() || cpu_float(bias))) {
+    return LinearFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), row0,
+                                 rows, relu);
+  }
+  const Tensor w = weight.narrow(0, row0, rows);
+  Tensor y = torch::nn::functional::linear(x, w, bias.defined() ? bias.narrow(0, row0, rows) : Tensor());
+  return relu ? torch::relu(y) : y;
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t row0, int64_t rows) {
+  return linear_impl(x, weight, bias, row0, rows, false);
 }
 
 Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  std::vector<int64_t> sizes = x.sizes().vec();
-  const Tensor x2 = x.reshape({-1, sizes.back()});
-  const Tensor y = (bias.defined() ? torch::addmm(bias, x2, weight.t()) : x2.mm(weight.t())).relu_();
-  sizes.back() = weight.size(0);
-  return y.view(sizes);
+  return linear_impl(x, weight, bias, 0, -1, true);
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {

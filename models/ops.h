@@ -1,10 +1,9 @@
 // Small functional building blocks shared by the model files, with fast CPU paths:
-//  - linear over any leading dims through one addmm (LibTorch 1.13's F::linear takes matmul + add for 3-D
-//  input),
+//  - linear over any leading dims (and over a block of rows of the weight) as one autograd node around addmm;
+//    LibTorch 1.13's F::linear takes matmul + add for 3-D input, and reshape/t/view/narrow each add a node,
 //  - LayerNorm with a fused forward/backward kernel,
 //  - dropout with a counter-based mask instead of bernoulli_ (same distribution; the seed comes from the
-//  default
-//    generator, so torch::manual_seed still fixes it).
+//    default generator, so torch::manual_seed still fixes it).
 // Other devices and dtypes fall back to the ATen ops.
 #pragma once
 
@@ -12,11 +11,12 @@
 
 namespace dmdbench::models::ops {
 
-// x [..., in] -> [..., out] = x W^T + b (b may be undefined).
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+// x [..., in] -> [..., rows] = x W[r0:r0+rows]^T + b[r0:r0+rows] (b may be undefined; rows < 0: all rows
+// from r0). The gradient of W (and b) is the full-size tensor, zero outside the block.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {},
+                     int64_t row0 = 0, int64_t rows = -1);
 
-// relu(linear(x)), with the ReLU applied in place to the 2-D product before it is viewed back (an in-place op
-// on a view would make autograd rebuild the base's gradient through CopySlices).
+// relu(linear(x)) in the same node.
 torch::Tensor linear_relu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // Conv1d without bias (padding 0, stride 1) on a batch-first sequence: x [N,T,in], weight [out,in,k] (the

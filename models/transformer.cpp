@@ -195,10 +195,8 @@ Tensor MultiheadAttentionImpl::forward_self(const Tensor& x, bool band, bool que
     q = qkv[0], k = qkv[1], v = qkv[2];
   } else {
     const int64_t T = x.size(0);
-    q = ops::linear(x.narrow(0, T - 1, 1), in_proj_weight.narrow(0, 0, d),
-                    in_proj_bias.narrow(0, 0, d));  // [1,N,d]
-    auto kv =
-        ops::linear(x, in_proj_weight.narrow(0, d, 2 * d), in_proj_bias.narrow(0, d, 2 * d)).chunk(2, -1);
+    q = ops::linear(x.narrow(0, T - 1, 1), in_proj_weight, in_proj_bias, 0, d);  // [1,N,d]
+    auto kv = ops::linear(x, in_proj_weight, in_proj_bias, d, 2 * d).chunk(2, -1);
     k = kv[0], v = kv[1];
   }
   return ops::linear(attention_core(q, k, v, heads_, band, attn_dropout_, is_training(), impl_),
@@ -208,15 +206,14 @@ Tensor MultiheadAttentionImpl::forward_self(const Tensor& x, bool band, bool que
 Tensor MultiheadAttentionImpl::forward_cross(const Tensor& query, const Tensor& key, const Tensor& value,
                                              bool kv_same, bool band) {
   const int64_t d = embed_dim_;
-  Tensor q = ops::linear(query, in_proj_weight.narrow(0, 0, d), in_proj_bias.narrow(0, 0, d));  // [T,N,d]
+  Tensor q = ops::linear(query, in_proj_weight, in_proj_bias, 0, d);  // [T,N,d]
   Tensor k, v;
   if (kv_same) {
-    auto kv =
-        ops::linear(key, in_proj_weight.narrow(0, d, 2 * d), in_proj_bias.narrow(0, d, 2 * d)).chunk(2, -1);
+    auto kv = ops::linear(key, in_proj_weight, in_proj_bias, d, 2 * d).chunk(2, -1);
     k = kv[0], v = kv[1];
   } else {
-    k = ops::linear(key, in_proj_weight.narrow(0, d, d), in_proj_bias.narrow(0, d, d));
-    v = ops::linear(value, in_proj_weight.narrow(0, 2 * d, d), in_proj_bias.narrow(0, 2 * d, d));
+    k = ops::linear(key, in_proj_weight, in_proj_bias, d, d);
+    v = ops::linear(value, in_proj_weight, in_proj_bias, 2 * d, d);
   }
   return ops::linear(attention_core(q, k, v, heads_, band, attn_dropout_, is_training(), impl_),
                      out_proj->weight, out_proj->bias);

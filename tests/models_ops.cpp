@@ -90,3 +90,18 @@ TEST(ModelsOps, TemporalConvMatchesConv1dValuesAndGradients) {
     EXPECT_LT(max_abs_diff(gg[1], gw[1]), 1e-5) << "k=" << k;
   }
 }
+
+TEST(ModelsOps, LinearOverARowBlockGivesFullSizeGradients) {
+  torch::manual_seed(6);
+  Tensor x = torch::randn({4, 2, 5}).requires_grad_();
+  Tensor w = torch::randn({9, 5}).requires_grad_(), b = torch::randn({9}).requires_grad_();
+  Tensor got = ops::linear(x, w, b, 3, 4);  // rows 3..6
+  Tensor want = torch::nn::functional::linear(x, w.narrow(0, 3, 4), b.narrow(0, 3, 4));
+  EXPECT_LT(max_abs_diff(got, want), 1e-6);
+  Tensor g = torch::randn({4, 2, 4});
+  auto gg = torch::autograd::grad({got}, {x, w, b}, {g});
+  auto gw = torch::autograd::grad({want}, {x, w, b}, {g});
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(gg[i], gw[i]), 1e-5) << i;
+  EXPECT_EQ(gg[1].narrow(0, 0, 3).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(gg[2].narrow(0, 7, 2).abs().sum().item<double>(), 0.0);
+}
