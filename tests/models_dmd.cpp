@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "baselines/mult.h"
+#include "harness/checkpoint.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
 #include "models/loss.h"
@@ -251,4 +253,26 @@ TEST(ModelsDMD, TrainStepGradientsReachEveryUsedParameter) {
     EXPECT_EQ(p.value().grad().defined(), !unused) << p.key();
   }
   for (const auto& p : homo->named_parameters()) EXPECT_TRUE(p.value().grad().defined()) << p.key();
+}
+
+TEST(ModelsDMD, CheckpointWithMissingExtraOrMisshapedKeyIsRefused) {
+  // Through the torch.save zip format: write a damaged state dict, read it back, load strictly.
+  m::DMD model(m::DMDConfig::mosei());
+  const auto good = m::state_dict(*model);
+  const std::string path = testing::TempDir() + "models_damaged.pth";
+  auto damaged = good;
+  damaged.erase(damaged.begin() + 1);  // proj_a.weight
+  damaged.emplace_back("proj_x.weight", torch::zeros({3}));
+  for (auto& [k, t] : damaged)
+    if (k == "out_layer.bias") t = torch::zeros({2});
+  dmdbench::write_checkpoint(path, damaged);
+  const std::string msg = message_of([&] { m::load_state_dict(*model, dmdbench::read_checkpoint(path)); });
+  EXPECT_NE(msg.find("missing: proj_a.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected: proj_x.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("shape: out_layer.bias expected [1] got [2]"), std::string::npos) << msg;
+  std::remove(path.c_str());
+  // The undamaged dict goes through the same path and loads.
+  dmdbench::write_checkpoint(path, good);
+  EXPECT_NO_THROW(m::load_state_dict(*model, dmdbench::read_checkpoint(path)));
+  std::remove(path.c_str());
 }
