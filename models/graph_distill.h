@@ -15,7 +15,8 @@ struct GraphDistillConfig {
   double gd_reg = 10.0, alpha = 1.0 / 8.0;
   double w_logit = 1.0, w_repr = 10.0;
   enum class ReprMetric { L1, MinCosine } repr_metric = ReprMetric::L1;
-  // Ablation switch (fixed-edges): no edge network, the prior is used as the edge weights, no regulariser.
+  // Ablation switch (fixed-edges): no W_* layers, edges = the prior for every sample, regulariser 0. The
+  // distillation weights keep the reference formula w_x = E[x,:] + prior[x], so they are 2*prior[x].
   bool learn_edges = true;
 
   static GraphDistillConfig homo(int64_t d);    // hidden d, gd 64, prior softmax([0,0,1,0,1,0]/0.25), L1

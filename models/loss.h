@@ -25,8 +25,9 @@ struct LossTerms {
   torch::Tensor homo_edges, hetero_edges;  // [6,N] per-sample edge weights (undefined when the unit is off)
 };
 
-// labels: [N] or [N,1]. The GD units run even when their losses are switched off only if needed for edges;
-// a switched-off unit contributes zero terms.
+// labels: [N] or [N,1]. A switched-off GD unit (use_homo_gd / use_hetero_gd false) is not run: its terms are
+// zero and its edges undefined. decouple_losses needs a decoupled model (throws std::invalid_argument otherwise).
+// Every term is a scalar tensor; homo_repr is computed but, as in the reference trainer, not in total.
 LossTerms dmd_loss(const DMDOutput& out, const torch::Tensor& labels, GraphDistill& homo, GraphDistill& hetero,
                    const LossConfig& cfg);
 

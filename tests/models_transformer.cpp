@@ -151,8 +151,9 @@ TEST(ModelsTransformer, FusedAttentionMatchesReferenceValuesAndGradients) {
   struct Case {
     int64_t T, S, N, H, d;
   };
-  for (const Case& c : {Case{46, 46, 4, 10, 50}, Case{46, 50, 3, 6, 30}, Case{50, 48, 3, 6, 60},
-                        Case{7, 4, 2, 2, 8}, Case{9, 9, 2, 3, 12}}) {
+  for (const Case& c :
+       {Case{46, 46, 4, 10, 50}, Case{46, 50, 3, 6, 30}, Case{50, 48, 3, 6, 60}, Case{7, 4, 2, 2, 8},
+        Case{9, 9, 2, 3, 12}, Case{11, 13, 2, 2, 16}, Case{13, 10, 2, 2, 32}, Case{5, 17, 3, 1, 3}}) {
     for (bool band : {true, false}) {
       torch::manual_seed(5);
       // q, k, v as strided chunks of one projection, like the module passes them.
