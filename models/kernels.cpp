@@ -533,7 +533,43 @@ void dropout_mask_impl(int64_t n, float p, uint64_t seed, float* out) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Adam
+
+DMD_KERNEL_CLONES
+void adam_update_impl(const AdamStep& s, int64_t n, float* p, const float* g, float* m, float* v) {
+  const float b1 = static_cast<float>(s.beta1), b2 = static_cast<float>(s.beta2);
+  const float a1 = static_cast<float>(1 - s.beta1), a2 = static_cast<float>(1 - s.beta2);
+  const float wd = static_cast<float>(s.weight_decay), eps = static_cast<float>(s.eps);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(s.bias_correction2));
+  const float step = static_cast<float>(s.lr / s.bias_correction1);
+  const int64_t n8 = n / kLanes * kLanes;
+  for (int64_t i = 0; i < n8; i += kLanes) {
+    v8f gi = load8(g + i);
+    const v8f pi = load8(p + i);
+    if (wd != 0.0f) gi += pi * wd;
+    const v8f mi = load8(m + i) * b1 + gi * a1;
+    const v8f vi = load8(v + i) * b2 + gi * gi * a2;
+    v8f root;
+    for (int u = 0; u < kLanes; ++u) root[u] = std::sqrt(vi[u]);
+    store8(m + i, mi);
+    store8(v + i, vi);
+    store8(p + i, pi - step * mi / (root * inv_sqrt_bc2 + eps));
+  }
+  for (int64_t i = n8; i < n; ++i) {
+    float gi = g[i];
+    if (wd != 0.0f) gi += p[i] * wd;
+    m[i] = m[i] * b1 + gi * a1;
+    v[i] = v[i] * b2 + gi * gi * a2;
+    p[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
 }  // namespace
+
+void adam_update(const AdamStep& s, int64_t n, float* p, const float* g, float* m, float* v) {
+  adam_update_impl(s, n, p, g, m, v);
+}
 
 int64_t probs_size(const AttentionProblem& pb) {
   const Dims m = dims_of(pb);

@@ -55,4 +55,12 @@ void layer_norm_backward(int64_t R, int64_t D, const float* x, const float* gamm
 // each element is kept with probability 1-p.
 void dropout_mask(int64_t n, float p, uint64_t seed, float* out);
 
+// One Adam update of n values in place (p, exp_avg m, exp_avg_sq v), LibTorch's rule:
+// g' = g + wd*p; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+struct AdamStep {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  double bias_correction1 = 1, bias_correction2 = 1;  // 1 - beta^step
+};
+void adam_update(const AdamStep& s, int64_t n, float* p, const float* g, float* m, float* v);
+
 }  // namespace dmdbench::models::kernels
