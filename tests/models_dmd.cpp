@@ -117,6 +117,14 @@ TEST(ModelsDMD, ForwardReturnsEveryOutputWithReferenceShapes) {
   }
   Tensor channel_major = o.c_l.permute({1, 2, 0}).reshape({3, -1});
   EXPECT_LT((torch::addmm(bias, channel_major, w.t()) - o.c_l_sim).abs().max().item<double>(), 1e-5);
+  // proj_cosine reads s time-major: s [T',N,d] -> [N,T',d] flattened (index t*d + ch).
+  Tensor wc, bc;
+  for (auto& [k, t] : sd) {
+    if (k == "proj_cosine_v.weight") wc = t;
+    if (k == "proj_cosine_v.bias") bc = t;
+  }
+  Tensor time_major = o.s_v.transpose(0, 1).reshape({3, -1});
+  EXPECT_LT((torch::addmm(bc, time_major, wc.t()) - o.proj_s_v).abs().max().item<double>(), 1e-5);
 }
 
 TEST(ModelsDMD, NoDecouplingBuildsNoEncodersDecodersOrAlignLayers) {
