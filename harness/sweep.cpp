@@ -264,8 +264,9 @@ int cmd_run_ablation(const AblationArgs& a) {
             epoch_of[idx] = cap > 0 ? fmt::format("epoch {}/{}", epoch, cap) : fmt::format("epoch {}", epoch);
             std::string jobs_line;
             for (const auto& [i, e] : epoch_of) jobs_line += fmt::format("  [{}: {}]", describe(i), e);
-            std::cout << fmt::format("[{}/{} runs, elapsed {}, remaining ~{}]{}\n", finished, todo.size(),
-                                     format_duration(elapsed()), eta(), jobs_line);
+            std::cout << fmt::format("[{}/{} runs, elapsed {}, remaining ~{}]{}", finished, todo.size(),
+                                     format_duration(elapsed()), eta(), jobs_line)
+                      << std::endl;
           } else if (line.rfind("@failed ", 0) == 0) {
             const auto sp = line.find(' ', 8);
             c.last_error = sp == std::string::npos ? "" : line.substr(sp + 1);
@@ -284,8 +285,9 @@ int cmd_run_ablation(const AblationArgs& a) {
       const auto& run = plan.runs[c.index];
       const auto row = store.find_run(run.run_id);
       if (row && row->status == results::RunStatus::Completed) {
-        std::cout << fmt::format("[{}/{} runs] done {} in {}\n", finished, todo.size(), describe(c.index),
-                                 format_duration(secs));
+        std::cout << fmt::format("[{}/{} runs] done {} in {}", finished, todo.size(), describe(c.index),
+                                 format_duration(secs))
+                  << std::endl;
       } else {
         std::string why = c.last_error;
         if (why.empty())

@@ -81,7 +81,7 @@ TEST(Config, ProfilesSetScaleAndEpochCap) {
   EXPECT_EQ(smoke.integer("max_epochs"), 3);
   EXPECT_EQ(smoke.integer("update_epochs"), 1);
   const Config quick = ablations::resolve_config("mosi", "mult", "quick", {"update_epochs=4"});
-  EXPECT_EQ(quick.integer("max_epochs"), 8);
+  EXPECT_EQ(quick.integer("max_epochs"), 6);
   EXPECT_EQ(quick.integer("update_epochs"), 4);  // an explicit override wins over the profile
   // paper is the reference recipe exactly: only the (synthetic) scale and the cap are set, to their defaults.
   const Config paper = ablations::resolve_config("mosi", "dmd", "paper", {});
