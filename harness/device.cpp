@@ -1,6 +1,7 @@
 #include "harness/device.h"
 
 #include <fmt/format.h>
+#include <dlfcn.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -88,7 +89,12 @@ DeviceSetup setup_device(const std::string& spec, bool fast) {
 }
 
 void set_threads(int threads) {
-  if (threads > 0) torch::set_num_threads(threads);
+  if (threads <= 0) return;
+  torch::set_num_threads(threads);
+  // LibTorch does not control OpenBLAS's own pool (the pthread build reads OPENBLAS_NUM_THREADS at load time):
+  // set it directly when OpenBLAS is the BLAS, so parallel workers do not oversubscribe the cores.
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
 }
 int current_threads() { return torch::get_num_threads(); }
 

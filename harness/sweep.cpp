@@ -155,6 +155,8 @@ Child spawn(const AblationArgs& a, int index) {
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("cannot start a worker process");
   if (pid == 0) {
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);  // one thread per worker, read by OpenBLAS when it loads
+    setenv("OMP_NUM_THREADS", "1", 1);
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]), close(fds[1]);
     std::vector<char*> argv;
