@@ -1,5 +1,7 @@
 // `dmdbench evaluate` on the golden files reproduces the reference's eval outputs, row by row.
 #include <gtest/gtest.h>
+
+#include "tests/cli_support.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,13 +54,8 @@ TEST(CliEvaluate, GoldenCheckpointReproducesExpectedEval) {
 TEST(CliEvaluate, DataOfTheWrongFamilyIsRefused) {
   // MOSEI features under the MOSI configuration: one line naming the dims and what was expected.
   const std::string golden = std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/";
-  const std::string cmd = std::string(DMDBENCH_BINARY) + " evaluate --device cpu --config mosi --checkpoint " +
-                          golden + "state_dict.pth --data " + golden + "data.pkl 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int status = pclose(p);
-  EXPECT_NE(WEXITSTATUS(status), 0);
-  EXPECT_NE(out.find("expected 768 / 5 / 20 for mosi"), std::string::npos) << out;
+  const auto r = dmdbench::testing::run_dmdbench("evaluate --device cpu --config mosi --checkpoint " + golden +
+                                                 "state_dict.pth --data " + golden + "data.pkl");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("expected 768 / 5 / 20 for mosi"), std::string::npos) << r.out;
 }

@@ -1,6 +1,8 @@
 // The regression gate bites: a smoke run with the task loss switched off (--set w_task=0) fails `regress` against
 // the committed baseline, and the failing lines name the variant and the metrics.
 #include <gtest/gtest.h>
+
+#include "tests/cli_support.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,21 +11,8 @@
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DMDBENCH_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = dmdbench::testing::CommandResult;
+Result run(const std::string& args) { return dmdbench::testing::run_dmdbench(args); }
 
 }  // namespace
 

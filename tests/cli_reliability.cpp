@@ -1,6 +1,8 @@
 // The dmdbench command as a user runs it: bad input gives one clear line and a non-zero exit, a killed worker is
 // redone on resume without duplicates, completed runs are not redone, and the regression gate bites.
 #include <gtest/gtest.h>
+
+#include "tests/cli_support.h"
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -19,21 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DMDBENCH_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using Result = dmdbench::testing::CommandResult;
+Result run(const std::string& args) { return dmdbench::testing::run_dmdbench(args); }
 
 fs::path temp_dir(const std::string& name) {
   const fs::path d = fs::temp_directory_path() / ("dmdbench_cli_" + name + "_" + std::to_string(getpid()));
