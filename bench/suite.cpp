@@ -18,6 +18,7 @@
 #include "harness/device.h"
 #include "harness/memory.h"
 #include "harness/plan.h"
+#include "harness/sha256.h"
 #include "harness/recipe.h"
 #include "harness/trainable.h"
 #include "results/store.h"
@@ -286,7 +287,7 @@ int run_suite(const BenchArgs& a) {
   const std::time_t now = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", std::gmtime(&now));
-  const std::string set_id = fmt::format("{}-{}", stamp, sha256_hex(a.command_line + stamp).substr(0, 6));
+  const std::string set_id = fmt::format("{}-{}", stamp, sha256_string(a.command_line + stamp).substr(0, 6));
   results::Provenance prov;
   prov.git_commit = git_commit(), prov.libtorch_version = libtorch_version(), prov.device = dev.name;
   prov.host = host_name(), prov.threads = static_cast<int>(std::thread::hardware_concurrency());

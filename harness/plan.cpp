@@ -1,7 +1,6 @@
 #include "harness/plan.h"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,17 +8,9 @@
 #include <sstream>
 
 #include "ablations/variants.h"
+#include "harness/sha256.h"
 
 namespace dmdbench {
-
-std::string sha256_hex(const std::string& bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-  return hex;
-}
 
 std::string dataset_family(const std::string& spec) {
   auto starts = [&](const char* p) { return spec.rfind(p, 0) == 0; };
@@ -44,7 +35,7 @@ Plan make_plan(const PlanRequest& req) {
                                     {"seeds", req.seeds},       {"profile", req.profile},
                                     {"overrides", req.overrides}, {"code", req.code_version}};
   Plan plan;
-  plan.experiment_id = sha256_hex(request.dump()).substr(0, 12);
+  plan.experiment_id = sha256_string(request.dump()).substr(0, 12);
   int index = 0;
   for (const auto& variant : req.variants) {
     const Config cfg = ablations::resolve_config(family, variant, req.profile, req.overrides);
@@ -54,7 +45,7 @@ Plan make_plan(const PlanRequest& req) {
       r.variant = variant, r.dataset = req.dataset, r.profile = req.profile, r.seed = seed, r.config = cfg;
       nlohmann::ordered_json key = {{"variant", variant}, {"dataset", req.dataset}, {"profile", req.profile},
                                     {"seed", seed},       {"config", cfg.json()},   {"code", req.code_version}};
-      r.run_id = sha256_hex(key.dump()).substr(0, 16);
+      r.run_id = sha256_string(key.dump()).substr(0, 16);
       plan.runs.push_back(std::move(r));
     }
   }

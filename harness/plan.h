@@ -43,6 +43,5 @@ Shard parse_shard(const std::string& text);
 std::vector<PlannedRun> shard_runs(const Plan& plan, const Shard& shard);
 
 std::vector<int64_t> parse_seed_list(const std::string& text);  // "1111,1112,1113"
-std::string sha256_hex(const std::string& bytes);
 
 }  // namespace dmdbench
