@@ -11,6 +11,7 @@
 
 #include "ablations/variants.h"
 #include "bench/bench.h"
+#include "bench/fixtures.h"
 #include "harness/trainable.h"
 
 namespace dmdbench::bench {
@@ -46,17 +47,10 @@ double profiled_flops(Fn&& fn) {
 
 FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch) {
   const Config cfg = ablations::resolve_config(family, variant, "paper", {});
-  FeatureDims d;
-  d.audio = family == "mosi" ? 5 : 74;
-  d.vision = family == "mosi" ? 20 : 35;
+  const FeatureDims d = dims_for(family);
   torch::manual_seed(1);
   auto model = build_trainable(cfg, d, torch::kCPU);
-  Batch b;
-  b.text = torch::randn({batch, d.text_len, d.text});
-  b.audio = torch::randn({batch, d.audio_len, d.audio});
-  b.vision = torch::randn({batch, d.vision_len, d.vision});
-  b.labels = torch::randint(-9, 10, {batch}).to(torch::kFloat) / 3.0;
-  b.index = torch::arange(batch);
+  const Batch b = random_batch(d, batch, torch::kCPU);
   FlopCount c;
   model->train(false);
   {

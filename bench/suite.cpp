@@ -14,6 +14,7 @@
 
 #include "ablations/variants.h"
 #include "bench/bench.h"
+#include "bench/fixtures.h"
 #include "harness/dataset.h"
 #include "harness/device.h"
 #include "harness/memory.h"
@@ -32,24 +33,6 @@ void sync() {
   if (g_device.is_cuda()) torch::cuda::synchronize();
 }
 
-FeatureDims dims_for(const std::string& family) {
-  FeatureDims d;
-  d.audio = family == "mosi" ? 5 : 74;
-  d.vision = family == "mosi" ? 20 : 35;
-  return d;
-}
-
-// A batch of synthetic features with labels on the 1/3 grid, already on the device.
-Batch random_batch(const FeatureDims& d, int64_t n) {
-  torch::manual_seed(7);
-  Batch b;
-  b.text = torch::randn({n, d.text_len, d.text}).to(g_device);
-  b.audio = torch::randn({n, d.audio_len, d.audio}).to(g_device);
-  b.vision = torch::randn({n, d.vision_len, d.vision}).to(g_device);
-  b.labels = (torch::randint(-9, 10, {n}) / 3.0).to(torch::kFloat).to(g_device);
-  b.index = torch::arange(n);
-  return b;
-}
 
 void set_context(benchmark::State& state, int threads, int64_t batch) {
   torch::set_num_threads(threads);
@@ -65,7 +48,7 @@ void train_step_case(benchmark::State& state, std::string family, std::string va
   auto model = build_trainable(cfg, dims, g_device);
   auto params = model->parameters();
   torch::optim::Adam opt(params, torch::optim::AdamOptions(cfg.num("learning_rate")));
-  const Batch b = random_batch(dims, batch);
+  const Batch b = random_batch(dims, batch, g_device);
   model->train(true);
   for (auto _ : state) {
     opt.zero_grad();
@@ -83,7 +66,7 @@ void eval_case(benchmark::State& state, std::string family, std::string variant,
   const FeatureDims dims = dims_for(family);
   torch::manual_seed(1);
   auto model = build_trainable(cfg, dims, g_device);
-  const Batch b = random_batch(dims, batch);
+  const Batch b = random_batch(dims, batch, g_device);
   torch::NoGradGuard no_grad;
   model->train(false);
   for (auto _ : state) {
