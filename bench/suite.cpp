@@ -22,6 +22,7 @@
 #include "harness/sha256.h"
 #include "harness/recipe.h"
 #include "harness/trainable.h"
+#include "models/fused_adam.h"
 #include "results/store.h"
 
 namespace dmdbench::bench {
@@ -35,7 +36,7 @@ void sync() {
 
 
 void set_context(benchmark::State& state, int threads, int64_t batch) {
-  torch::set_num_threads(threads);
+  set_threads(threads);  // LibTorch and OpenBLAS pools both
   state.counters["threads"] = threads;
   state.counters["batch"] = static_cast<double>(batch);
 }
@@ -47,12 +48,14 @@ void train_step_case(benchmark::State& state, std::string family, std::string va
   torch::manual_seed(1);
   auto model = build_trainable(cfg, dims, g_device);
   auto params = model->parameters();
-  torch::optim::Adam opt(params, torch::optim::AdamOptions(cfg.num("learning_rate")));
+  models::FusedAdam opt(params, torch::optim::AdamOptions(cfg.num("learning_rate")));
+  GradientBuffers grads(params);
   const Batch b = random_batch(dims, batch, g_device);
   model->train(true);
-  for (auto _ : state) {
-    opt.zero_grad();
+  for (auto _ : state) {  // the trainer's step (harness/trainer.cpp) with update_epochs = 1
+    grads.reset();
     model->loss(b).total.backward();
+    grads.after_backward();
     clip_grad_value(params, cfg.num("grad_clip"));
     opt.step();
     sync();
@@ -186,7 +189,7 @@ int register_cases(const BenchArgs& a, const std::regex& filter) {
 
 // What LibTorch's matrix product reaches on this machine: [512x512] x [512x512] float32, GFLOP/s.
 double matmul_gflops(int threads) {
-  torch::set_num_threads(threads);
+  set_threads(threads);
   torch::manual_seed(0);
   const torch::Tensor x = torch::randn({512, 512}).to(g_device), y = torch::randn({512, 512}).to(g_device);
   torch::mm(x, y);

@@ -2,12 +2,36 @@
 
 #include <cmath>
 
+#include "models/kernels.h"
+
 namespace dmdbench {
 
 void clip_grad_value(const std::vector<torch::Tensor>& params, double clip) {
   torch::NoGradGuard guard;
-  for (const auto& p : params)
-    if (p.grad().defined()) p.grad().clamp_(-clip, clip);
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    torch::Tensor g = p.grad();
+    if (g.device().is_cpu() && g.scalar_type() == torch::kFloat && g.is_contiguous())
+      models::kernels::clamp(g.numel(), static_cast<float>(-clip), static_cast<float>(clip), g.data_ptr<float>());
+    else
+      g.clamp_(-clip, clip);
+  }
+}
+
+void GradientBuffers::reset() {
+  for (auto& p : params_)
+    if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+}
+
+void GradientBuffers::after_backward() {
+  torch::NoGradGuard guard;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    if (p.grad().defined())
+      seen_[i] = true;
+    else if (seen_[i])
+      p.mutable_grad() = torch::zeros_like(p);
+  }
 }
 
 double grad_l2_norm(const std::vector<torch::Tensor>& params) {

@@ -33,6 +33,21 @@ class GradientAccumulation {
   int64_t left_ = 0;
 };
 
+// optimizer.zero_grad() without the memset and the add into zeros: gradients are dropped before a group's first
+// backward, so backward writes them fresh (bit-identical: 0 + g == g). A parameter that had a gradient in an
+// earlier step but gets none from this backward is given zeros afterwards, which is what zero_grad() leaves
+// (Adam then still moves it by its momentum, as in the reference).
+class GradientBuffers {
+ public:
+  explicit GradientBuffers(std::vector<torch::Tensor> params)
+      : params_(std::move(params)), seen_(params_.size(), false) {}
+  void reset();           // before the first backward of a group
+  void after_backward();  // after each backward
+ private:
+  std::vector<torch::Tensor> params_;
+  std::vector<bool> seen_;
+};
+
 // clip_grad_value_: elementwise clamp of every gradient to [-clip, clip].
 void clip_grad_value(const std::vector<torch::Tensor>& params, double clip);
 // L2 norm over all gradients (undefined gradients skipped).

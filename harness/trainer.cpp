@@ -6,6 +6,7 @@
 
 #include "harness/device.h"
 #include "harness/recipe.h"
+#include "models/fused_adam.h"
 
 namespace dmdbench {
 namespace {
@@ -69,7 +70,8 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
 
   const int64_t batch_size = cfg.integer("batch_size");
   const bool eval_shuffle = cfg.flag("eval_shuffle");
-  torch::optim::Adam optimizer(params, torch::optim::AdamOptions(cfg.num("learning_rate")));
+  models::FusedAdam optimizer(params, torch::optim::AdamOptions(cfg.num("learning_rate")));  // torch.optim.Adam
+  GradientBuffers grads(params);
   PlateauScheduler scheduler(cfg.num("learning_rate"), cfg.num("plateau_factor"), cfg.integer("plateau_patience"),
                              cfg.num("plateau_threshold"));
   EarlyStopping stopping(cfg.integer("early_stop"), cfg.integer("max_epochs"));
@@ -96,10 +98,11 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
     const int64_t n_batches = train_batches.num_batches();
     for (int64_t i = 0; i < n_batches; ++i) {
       const auto t0 = Clock::now();
-      if (accumulation.zero_before_batch()) optimizer.zero_grad();
+      if (accumulation.zero_before_batch()) grads.reset();  // optimizer.zero_grad()
       const Batch b = train_batches.get(i);
       const StepLoss step = model->loss(b);
       step.total.backward();
+      grads.after_backward();
       if (i == n_batches - 1) rep.grad_norm = grad_l2_norm(params);
       clip_grad_value(params, clip);
       if (accumulation.step_after_batch()) {

@@ -94,7 +94,8 @@ GraphDistillResult GraphDistillImpl::forward(const Tensor& logits, const Tensor&
     // eps 1e-12; the batch-mean scalar is then weighted by the mean edge weight.
     constexpr double kEps = 1e-12;
     Tensor prod = (rs * rt).sum(2);
-    Tensor denom = (((rs * rs).sum(2) + kEps) * ((rt * rt).sum(2) + kEps)).sqrt();
+    const Tensor eps = torch::full({}, kEps, prod.options());
+    Tensor denom = (((rs * rs).sum(2) + eps) * ((rt * rt).sum(2) + eps)).sqrt();
     Tensor c = (prod / denom).clamp_min(0).mean(1);  // [X]
     r.repr_loss = (c * w.mean(1)).sum() * cfg_.w_repr;
   }

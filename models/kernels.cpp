@@ -565,7 +565,38 @@ void adam_update_impl(const AdamStep& s, int64_t n, float* p, const float* g, fl
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers: column sums, row fills, clamp
+
+DMD_KERNEL_CLONES
+void column_sum_impl(int64_t R, int64_t D, const float* x, float* out) {
+  const int64_t D8 = D / kLanes * kLanes;
+  for (int64_t c = 0; c < D8; c += kLanes) {
+    v8f acc = splat(0.0f);
+    for (int64_t r = 0; r < R; ++r) acc += load8(x + r * D + c);
+    store8(out + c, acc);
+  }
+  for (int64_t c = D8; c < D; ++c) {
+    float acc = 0.0f;
+    for (int64_t r = 0; r < R; ++r) acc += x[r * D + c];
+    out[c] = acc;
+  }
+}
+
+DMD_KERNEL_CLONES
+void clamp_impl(int64_t n, float lo, float hi, float* x) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], lo), hi);
+}
+
 }  // namespace
+
+void column_sum(int64_t R, int64_t D, const float* x, float* out) { column_sum_impl(R, D, x, out); }
+
+void fill_rows(int64_t R, int64_t D, const float* row, float* out) {
+  for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * D, row, sizeof(float) * static_cast<size_t>(D));
+}
+
+void clamp(int64_t n, float lo, float hi, float* x) { clamp_impl(n, lo, hi, x); }
 
 void adam_update(const AdamStep& s, int64_t n, float* p, const float* g, float* m, float* v) {
   adam_update_impl(s, n, p, g, m, v);

@@ -63,4 +63,14 @@ struct AdamStep {
 };
 void adam_update(const AdamStep& s, int64_t n, float* p, const float* g, float* m, float* v);
 
+// out[c] = sum over rows r of x[r*D + c] for a row-major [R, D] array, rows added in order (the bias gradient
+// of a linear layer). out [D] is overwritten.
+void column_sum(int64_t R, int64_t D, const float* x, float* out);
+
+// Fills the R rows of a row-major [R, D] array with the same D values (the bias before a GEMM with beta = 1).
+void fill_rows(int64_t R, int64_t D, const float* row, float* out);
+
+// x[i] = min(max(x[i], lo), hi) in place (clip_grad_value_).
+void clamp(int64_t n, float lo, float hi, float* x);
+
 }  // namespace dmdbench::models::kernels

@@ -93,7 +93,16 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
     const Tensor x2 = x.reshape({-1, x.size(-1)});
     const Tensor w = weight.narrow(0, row0, rows);
     const bool has_bias = bias.numel() > 0;  // an empty tensor stands for "no bias" (inputs must be defined)
-    Tensor y = has_bias ? torch::addmm(bias.narrow(0, row0, rows), x2, w.t()) : x2.mm(w.t());
+    Tensor y = torch::empty({x2.size(0), rows}, x2.options());  // [R,rows]
+    if (has_bias) {
+      // addmm(b, x2, w^T) copies the broadcast bias with a slow strided copy; fill the rows directly and run
+      // the same GEMM with beta = 1 in place (identical result).
+      const Tensor b = bias.contiguous();
+      kernels::fill_rows(y.size(0), rows, compat::const_float_ptr(b) + row0, y.data_ptr<float>());
+      y.addmm_(x2, w.t());
+    } else {
+      torch::mm_out(y, x2, w.t());
+    }
     if (relu) y.relu_();
     ctx->saved_data["row0"] = row0;
     ctx->saved_data["relu"] = relu;
@@ -128,13 +137,9 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
       }
     }
     if (has_bias && ctx->needs_input_grad(2)) {
-      const Tensor block = g.sum(0);
-      if (whole) {
-        db = block;
-      } else {
-        db = torch::zeros({weight.size(0)}, g.options());
-        db.narrow(0, row0, rows).copy_(block);
-      }
+      const Tensor gc = g.contiguous();
+      db = whole ? torch::empty({rows}, g.options()) : torch::zeros({weight.size(0)}, g.options());
+      kernels::column_sum(gc.size(0), rows, compat::const_float_ptr(gc), db.data_ptr<float>() + (whole ? 0 : row0));
     }
     return {dx, dw, db, Tensor(), Tensor(), Tensor()};
   }
