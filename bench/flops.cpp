@@ -31,8 +31,17 @@ double profiled_flops(Fn&& fn) {
   static const std::set<std::string> products = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"};
   double flops = 0;
   for (const auto& list : lists)
-    for (const auto& ev : list)
-      if (products.count(ev.name())) flops += static_cast<double>(const_cast<prof::LegacyEvent&>(ev).flops());
+    for (const auto& ev : list) {
+      if (products.count(ev.name())) {
+        flops += static_cast<double>(const_cast<prof::LegacyEvent&>(ev).flops());
+      } else if (ev.name() == std::string("aten::addmm_")) {
+        // The in-place product (ops::linear's forward); LibTorch's profiler counts no FLOPs for it.
+        // Inputs: self [M,N], mat1 [M,K], mat2 [K,N].
+        const auto& sh = ev.shapes();
+        if (sh.size() >= 3 && sh[1].size() == 2 && sh[2].size() == 2)
+          flops += 2.0 * static_cast<double>(sh[1][0]) * static_cast<double>(sh[1][1]) * static_cast<double>(sh[2][1]);
+      }
+    }
   return flops;
 }
 #else
