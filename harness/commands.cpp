@@ -51,6 +51,7 @@ int cmd_train(const TrainArgs& a) {
   hooks.on_epoch = [&](const EpochReport& r) { progress.epoch(r); };
   const TrainResult r = train_run(data, cfg, a.seed, dev.device, hooks);
 
+  if (!r.graph_check.empty()) std::cout << "  " << r.graph_check << "\n";
   std::cout << fmt::format("best epoch {} (valid loss {:.4f}); test metrics with its weights:\n", r.best_epoch,
                            r.best_valid_loss);
   print_metrics(std::cout, r.test);

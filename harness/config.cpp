@@ -25,6 +25,8 @@ void Config::set(const std::string& key, const nlohmann::json& value) {
                   (old.is_number_float() && value.is_number());
   if (!ok)
     throw ConfigError(fmt::format("configuration key '{}' expects a {}, got {}", key, old.type_name(), value.dump()));
+  if (key == "autocast" && value != "off" && value != "bf16")
+    throw ConfigError(fmt::format("configuration key 'autocast' expects off or bf16, got {}", value.dump()));
   j_[key] = old.is_number_float() ? ojson(value.get<double>()) : ojson(value);
 }
 
@@ -112,6 +114,11 @@ Config reference_config(const std::string& family, const std::string& model) {
   j["max_epochs"] = 0;                // no cap in the reference
   j["keep_partial_group"] = false;    // the reference discards the trailing partial accumulation group
   j["eval_shuffle"] = true;           // the reference's valid/test loaders shuffle too
+  // Execution options (not in the reference; off by default): bf16 autocast of training and evaluation, and the
+  // training step (forward, backward, clip) replayed as a CUDA graph, which needs static shapes and so drops the
+  // trailing incomplete training batch of each epoch.
+  j["autocast"] = "off";  // off | bf16
+  j["cuda_graph"] = false;
   // Data.
   j["synthetic_scale"] = 1.0;
   j["synthetic_seed"] = 20230318;

@@ -102,6 +102,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
     const TrainResult r = train_run(data, run.config, run.seed, dev.device, hooks);
     std::vector<results::MetricRow> metrics = metric_rows(r.test, "test", -1);
     metrics.push_back({"valid", "loss", r.best_valid_loss, -1});
+    if (r.graph_max_abs_diff >= 0) metrics.push_back({"train", "graph_max_grad_diff", r.graph_max_abs_diff, -1});
     std::vector<results::ThroughputRow> tp;
     for (const auto& t : r.throughput)
       tp.push_back({t.phase, t.batch_size, t.samples_per_s, t.latency_p50_ms, t.latency_p95_ms, r.peak_memory_bytes,

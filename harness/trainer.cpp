@@ -4,8 +4,12 @@
 #include <chrono>
 #include <cmath>
 
+#include <fmt/format.h>
+
+#include "harness/cuda_graph.h"
 #include "harness/device.h"
 #include "harness/recipe.h"
+#include "models/compat.h"
 #include "models/fused_adam.h"
 
 namespace dmdbench {
@@ -35,7 +39,7 @@ double percentile(std::vector<double> v, double q) {
 }
 
 EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
-                        torch::Device device, bool with_edges) {
+                        torch::Device device, bool with_edges, bool autocast_bf16) {
   torch::NoGradGuard no_grad;
   model.train(false);
   Batcher batches(split, batch_size, shuffle, false, seed, device);
@@ -47,7 +51,11 @@ EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size
   for (int64_t i = 0; i < batches.num_batches(); ++i) {
     const auto t0 = Clock::now();
     const Batch b = batches.get(i);
-    const torch::Tensor pred = model.predict(b, with_edges ? &edges : nullptr);  // [B]
+    torch::Tensor pred;
+    {
+      models::compat::AutocastGuard autocast(device.type(), autocast_bf16);
+      pred = model.predict(b, with_edges ? &edges : nullptr).to(torch::kFloat);  // [B]
+    }
     loss_sum += torch::l1_loss(pred, b.labels).item<double>();
     const torch::Tensor p = pred.to(torch::kCPU, torch::kFloat), y = b.labels.to(torch::kCPU, torch::kFloat);
     pass.batch_ms.push_back(ms_since(t0));
@@ -77,9 +85,32 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   EarlyStopping stopping(cfg.integer("early_stop"), cfg.integer("max_epochs"));
   GradientAccumulation accumulation(cfg.integer("update_epochs"), cfg.flag("keep_partial_group"));
   const double clip = cfg.num("grad_clip");
+  const bool bf16 = cfg.str("autocast") == "bf16";
+  const bool graphed = cfg.flag("cuda_graph");
+  if (graphed && !device.is_cuda())
+    throw ConfigError("cuda_graph=true needs --device cuda (CUDA graphs capture GPU work only)");
+  if (graphed && !cuda_graphs_built())
+    throw ConfigError("cuda_graph=true needs a CUDA build of LibTorch; this build is CPU-only");
 
-  Batcher train_batches(data.train, batch_size, true, false, stream_seed(seed, 1), device);
+  // Static shapes for the graph: the trailing incomplete training batch is dropped while cuda_graph is on.
+  Batcher train_batches(data.train, batch_size, true, /*drop_last=*/graphed, stream_seed(seed, 1), device);
+  std::unique_ptr<GraphedTrainStep> graph;
   TrainResult result;
+  if (graphed) {
+    // The first training rows in file order: check the graph against the eager step, then capture for training.
+    Batcher probe(data.train, batch_size, false, true, 0, device);
+    if (probe.num_batches() == 0)
+      throw ConfigError(fmt::format("cuda_graph=true needs at least one full batch of {} training rows", batch_size));
+    const Batch example = probe.get(0);
+    const GraphCheck check = check_graphed_step(*model, params, bf16, example);
+    result.graph_check = fmt::format("CUDA graph vs eager step (eval mode, one batch): max |grad diff| {:.3g}, max |grad| {:.3g}",
+                                     check.max_abs_diff, check.max_abs_grad);
+    result.graph_max_abs_diff = check.max_abs_diff;
+    if (!(check.max_abs_diff <= 1e-4 * std::max(1.0, check.max_abs_grad)))
+      throw std::runtime_error(result.graph_check + ": the captured step does not match the eager step");
+    model->train(true);
+    graph = std::make_unique<GraphedTrainStep>(*model, params, bf16, example);
+  }
   result.parameters = model->parameter_count();
   models::StateDict best_snapshot;
   std::vector<double> step_ms;
@@ -98,18 +129,31 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
     const int64_t n_batches = train_batches.num_batches();
     for (int64_t i = 0; i < n_batches; ++i) {
       const auto t0 = Clock::now();
-      if (accumulation.zero_before_batch()) grads.reset();  // optimizer.zero_grad()
+      if (accumulation.zero_before_batch()) {  // optimizer.zero_grad()
+        if (graph)
+          graph->zero_grads();
+        else
+          grads.reset();
+      }
       const Batch b = train_batches.get(i);
-      const StepLoss step = model->loss(b);
-      step.total.backward();
-      grads.after_backward();
+      torch::Tensor total;
+      if (graph) {
+        total = graph->run(b);  // forward, loss and backward replayed
+      } else {
+        {
+          models::compat::AutocastGuard autocast(device.type(), bf16);
+          total = model->loss(b).total;
+        }
+        total.backward();
+        grads.after_backward();
+      }
       if (i == n_batches - 1) rep.grad_norm = grad_l2_norm(params);
       clip_grad_value(params, clip);
       if (accumulation.step_after_batch()) {
         optimizer.step();
         ++rep.optimizer_steps;
       }
-      loss_sum += step.total.item<double>();
+      loss_sum += total.item<double>();
       step_ms.push_back(ms_since(t0));
       train_samples += b.labels.size(0);
       if (hooks.on_batch) hooks.on_batch(epoch, i + 1, n_batches);
@@ -122,7 +166,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
     rep.train_loss = n_batches ? loss_sum / n_batches : 0;
 
     const EvalPass valid =
-        evaluate_split(*model, data.valid, batch_size, eval_shuffle, stream_seed(seed, 2 + epoch), device, false);
+        evaluate_split(*model, data.valid, batch_size, eval_shuffle, stream_seed(seed, 2 + epoch), device, false, bf16);
     rep.valid_loss = round4(valid.loss);
     rep.valid = regression_metrics(valid.predictions, valid.labels);
     set_learning_rate(optimizer, scheduler.step(rep.valid_loss));
@@ -139,7 +183,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   result.best_epoch = stopping.best_epoch();
   result.best_valid_loss = stopping.best_loss();
   const EvalPass test =
-      evaluate_split(*model, data.test, batch_size, eval_shuffle, stream_seed(seed, 1u << 20), device, true);
+      evaluate_split(*model, data.test, batch_size, eval_shuffle, stream_seed(seed, 1u << 20), device, true, bf16);
   result.test = regression_metrics(test.predictions, test.labels);
   result.test_predictions = test.predictions;
   result.test_labels = test.labels;

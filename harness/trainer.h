@@ -44,6 +44,8 @@ struct TrainResult {
   std::vector<PhaseThroughput> throughput;
   int64_t peak_memory_bytes = 0, parameters = 0;
   double wall_seconds = 0;
+  std::string graph_check;         // cuda_graph runs: eager vs graph gradients on one batch, for the log
+  double graph_max_abs_diff = -1;  // the same check's number (-1: no graph)
   models::StateDict best_network_state;  // the reference's own state_dict (DMD without GD units)
   std::vector<float> test_predictions, test_labels;
 };
@@ -67,7 +69,7 @@ struct EvalPass {
   std::vector<double> batch_ms;
 };
 EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
-                        torch::Device device, bool with_edges);
+                        torch::Device device, bool with_edges, bool autocast_bf16 = false);
 
 double percentile(std::vector<double> v, double q);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -46,5 +47,54 @@ inline const float* const_float_ptr(const torch::Tensor& t) {
   return t.data_ptr<float>();
 #endif
 }
+
+// Autocast state of one device type (CPU or CUDA): 2.4+ has the device-type API, 1.13 one function per device.
+inline bool autocast_enabled(c10::DeviceType type) {
+#if DMD_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(type);
+#else
+  return type == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+#endif
+}
+
+inline void set_autocast(c10::DeviceType type, bool enabled, c10::ScalarType dtype) {
+#if DMD_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(type, enabled);
+  at::autocast::set_autocast_dtype(type, dtype);
+#else
+  if (type == c10::DeviceType::CPU) {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  }
+#endif
+}
+
+// Mixed precision for a scope, like `with torch.autocast(device_type, dtype)`: the autocast-listed ops (matrix
+// products, linear) run in `dtype`, the precision-sensitive ones (softmax, losses, norms) in float32. Inactive when
+// !enabled. Our fused CPU float32 kernels step aside while CPU autocast is on (ops.cpp, transformer.cpp).
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType type, bool enabled, c10::ScalarType dtype = c10::ScalarType::BFloat16)
+      : type_(type), active_(enabled) {
+    if (!active_) return;
+    was_enabled_ = autocast_enabled(type_);
+    set_autocast(type_, true, dtype);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!active_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    set_autocast(type_, was_enabled_, c10::ScalarType::BFloat16);
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType type_;
+  bool active_, was_enabled_ = false;
+};
 
 }  // namespace dmdbench::models::compat

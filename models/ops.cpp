@@ -10,8 +10,9 @@ using torch::Tensor;
 
 namespace {
 
+// The fused float32 kernels apply; not under CPU autocast, where LibTorch's own ops do the casting.
 bool cpu_float(const Tensor& t) {
-  return t.device().is_cpu() && t.scalar_type() == torch::kFloat;
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat && !compat::autocast_enabled(c10::DeviceType::CPU);
 }
 
 // y = LayerNorm(x) over the last dim with the fused kernel; saves x, mean and rstd for the backward.
@@ -169,7 +170,9 @@ Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   if (!cpu_float(x) || !cpu_float(weight) || !bias.defined() || !cpu_float(bias)) {
-    return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+    // Under autocast x may arrive in bf16: LayerNorm runs in the parameters' precision (autocast's fp32 list).
+    const Tensor xw = x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type());
+    return torch::layer_norm(xw, {x.size(-1)}, weight, bias, eps);
   }
   return LayerNormFunction::apply(x, weight, bias, eps);
 }

@@ -125,6 +125,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
 };
 
 bool fused_supported(const Tensor& q, const Tensor& k, const Tensor& v) {
+  if (compat::autocast_enabled(c10::DeviceType::CPU)) return false;  // LibTorch's ops do the autocast casting
   for (const Tensor* t : {&q, &k, &v}) {
     if (!t->device().is_cpu() || t->scalar_type() != torch::kFloat || t->dim() != 3) return false;
   }

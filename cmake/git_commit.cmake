@@ -1,0 +1,20 @@
+# Writes OUT with the source tree's git commit (-dirty with uncommitted changes), run at every build; the file is
+# rewritten only when the commit changes, so only version.cpp recompiles then.
+execute_process(COMMAND git rev-parse --short=12 HEAD WORKING_DIRECTORY ${SRC}
+                OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+if(NOT commit)
+  set(commit "unknown")
+else()
+  execute_process(COMMAND git diff --quiet HEAD -- WORKING_DIRECTORY ${SRC} RESULT_VARIABLE dirty ERROR_QUIET)
+  if(dirty)
+    string(APPEND commit "-dirty")
+  endif()
+endif()
+set(content "// Generated at build time by cmake/git_commit.cmake.\n#define DMDBENCH_GIT_COMMIT \"${commit}\"\n")
+set(old "")
+if(EXISTS ${OUT})
+  file(READ ${OUT} old)
+endif()
+if(NOT old STREQUAL content)
+  file(WRITE ${OUT} "${content}")
+endif()
