@@ -7,6 +7,7 @@
 #include <ctime>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -34,30 +35,56 @@ void sync() {
   if (g_device.is_cuda()) torch::cuda::synchronize();
 }
 
-
 void set_context(benchmark::State& state, int threads, int64_t batch) {
   set_threads(threads);  // LibTorch and OpenBLAS pools both
   state.counters["threads"] = threads;
   state.counters["batch"] = static_cast<double>(batch);
 }
 
+// The model, optimizer and batch of the case being measured, kept across Google Benchmark's calls (each
+// repetition calls the case function again, once more to size the iteration count) and shared by the eval and
+// train_step cases of one variant, config and batch size, which run next to each other. One slot: the next
+// combination replaces it.
+struct CaseSetup {
+  std::string key;
+  Config cfg;
+  std::unique_ptr<Trainable> model;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<models::FusedAdam> opt;
+  std::unique_ptr<GradientBuffers> grads;
+  Batch batch;
+};
+
+CaseSetup& setup_for(const std::string& family, const std::string& variant, int64_t batch) {
+  static CaseSetup slot;
+  const std::string key = fmt::format("{}/{}/{}", family, variant, batch);
+  if (slot.key != key) {
+    slot = CaseSetup{};
+    slot.key = key;
+    slot.cfg = ablations::resolve_config(family, variant, "paper", {});
+    const FeatureDims dims = dims_for(family);
+    torch::manual_seed(1);
+    slot.model = build_trainable(slot.cfg, dims, g_device);
+    slot.params = slot.model->parameters();
+    slot.opt = std::make_unique<models::FusedAdam>(slot.params,
+                                                   torch::optim::AdamOptions(slot.cfg.num("learning_rate")));
+    slot.grads = std::make_unique<GradientBuffers>(slot.params);
+    slot.batch = random_batch(dims, batch, g_device);
+  }
+  return slot;
+}
+
 void train_step_case(benchmark::State& state, std::string family, std::string variant, int64_t batch, int threads) {
   set_context(state, threads, batch);
-  const Config cfg = ablations::resolve_config(family, variant, "paper", {});
-  const FeatureDims dims = dims_for(family);
-  torch::manual_seed(1);
-  auto model = build_trainable(cfg, dims, g_device);
-  auto params = model->parameters();
-  models::FusedAdam opt(params, torch::optim::AdamOptions(cfg.num("learning_rate")));
-  GradientBuffers grads(params);
-  const Batch b = random_batch(dims, batch, g_device);
-  model->train(true);
+  CaseSetup& c = setup_for(family, variant, batch);
+  const double clip = c.cfg.num("grad_clip");
+  c.model->train(true);
   for (auto _ : state) {  // the trainer's step (harness/trainer.cpp) with update_epochs = 1
-    grads.reset();
-    model->loss(b).total.backward();
-    grads.after_backward();
-    clip_grad_value(params, cfg.num("grad_clip"));
-    opt.step();
+    c.grads->reset();
+    c.model->loss(c.batch).total.backward();
+    c.grads->after_backward();
+    clip_grad_value(c.params, clip);
+    c.opt->step();
     sync();
   }
   state.SetItemsProcessed(state.iterations() * batch);
@@ -65,15 +92,11 @@ void train_step_case(benchmark::State& state, std::string family, std::string va
 
 void eval_case(benchmark::State& state, std::string family, std::string variant, int64_t batch, int threads) {
   set_context(state, threads, batch);
-  const Config cfg = ablations::resolve_config(family, variant, "paper", {});
-  const FeatureDims dims = dims_for(family);
-  torch::manual_seed(1);
-  auto model = build_trainable(cfg, dims, g_device);
-  const Batch b = random_batch(dims, batch, g_device);
+  CaseSetup& c = setup_for(family, variant, batch);
   torch::NoGradGuard no_grad;
-  model->train(false);
+  c.model->train(false);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(model->predict(b).data_ptr());
+    benchmark::DoNotOptimize(c.model->predict(c.batch).data_ptr());
     sync();
   }
   state.SetItemsProcessed(state.iterations() * batch);

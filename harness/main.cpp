@@ -1,6 +1,9 @@
 // dmdbench: the command line. Parses options with Boost.Program_options and dispatches to one verb; nothing else.
 #include <boost/program_options.hpp>
 #include <malloc.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <fmt/format.h>
 
 #include <functional>
@@ -220,6 +223,13 @@ int main(int argc, char** argv) {
   if (name == "--help" || name == "-h" || name == "help") {
     usage(std::cout);
     return 0;
+  }
+  // LibTorch's OpenMP pool and OpenBLAS's pthread pool both spin while idle; on all cores they take the cores from
+  // each other (a 2-thread training step ran 2.7x slower than 1 thread). libgomp reads OMP_WAIT_POLICY when it
+  // loads, so set it and start again once; workers inherit it.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: go on with spinning threads
   }
   // Keep glibc malloc from handing tensor-sized blocks back to the kernel after every step: a training step frees
   // and reallocates the same ~100 MB of activations, and each fresh mapping costs page faults (a third fewer).
