@@ -75,6 +75,19 @@ TEST(ModelsOps, LinearAndLinearReluMatchFunctional) {
   for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(g1[i], g2[i]), 1e-5) << i;
 }
 
+// The forward fills the bias rows and runs the GEMM with beta = 1 in place: exactly what addmm computes. The bias
+// gradient is a column sum in row order.
+TEST(ModelsOps, LinearForwardEqualsAddmmExactly) {
+  torch::manual_seed(5);
+  Tensor x = torch::randn({46, 16, 50}), w = torch::randn({200, 50}), b = torch::randn({200});
+  const Tensor want = torch::addmm(b, x.reshape({-1, 50}), w.t()).view({46, 16, 200});
+  EXPECT_TRUE(torch::equal(ops::linear(x, w, b), want));
+  Tensor bg = b.clone().requires_grad_();
+  Tensor g = torch::randn({46, 16, 200});
+  auto db = torch::autograd::grad({(ops::linear(x, w, bg) * g).sum()}, {bg})[0];
+  EXPECT_LT(max_abs_diff(db, g.reshape({-1, 200}).to(torch::kDouble).sum(0).to(torch::kFloat)), 1e-3);
+}
+
 TEST(ModelsOps, TemporalConvMatchesConv1dValuesAndGradients) {
   for (int64_t k : {1, 3, 5}) {
     torch::manual_seed(5);

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "harness/plan.h"
 #include "harness/recipe.h"
 
@@ -45,6 +47,45 @@ TEST(Recipe, ValueClippingClampsEveryElement) {
   clip_grad_value({p}, 0.6);
   EXPECT_TRUE(torch::allclose(p.grad(), torch::tensor({-0.6f, -0.5f, 0.59f, 0.6f})));
   EXPECT_NEAR(grad_l2_norm({p}), std::sqrt(0.36 + 0.25 + 0.59 * 0.59 + 0.36), 1e-6);
+}
+
+TEST(Recipe, ValueClippingKeepsNaNLikeClamp) {
+  auto p = torch::zeros({3}, torch::requires_grad());
+  p.mutable_grad() = torch::tensor({std::nanf(""), 1.0f, -1.0f});
+  const torch::Tensor want = p.grad().clone().clamp_(-0.6, 0.6);
+  clip_grad_value({p}, 0.6);
+  EXPECT_TRUE(std::isnan(p.grad()[0].item<float>()));
+  EXPECT_TRUE(torch::equal(p.grad().narrow(0, 1, 2), want.narrow(0, 1, 2)));
+}
+
+// GradientBuffers against optimizer.zero_grad(): the same gradients bit for bit, and a parameter that drops out of
+// the graph gets zeros (so Adam still moves it by its momentum, as after zero_grad).
+TEST(Recipe, GradientBuffersActLikeZeroGrad) {
+  torch::manual_seed(2);
+  const torch::Tensor a0 = torch::randn({5}), b0 = torch::randn({5}), x = torch::randn({5});
+  auto run = [&](bool buffers) {
+    torch::Tensor a = a0.clone().requires_grad_(), b = b0.clone().requires_grad_();
+    torch::optim::Adam opt({a, b}, torch::optim::AdamOptions(0.1));
+    GradientBuffers grads({a, b});
+    std::vector<torch::Tensor> seen;
+    for (int step = 0; step < 3; ++step) {
+      if (buffers)
+        grads.reset();
+      else
+        opt.zero_grad();
+      torch::Tensor loss = step == 0 ? (a * x).sum() + (b * b).sum() : (a * a * x).sum();  // b only in step 0
+      loss.backward();
+      if (buffers) grads.after_backward();
+      seen.push_back(torch::cat({a.grad(), b.grad()}));
+      opt.step();
+    }
+    seen.push_back(torch::cat({a, b}).detach());
+    return seen;
+  };
+  const auto want = run(false), got = run(true);
+  ASSERT_EQ(want.size(), got.size());
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(torch::equal(want[i], got[i])) << i;
+  EXPECT_TRUE(torch::equal(got[1].narrow(0, 5, 5), torch::zeros({5})));  // b's gradient in step 1
 }
 
 TEST(Recipe, PlateauScheduleOnScriptedLosses) {
