@@ -10,6 +10,7 @@
 #include <memory>
 #include <regex>
 #include <thread>
+#include <utility>
 
 #include <unistd.h>
 
@@ -137,10 +138,15 @@ class TensorMemory : public benchmark::MemoryManager {
   void Stop(Result& r) override {
     r.num_allocs = memory::cpu_allocations() - start_allocs_;
     r.max_bytes_used = memory::cpu_peak_bytes() - base_;
+    last_peak_ = r.max_bytes_used;
   }
   void Stop(Result* r) override { Stop(*r); }
+  // The peak of the last memory run, taken by the reporter: Google Benchmark 1.7's Run::memory_result points at
+  // a per-repetition local that is gone by the time the runs are reported (it read garbage).
+  int64_t take_peak() { return std::exchange(last_peak_, 0); }
 
  private:
+  int64_t last_peak_ = 0;
   int64_t start_allocs_ = 0, base_ = 0;
 };
 
@@ -155,12 +161,14 @@ struct CaseResult {
 // Forwards to the console and collects per-repetition timings.
 class CollectingReporter : public benchmark::ConsoleReporter {
  public:
-  CollectingReporter()
-      : ConsoleReporter(isatty(STDOUT_FILENO) ? OutputOptions(OO_Tabular | OO_Color) : OO_Tabular) {}
+  explicit CollectingReporter(TensorMemory* memory)
+      : ConsoleReporter(isatty(STDOUT_FILENO) ? OutputOptions(OO_Tabular | OO_Color) : OO_Tabular),
+        memory_(memory) {}
   std::map<std::string, CaseResult> results;
   std::vector<std::string> order;
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
+    const int64_t peak = memory_ != nullptr ? memory_->take_peak() : 0;
     for (const Run& r : runs) {
       if (r.run_type != Run::RT_Iteration) continue;
       const std::string name = r.run_name.function_name;  // without Google Benchmark's /repeats:/min_time: suffixes
@@ -174,10 +182,13 @@ class CollectingReporter : public benchmark::ConsoleReporter {
       c.ns_per_iter.push_back(ns);
       auto it = r.counters.find("items_per_second");
       if (it != r.counters.end()) c.items_per_s_sum += it->second.value;
-      if (r.memory_result) c.peak_bytes = std::max<int64_t>(c.peak_bytes, r.memory_result->max_bytes_used);
+      c.peak_bytes = std::max<int64_t>(c.peak_bytes, peak);
       ++c.reps;
     }
   }
+
+ private:
+  TensorMemory* memory_;
 };
 
 // Registers the cases whose name matches `filter` (a search, as Google Benchmark's own filter); returns how many.
@@ -288,7 +299,7 @@ int run_suite(const BenchArgs& a) {
   }
   TensorMemory mm;
   if (!dev.device.is_cuda()) benchmark::RegisterMemoryManager(&mm);
-  CollectingReporter reporter;
+  CollectingReporter reporter(dev.device.is_cuda() ? nullptr : &mm);
   const std::size_t ran = benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::RegisterMemoryManager(nullptr);
   if (ran == 0) throw ConfigError(fmt::format("no benchmark case matches --filter '{}'", a.filter));

@@ -301,7 +301,10 @@ std::string bench_section(const results::Store& store) {
   if (rows.empty()) return "No benchmark results are stored in this database.\n";
   const auto& p = rows.front().prov;
   std::string out = fmt::format(
-      "Latest set `{}`: commit {}, LibTorch {}, device {}, {} threads, host {}.\n\n", rows.front().bench_set,
+      "Latest set `{}`: commit {}, LibTorch {}, device {}, {} threads, host {}. Peak memory is the largest "
+      "amount of CPU tensor memory allocated during the case's iterations beyond what was live before them (the "
+      "model, its gradients and the optimizer state stay resident between steps and are not counted).\n\n",
+      rows.front().bench_set,
       p.git_commit.empty() ? "(not recorded)" : p.git_commit, p.libtorch_version.empty() ? "?" : p.libtorch_version,
       p.device.empty() ? "?" : p.device, p.threads, p.host.empty() ? "?" : p.host);
   out += header({"case", "median (ms)", "p95 (ms)", "samples/s", "repetitions", "peak memory (MiB)"}, "l");
