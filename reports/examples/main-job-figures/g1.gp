@@ -69,10 +69,10 @@ set bmargin 6
 unset key
 set grid ytics
 set title 'MAE (lower is better)'
-set yrange [0.457518:1.13324]
+set yrange [0.483075:1.12904]
 plot 'g1-mae-acc2.dat' using 1:2:3:xtic(6) with boxerrorbars
 set title 'Acc-2 non0 (%, higher is better)'
-set yrange [62.058:93.3353]
+set yrange [62.0478:94.4417]
 plot 'g1-mae-acc2.dat' using 1:4:5:xtic(6) with boxerrorbars
 unset multiplot
 set output
