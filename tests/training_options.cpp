@@ -9,20 +9,13 @@
 #include "harness/dataset.h"
 #include "harness/trainer.h"
 #include "models/compat.h"
+#include "tests/training_support.h"
 
 using namespace dmdbench;
 
 namespace {
 
-const Dataset& tiny_mosi() {
-  static const Dataset d = [] {
-    SyntheticSpec s;
-    s.family = "mosi";
-    s.scale = 0.02;
-    return make_synthetic(s);
-  }();
-  return d;
-}
+const Dataset& tiny_mosi() { return testing_support::synthetic_mosi(0.02); }
 
 }  // namespace
 

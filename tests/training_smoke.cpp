@@ -10,20 +10,13 @@
 #include "harness/checkpoint.h"
 #include "harness/dataset.h"
 #include "harness/trainer.h"
+#include "tests/training_support.h"
 
 using namespace dmdbench;
 
 namespace {
 
-const Dataset& small_mosi() {
-  static const Dataset d = [] {
-    SyntheticSpec s;
-    s.family = "mosi";
-    s.scale = 0.1;
-    return make_synthetic(s);
-  }();
-  return d;
-}
+const Dataset& small_mosi() { return testing_support::synthetic_mosi(0.1); }
 
 Config smoke_config() {
   // The smoke profile: three epochs, one optimizer step per batch.
