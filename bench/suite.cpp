@@ -82,7 +82,7 @@ void train_step_case(benchmark::State& state, std::string family, std::string va
   c.model->train(true);
   for (auto _ : state) {  // the trainer's step (harness/trainer.cpp) with update_epochs = 1
     c.grads->reset();
-    c.model->loss(c.batch).total.backward();
+    loss_and_backward(*c.model, c.batch);
     c.grads->after_backward();
     clip_grad_value(c.params, clip);
     c.opt->step();

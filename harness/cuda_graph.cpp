@@ -25,6 +25,13 @@ bool cuda_graphs_built() {
 #endif
 }
 
+void require_cuda_graphs(torch::Device device) {
+  if (!device.is_cuda()) throw ConfigError("cuda_graph=true needs --device cuda (CUDA graphs capture GPU work only)");
+  if (!cuda_graphs_built())
+    throw ConfigError(fmt::format("cuda_graph=true needs a CUDA build of LibTorch; this build (LibTorch {}) is CPU-only",
+                                  TORCH_VERSION));
+}
+
 namespace {
 
 #ifdef DMDBENCH_HAVE_CUDA_GRAPHS
@@ -36,9 +43,15 @@ Batch static_copy(const Batch& b) {
 }
 #endif
 
-void ensure_grads(const std::vector<torch::Tensor>& params) {
-  for (auto p : params)
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+// Gradients allocated and zero (the captured backward accumulates into them in place).
+void zero_grads_in_place(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  for (auto p : params) {
+    if (p.grad().defined())
+      p.mutable_grad().zero_();
+    else
+      p.mutable_grad() = torch::zeros_like(p);
+  }
 }
 
 }  // namespace
@@ -51,16 +64,6 @@ struct GraphedTrainStep::Impl {
   Batch in;
   torch::Tensor loss;
   at::cuda::CUDAGraph graph;
-
-  torch::Tensor eager_step() {
-    torch::Tensor l;
-    {
-      models::compat::AutocastGuard autocast(c10::DeviceType::CUDA, bf16);
-      l = model->loss(in).total;
-    }
-    l.backward();
-    return l;
-  }
 };
 #else
 struct GraphedTrainStep::Impl {};
@@ -68,36 +71,30 @@ struct GraphedTrainStep::Impl {};
 
 GraphedTrainStep::GraphedTrainStep([[maybe_unused]] Trainable& model, [[maybe_unused]] std::vector<torch::Tensor> params,
                                    [[maybe_unused]] bool autocast_bf16, const Batch& example) {
+  require_cuda_graphs(example.text.device());
 #ifdef DMDBENCH_HAVE_CUDA_GRAPHS
-  if (!example.text.is_cuda())
-    throw ConfigError("cuda_graph=true needs --device cuda (CUDA graphs capture GPU work only)");
   impl_ = std::make_unique<Impl>();
   impl_->model = &model, impl_->params = std::move(params), impl_->bf16 = autocast_bf16;
   impl_->in = static_copy(example);
-  ensure_grads(impl_->params);
+  zero_grads();
   // Warm-up on a side stream (lazy allocations and autotuning happen outside the capture), then capture there.
   c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
   side.synchronize();
   torch::cuda::synchronize();
   {
     c10::cuda::CUDAStreamGuard guard(side);
-    for (int i = 0; i < 3; ++i) impl_->eager_step();
+    for (int i = 0; i < 3; ++i) loss_and_backward(model, impl_->in, autocast_bf16);
   }
   torch::cuda::synchronize();
   zero_grads();
   {
     c10::cuda::CUDAStreamGuard guard(side);
     impl_->graph.capture_begin();
-    impl_->loss = impl_->eager_step();
+    impl_->loss = loss_and_backward(model, impl_->in, autocast_bf16);
     impl_->graph.capture_end();
   }
   torch::cuda::synchronize();
   zero_grads();
-#else
-  (void)example;
-  throw ConfigError(
-      "cuda_graph=true needs a CUDA build of LibTorch and --device cuda; this build is CPU-only (LibTorch " +
-      std::string(TORCH_VERSION) + ")");
 #endif
 }
 
@@ -118,8 +115,7 @@ torch::Tensor GraphedTrainStep::run([[maybe_unused]] const Batch& b) {
 
 void GraphedTrainStep::zero_grads() {
 #ifdef DMDBENCH_HAVE_CUDA_GRAPHS
-  torch::NoGradGuard no_grad;
-  for (auto& p : impl_->params) p.grad().zero_();
+  zero_grads_in_place(impl_->params);
 #endif
 }
 
@@ -128,17 +124,8 @@ GraphCheck check_graphed_step(Trainable& model, const std::vector<torch::Tensor>
   model.train(false);
   GraphCheck c;
   {
-    ensure_grads(params);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto p : params) p.grad().zero_();
-    }
-    torch::Tensor l;
-    {
-      models::compat::AutocastGuard autocast(b.text.device().type(), autocast_bf16);
-      l = model.loss(b).total;
-    }
-    l.backward();
+    zero_grads_in_place(params);
+    loss_and_backward(model, b, autocast_bf16);
     std::vector<torch::Tensor> eager;
     for (const auto& p : params) eager.push_back(p.grad().clone());
     GraphedTrainStep graphed(model, params, autocast_bf16, b);

@@ -17,6 +17,8 @@ namespace dmdbench {
 
 // True when this build can capture CUDA graphs (a CUDA LibTorch).
 bool cuda_graphs_built();
+// ConfigError, in one sentence, unless `device` is CUDA and this build can capture graphs.
+void require_cuda_graphs(torch::Device device);
 
 class GraphedTrainStep {
  public:

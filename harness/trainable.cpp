@@ -1,6 +1,7 @@
 #include "harness/trainable.h"
 
 #include "baselines/mult.h"
+#include "models/compat.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
 #include "models/loss.h"
@@ -171,6 +172,16 @@ FeatureDims FeatureDims::of(const Dataset& d) {
 std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device) {
   if (cfg.str("model") == "mult") return std::make_unique<MulTTrainable>(cfg, dims, device);
   return std::make_unique<DMDTrainable>(cfg, dims, device);
+}
+
+torch::Tensor loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16) {
+  torch::Tensor total;
+  {
+    models::compat::AutocastGuard autocast(b.text.device().type(), autocast_bf16);
+    total = model.loss(b).total;
+  }
+  total.backward();
+  return total;
 }
 
 void accumulate_edges(const torch::Tensor& edges_6xB, EdgeMatrix& sum) {

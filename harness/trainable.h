@@ -59,6 +59,10 @@ models::GraphDistillConfig hetero_config_of(const Config& cfg);
 // caller seeds).
 std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device);
 
+// The eager training step's forward, loss and backward on one batch (bf16 autocast on the batch's device when
+// asked); returns the loss. The trainer, the CUDA-graph capture and the benchmark all step through this.
+torch::Tensor loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16 = false);
+
 // Sums edge weights over a batch into a 3x3 [from][to] matrix (edge x = (student j, teacher i)).
 void accumulate_edges(const torch::Tensor& edges_6xB, EdgeMatrix& sum);
 

@@ -87,10 +87,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   const double clip = cfg.num("grad_clip");
   const bool bf16 = cfg.str("autocast") == "bf16";
   const bool graphed = cfg.flag("cuda_graph");
-  if (graphed && !device.is_cuda())
-    throw ConfigError("cuda_graph=true needs --device cuda (CUDA graphs capture GPU work only)");
-  if (graphed && !cuda_graphs_built())
-    throw ConfigError("cuda_graph=true needs a CUDA build of LibTorch; this build is CPU-only");
+  if (graphed) require_cuda_graphs(device);
 
   // Static shapes for the graph: the trailing incomplete training batch is dropped while cuda_graph is on.
   Batcher train_batches(data.train, batch_size, true, /*drop_last=*/graphed, stream_seed(seed, 1), device);
@@ -140,11 +137,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
       if (graph) {
         total = graph->run(b);  // forward, loss and backward replayed
       } else {
-        {
-          models::compat::AutocastGuard autocast(device.type(), bf16);
-          total = model->loss(b).total;
-        }
-        total.backward();
+        total = loss_and_backward(*model, b, bf16);
         grads.after_backward();
       }
       if (i == n_batches - 1) rep.grad_norm = grad_l2_norm(params);
