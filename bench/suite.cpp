@@ -25,6 +25,7 @@
 #include "harness/recipe.h"
 #include "harness/trainable.h"
 #include "models/fused_adam.h"
+#include "results/metrics.h"
 #include "results/store.h"
 
 namespace dmdbench::bench {
@@ -308,10 +309,8 @@ int run_suite(const BenchArgs& a) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", std::gmtime(&now));
   const std::string set_id = fmt::format("{}-{}", stamp, sha256_string(a.command_line + stamp).substr(0, 6));
-  results::Provenance prov;
-  prov.git_commit = git_commit(), prov.libtorch_version = libtorch_version(), prov.device = dev.name;
-  prov.host = host_name(), prov.threads = static_cast<int>(std::thread::hardware_concurrency());
-  prov.deterministic = dev.deterministic, prov.determinism_flags = dev.determinism_flags;
+  results::Provenance prov = process_provenance(dev);
+  prov.threads = static_cast<int>(std::thread::hardware_concurrency());  // cases set their own; the machine's
   std::vector<results::BenchRow> rows;
   int errors = 0;
   for (const auto& name : reporter.order) {
@@ -325,8 +324,8 @@ int run_suite(const BenchArgs& a) {
     std::sort(ns.begin(), ns.end());
     results::BenchRow r;
     r.bench_set = set_id, r.name = name, r.repetitions = c.reps, r.prov = prov;
-    r.median_ns = ns[ns.size() / 2];
-    r.p95_ns = ns[std::min<std::size_t>(ns.size() - 1, static_cast<std::size_t>(0.95 * (ns.size() - 1) + 0.5))];
+    r.median_ns = results::percentile(ns, 0.5);
+    r.p95_ns = results::percentile(ns, 0.95);
     r.samples_per_s = c.items_per_s_sum / c.reps;
     r.peak_memory_bytes = c.peak_bytes;
     rows.push_back(r);

@@ -19,10 +19,13 @@
 
 namespace dmdbench {
 
-void print_metrics(std::ostream& out, const RegressionMetrics& m) {
-  out << fmt::format("  MAE {:.4f}  Corr {:.4f}  Acc-2 has0 {:.4f} / non0 {:.4f}  F1 has0 {:.4f} / non0 {:.4f}\n",
-                     m.mae, m.corr, m.acc2_has0, m.acc2_non0, m.f1_has0, m.f1_non0);
-  out << fmt::format("  Acc-3 {:.4f}  Acc-5 {:.4f}  Acc-7 {:.4f}\n", m.acc3, m.acc5, m.acc7);
+void print_metrics(std::ostream& out, const results::MetricValues& values) {
+  std::string line;
+  for (const auto& [name, value] : values.all()) {
+    const auto* m = results::find_metric(name);
+    line += fmt::format("  {} {}{}", m->label, results::format_stored(*m, value), m->percent ? "%" : "");
+  }
+  out << line << "\n";
 }
 
 void print_edges(std::ostream& out, const std::string& space, const EdgeMatrix& m) {
@@ -112,7 +115,7 @@ int cmd_evaluate(const EvaluateArgs& a) {
       }
     }
   }
-  const RegressionMetrics m = regression_metrics(pred, truth);
+  const results::MetricValues m = results::regression_metrics(pred, truth);
   std::cout << fmt::format("evaluated {} on the {} split of {} ({} samples, {}):\n", a.checkpoint, a.split, a.data,
                            split.size(), dev.name);
   print_metrics(std::cout, m);

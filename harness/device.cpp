@@ -124,4 +124,12 @@ int64_t peak_memory_bytes(const torch::Device& device) {
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;
 }
 
+results::Provenance process_provenance(const DeviceSetup& dev) {
+  results::Provenance p;
+  p.git_commit = git_commit(), p.libtorch_version = libtorch_version(), p.device = dev.name;
+  p.host = host_name(), p.threads = current_threads(), p.deterministic = dev.deterministic;
+  p.determinism_flags = dev.determinism_flags;
+  return p;
+}
+
 }  // namespace dmdbench

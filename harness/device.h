@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "results/provenance.h"
+
 namespace dmdbench {
 
 struct DeviceSetup {
@@ -21,6 +23,10 @@ DeviceSetup setup_device(const std::string& spec, bool fast = false);
 // Intra-op threads (and inter-op 1); 0 keeps LibTorch's default.
 void set_threads(int threads);
 int current_threads();
+
+// What this process records about itself with every stored number: commit, LibTorch, device, host, threads and
+// determinism (the dataset fields are left to the caller).
+results::Provenance process_provenance(const DeviceSetup& dev);
 
 std::string libtorch_version();
 std::string git_commit();

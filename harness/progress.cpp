@@ -38,12 +38,14 @@ void EpochProgress::epoch(const EpochReport& r) {
   if (r.best) best_epoch_ = r.epoch;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (terminal_) out_ << "\r\033[K";
-  out_ << fmt::format(
-      "epoch {:>3}{}  train {:.4f}  valid {:.4f}{}  MAE {:.4f} Corr {:.4f} Acc-2 {:.4f}  lr {:.1e}  {:.1f} s  "
-      "elapsed {}  remaining <= {}\n",
-      r.epoch, max_epochs_ > 0 ? fmt::format("/{}", max_epochs_) : "", r.train_loss, r.valid_loss,
-      r.best ? " *" : "  ", r.valid.mae, r.valid.corr, r.valid.acc2_non0, r.lr, r.seconds, format_duration(elapsed),
-      format_duration(remaining_seconds(r.epoch)));
+  std::string metrics;
+  for (const auto& m : results::metric_defs())
+    if (auto v = m.in_summary ? r.valid.find(m.name) : std::nullopt)
+      metrics += fmt::format(" {} {}", m.label, results::format_stored(m, *v));
+  out_ << fmt::format("epoch {:>3}{}  train {:.4f}  valid {:.4f}{} {}  lr {:.1e}  {:.1f} s  elapsed {}  remaining <= {}\n",
+                      r.epoch, max_epochs_ > 0 ? fmt::format("/{}", max_epochs_) : "", r.train_loss, r.valid_loss,
+                      r.best ? " *" : "  ", metrics, r.lr, r.seconds, format_duration(elapsed),
+                      format_duration(remaining_seconds(r.epoch)));
   out_.flush();
 }
 

@@ -41,9 +41,9 @@ Plan plan_for(const AblationArgs& a) {
   return make_plan(req);
 }
 
-std::vector<results::MetricRow> metric_rows(const RegressionMetrics& m, const std::string& split, int epoch) {
+std::vector<results::MetricRow> metric_rows(const results::MetricValues& m, const std::string& split, int epoch) {
   std::vector<results::MetricRow> rows;
-  for (const auto& [name, value] : m.named()) rows.push_back({split, name, value, epoch});
+  for (const auto& [name, value] : m.all()) rows.push_back({split, name, value, epoch});
   return rows;
 }
 
@@ -57,10 +57,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
   results::Store store(a.db);
   results::RunSpec spec{run.run_id, plan.experiment_id, run.variant, run.dataset, run.profile,
                         run.seed,   run.index,          run.config.dump()};
-  results::Provenance prov;
-  prov.git_commit = git_commit(), prov.libtorch_version = libtorch_version(), prov.device = dev.name;
-  prov.host = host_name(), prov.threads = current_threads(), prov.deterministic = dev.deterministic;
-  prov.determinism_flags = dev.determinism_flags;
+  results::Provenance prov = process_provenance(dev);
   prov.dataset_name = run.dataset;
   Dataset data;
   std::string load_error;
@@ -116,7 +113,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
     store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges);
     done = true;
     beat.join();
-    std::cout << fmt::format("@done {} {:.4f} {:.4f} {:.1f}", index, r.test.mae, r.test.acc2_non0, r.wall_seconds)
+    std::cout << fmt::format("@done {} {:.4f} {:.4f} {:.1f}", index, r.test["mae"], r.test["acc2_non0"], r.wall_seconds)
               << std::endl;
     return 0;
   } catch (const std::exception& e) {

@@ -30,14 +30,6 @@ uint64_t stream_seed(int64_t seed, uint64_t stream) {
 
 }  // namespace
 
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const double pos = q * (v.size() - 1);
-  const std::size_t lo = static_cast<std::size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-}
-
 EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
                         torch::Device device, bool with_edges, bool autocast_bf16) {
   torch::NoGradGuard no_grad;
@@ -160,8 +152,8 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
 
     const EvalPass valid =
         evaluate_split(*model, data.valid, batch_size, eval_shuffle, stream_seed(seed, 2 + epoch), device, false, bf16);
-    rep.valid_loss = round4(valid.loss);
-    rep.valid = regression_metrics(valid.predictions, valid.labels);
+    rep.valid_loss = results::round4(valid.loss);
+    rep.valid = results::regression_metrics(valid.predictions, valid.labels);
     set_learning_rate(optimizer, scheduler.step(rep.valid_loss));
     rep.best = stopping.update(epoch, rep.valid_loss);
     if (rep.best) best_snapshot = model->snapshot();
@@ -177,7 +169,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   result.best_valid_loss = stopping.best_loss();
   const EvalPass test =
       evaluate_split(*model, data.test, batch_size, eval_shuffle, stream_seed(seed, 1u << 20), device, true, bf16);
-  result.test = regression_metrics(test.predictions, test.labels);
+  result.test = results::regression_metrics(test.predictions, test.labels);
   result.test_predictions = test.predictions;
   result.test_labels = test.labels;
   result.edge_spaces = model->edge_spaces();
@@ -192,9 +184,9 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   double test_ms = 0;
   for (double ms : test.batch_ms) test_ms += ms;
   result.throughput.push_back({"train", batch_size, train_seconds > 0 ? train_samples / train_seconds : 0,
-                               percentile(step_ms, 0.5), percentile(step_ms, 0.95)});
+                               results::percentile(step_ms, 0.5), results::percentile(step_ms, 0.95)});
   result.throughput.push_back({"eval", batch_size, test_ms > 0 ? data.test.size() / (test_ms / 1e3) : 0,
-                               percentile(test.batch_ms, 0.5), percentile(test.batch_ms, 0.95)});
+                               results::percentile(test.batch_ms, 0.5), results::percentile(test.batch_ms, 0.95)});
   result.peak_memory_bytes = peak_memory_bytes(device);
   result.wall_seconds = ms_since(run_start) / 1e3;
   return result;

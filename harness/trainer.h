@@ -11,7 +11,7 @@
 
 #include "harness/config.h"
 #include "harness/dataset.h"
-#include "harness/metrics.h"
+#include "results/metrics.h"
 #include "harness/trainable.h"
 
 namespace dmdbench {
@@ -25,7 +25,7 @@ struct EpochReport {
   double grad_norm = 0;   // L2 norm of the accumulated gradient before the epoch's last clip
   int64_t optimizer_steps = 0;
   bool best = false;
-  RegressionMetrics valid;
+  results::MetricValues valid;
 };
 
 struct PhaseThroughput {
@@ -37,7 +37,7 @@ struct PhaseThroughput {
 struct TrainResult {
   int64_t best_epoch = 0;
   double best_valid_loss = 0;
-  RegressionMetrics test;
+  results::MetricValues test;
   std::vector<EpochReport> history;
   std::vector<std::string> edge_spaces;  // "homo", "hetero"
   std::vector<EdgeMatrix> edges;         // mean over the test split, [from][to], per space
@@ -70,7 +70,5 @@ struct EvalPass {
 };
 EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
                         torch::Device device, bool with_edges, bool autocast_bf16 = false);
-
-double percentile(std::vector<double> v, double q);
 
 }  // namespace dmdbench

@@ -11,27 +11,11 @@
 
 namespace dmdbench::reports {
 
-const std::vector<MetricInfo>& report_metrics() {
-  static const std::vector<MetricInfo> all = {
-      {"mae", "MAE", true, false},         {"corr", "Corr", false, false},
-      {"acc2_has0", "Acc-2 has0", false, true}, {"f1_has0", "F1 has0", false, true},
-      {"acc2_non0", "Acc-2 non0", false, true}, {"f1_non0", "F1 non0", false, true},
-      {"acc5", "Acc-5", false, true},      {"acc7", "Acc-7", false, true}};
-  return all;
-}
-
-const MetricInfo* find_metric(const std::string& name) {
-  static const MetricInfo acc3{"acc3", "Acc-3", false, true};
-  if (name == "acc3") return &acc3;
-  for (const auto& m : report_metrics())
-    if (name == m.name) return &m;
-  return nullptr;
-}
-
-double display_value(const MetricInfo& m, double stored) { return m.percent ? stored * 100.0 : stored; }
-
-std::string format_value(const MetricInfo& m, double shown) {
-  return fmt::format("{:.{}f}", shown, m.percent ? 2 : 4);
+std::vector<const results::MetricDef*> table_metrics() {
+  std::vector<const results::MetricDef*> out;
+  for (const auto& m : results::metric_defs())
+    if (m.in_table) out.push_back(&m);
+  return out;
 }
 
 std::string Group::title() const {

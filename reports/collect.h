@@ -7,22 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "results/metrics.h"
 #include "results/store.h"
 
 namespace dmdbench::reports {
 
-// The metrics a report shows, in column order. Accuracies and F1 are stored as fractions and shown in percent.
-struct MetricInfo {
-  const char* name;   // as stored ("mae", "acc2_non0", ...)
-  const char* label;  // column header
-  bool lower_is_better;
-  bool percent;
-};
-const std::vector<MetricInfo>& report_metrics();        // mae, corr, acc2_has0, f1_has0, acc2_non0, f1_non0, acc5, acc7
-const MetricInfo* find_metric(const std::string& name);  // also acc3; nullptr when unknown
-// The value as shown: x100 for percent metrics.
-double display_value(const MetricInfo& m, double stored);
-std::string format_value(const MetricInfo& m, double shown);  // 4 decimals, or 2 for percent metrics
+// The metrics of the report's results table (metric_defs() entries with in_table), in column order.
+std::vector<const results::MetricDef*> table_metrics();
 
 struct RunData {
   results::RunRow row;

@@ -179,33 +179,41 @@ std::string loss_figure(const Collected& c, const Group& g, const std::string& s
   return s + "plot " + plots + "\nset output\nreset\n";
 }
 
-std::string bar_figure(const Collected& c, const Group& g, const std::string& stem, const fs::path& dir) {
-  std::string data = "# index mae_mean mae_std acc2_non0_mean(%) acc2_non0_std(%) variant\n";
-  Range mae, acc;
+// Two metrics side by side, one bar per variant (mean ± std over seeds), in the units the tables show.
+std::string bar_figure(const Collected& c, const Group& g, const std::string& stem, const fs::path& dir,
+                       const results::MetricDef& left, const results::MetricDef& right) {
+  std::string data = fmt::format("# index {0}_mean {0}_std {1}_mean {1}_std variant (shown units)\n", left.name,
+                                 right.name);
+  Range range[2];
   int n = 0;
   for (const auto& variant : g.variants) {
-    const auto m = summarize(g.values(c, variant, "mae"));
-    const auto a = summarize(g.values(c, variant, "acc2_non0"));
-    if (m.n == 0 || a.n == 0) continue;
-    data += fmt::format("{} {:.6f} {:.6f} {:.4f} {:.4f} {}\n", n, m.mean, m.std, 100 * a.mean, 100 * a.std,
-                        data_label(variant));
-    mae.add(m.mean - m.std);
-    mae.add(m.mean + m.std);
-    acc.add(100 * (a.mean - a.std));
-    acc.add(100 * (a.mean + a.std));
+    const auto a = summarize(g.values(c, variant, left.name));
+    const auto b = summarize(g.values(c, variant, right.name));
+    if (a.n == 0 || b.n == 0) continue;
+    const double am = results::shown_value(left, a.mean), as = results::shown_value(left, a.std);
+    const double bm = results::shown_value(right, b.mean), bs = results::shown_value(right, b.std);
+    data += fmt::format("{} {:.6f} {:.6f} {:.6f} {:.6f} {}\n", n, am, as, bm, bs, data_label(variant));
+    range[0].add(am - as);
+    range[0].add(am + as);
+    range[1].add(bm - bs);
+    range[1].add(bm + bs);
     ++n;
   }
   if (n == 0) return "";
   const std::string dat = stem + ".dat";
   write_text(dir / dat, data);
+  auto title = [](const results::MetricDef& m) {
+    return fmt::format("{}{} ({} is better)", m.label, m.percent ? " (%)" : "",
+                       m.better == results::Better::Lower ? "lower" : "higher");
+  };
   std::string s = fmt::format("set terminal svg size {},420 noenhanced font 'sans,11'\nset output {}\n",
                               std::max(640, 2 * 90 * n + 160), gp_string(stem + ".svg"));
   s += "set multiplot layout 1,2 title 'Test metrics per variant (mean ± std over seeds)'\n";
   s += fmt::format("set style fill solid 0.6 border -1\nset boxwidth 0.6\nset xrange [-0.6:{}]\n", n - 0.4);
   s += "set xtics rotate by 30 right nomirror\nset bmargin 6\nunset key\nset grid ytics\n";
-  s += fmt::format("set title 'MAE (lower is better)'\nset yrange {}\n", mae.gnuplot());
+  s += fmt::format("set title '{}'\nset yrange {}\n", title(left), range[0].gnuplot());
   s += fmt::format("plot {} using 1:2:3:xtic(6) with boxerrorbars\n", gp_string(dat));
-  s += fmt::format("set title 'Acc-2 non0 (%, higher is better)'\nset yrange {}\n", acc.gnuplot());
+  s += fmt::format("set title '{}'\nset yrange {}\n", title(right), range[1].gnuplot());
   s += fmt::format("plot {} using 1:4:5:xtic(6) with boxerrorbars\n", gp_string(dat));
   return s + "unset multiplot\nset output\nreset\n";
 }
@@ -232,8 +240,11 @@ GroupFigures draw_group_figures(const Collected& c, const Group& g, int group_nu
   }
   parts.push_back({prefix + "valid-loss", "Validation loss per epoch, mean over seeds",
                    loss_figure(c, g, prefix + "valid-loss", dir)});
-  parts.push_back({prefix + "mae-acc2", "MAE and Acc-2 non0 per variant, error bars = std over seeds",
-                   bar_figure(c, g, prefix + "mae-acc2", dir)});
+  const auto& mae = *results::find_metric("mae");
+  const auto& acc2 = *results::find_metric("acc2_non0");
+  parts.push_back({prefix + "mae-acc2",
+                   fmt::format("{} and {} per variant, error bars = std over seeds", mae.label, acc2.label),
+                   bar_figure(c, g, prefix + "mae-acc2", dir, mae, acc2)});
   std::string script = "# Redraw with: gnuplot " + fmt::format("g{}.gp", group_number) + " (in this directory)\n";
   std::vector<std::string> missing;
   for (const auto& p : parts) {

@@ -16,6 +16,7 @@
 #include "reports/published.h"
 #include "reports/report.h"
 #include "reports/stats.h"
+#include "results/metrics.h"
 
 namespace dmdbench::reports {
 
@@ -28,36 +29,31 @@ constexpr const char* kUnits =
     "acc* and f1* values and tolerances are in percent points; mae and corr are raw. A regression is a move in the "
     "bad direction beyond max(tolerance, k * std / sqrt(n)).";
 
-// Stored metric names in the order the baseline lists them; other names follow alphabetically.
-const std::vector<std::string> kMetricOrder = {"mae",     "corr", "acc2_has0", "f1_has0", "acc2_non0",
-                                               "f1_non0", "acc3", "acc5",      "acc7"};
-
 json default_tolerances() {
   json t;
-  t["mae"] = 0.005;
-  t["corr"] = 0.01;
-  for (const char* name : {"acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7"}) t[name] = 0.5;
+  for (const auto& m : results::metric_defs()) t[m.name] = m.tolerance;
   return t;
 }
 
-bool lower_is_better(const std::string& metric) {
-  const auto* m = find_metric(metric);
-  return m ? m->lower_is_better : metric == "loss";
+// Metrics outside the table (none today) are compared raw, lower is better.
+results::Better better_of(const std::string& metric) {
+  const auto* m = results::find_metric(metric);
+  return m ? m->better : results::Better::Lower;
 }
 
 // The value in baseline units: percent for accuracies and F1.
 double shown(const std::string& metric, double stored) {
-  const auto* m = find_metric(metric);
-  return m ? display_value(*m, stored) : stored;
+  const auto* m = results::find_metric(metric);
+  return m ? results::shown_value(*m, stored) : stored;
 }
 
 std::string fmt_value(const std::string& metric, double v) {
-  const auto* m = find_metric(metric);
-  return m ? format_value(*m, v) : fmt::format("{:.4f}", v);
+  const auto* m = results::find_metric(metric);
+  return m ? results::format_shown(*m, v) : fmt::format("{:.4f}", v);
 }
 
 std::string fmt_change(const std::string& metric, double v) {
-  const auto* m = find_metric(metric);
+  const auto* m = results::find_metric(metric);
   return fmt::format("{:+.{}f}", v, m && m->percent ? 2 : 4);
 }
 
@@ -141,7 +137,8 @@ int update_baseline(const results::Store& store, const RegressOptions& o, std::o
   for (const auto& variant : g->variants) {
     auto it = g->completed.find(variant);
     if (it == g->completed.end()) continue;
-    std::vector<std::string> names = kMetricOrder;
+    std::vector<std::string> names;
+    for (const auto& m : results::metric_defs()) names.push_back(m.name);
     for (size_t i : it->second)
       for (const auto& [name, value] : c.runs[i].test)
         if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
@@ -204,9 +201,13 @@ int against_baseline(const results::Store& store, const RegressOptions& o, std::
       const double abs_tol = tolerances.contains(metric) ? tolerances[metric].get<double>() : 0.0;
       const double tol = std::max(abs_tol, base_n > 0 ? k * base_std / std::sqrt(static_cast<double>(base_n)) : 0.0);
       const double change = now.mean - base_mean;
-      const bool lower = lower_is_better(metric);
-      const bool worse = lower ? change > tol : change < -tol;
-      const bool better = lower ? change < -tol : change > tol;
+      const results::Better direction = better_of(metric);
+      const bool worse = direction == results::Better::Lower    ? change > tol
+                         : direction == results::Better::Higher ? change < -tol
+                                                                : std::fabs(change) > tol;
+      const bool better = direction == results::Better::Lower    ? change < -tol
+                          : direction == results::Better::Higher ? change > tol
+                                                                 : false;
       if (!worse && !better) {
         ++within;
         continue;

@@ -72,44 +72,49 @@ std::string distinct(const std::vector<std::string>& values) {
   return out;
 }
 
-std::string mean_std(const MetricInfo& m, const Summary& s) {
+using results::format_shown;
+using results::MetricDef;
+using results::shown_value;
+
+std::string mean_std(const MetricDef& m, const Summary& s) {
   if (s.n == 0) return kNone;
-  const std::string mean = format_value(m, display_value(m, s.mean));
-  return s.n < 2 ? mean : mean + " ± " + format_value(m, display_value(m, s.std));
+  const std::string mean = format_shown(m, shown_value(m, s.mean));
+  return s.n < 2 ? mean : mean + " ± " + format_shown(m, shown_value(m, s.std));
 }
 
 std::string results_table(const Collected& c, const Group& g) {
-  const auto& metrics = report_metrics();
+  const auto metrics = table_metrics();
   // The best shown mean per column, compared as displayed so that ties in the printed digits are all bold.
   std::vector<std::string> best(metrics.size());
   for (size_t k = 0; k < metrics.size(); ++k) {
     std::optional<double> best_value;
     for (const auto& v : g.variants) {
-      const auto s = summarize(g.values(c, v, metrics[k].name));
+      const auto s = summarize(g.values(c, v, metrics[k]->name));
       if (s.n == 0) continue;
-      const double shown = display_value(metrics[k], s.mean);
-      if (!best_value || (metrics[k].lower_is_better ? shown < *best_value : shown > *best_value)) best_value = shown;
+      const double shown = shown_value(*metrics[k], s.mean);
+      if (!best_value || (metrics[k]->better == results::Better::Lower ? shown < *best_value : shown > *best_value))
+        best_value = shown;
     }
-    if (!best_value) continue;
-    best[k] = format_value(metrics[k], *best_value);
+    if (!best_value || metrics[k]->better == results::Better::Neither) continue;
+    best[k] = format_shown(*metrics[k], *best_value);
     // No bold when every variant shows the best value: nothing is singled out.
     bool all_tied = true;
     for (const auto& v : g.variants) {
-      const auto s = summarize(g.values(c, v, metrics[k].name));
-      if (s.n > 0 && format_value(metrics[k], display_value(metrics[k], s.mean)) != best[k]) all_tied = false;
+      const auto s = summarize(g.values(c, v, metrics[k]->name));
+      if (s.n > 0 && format_shown(*metrics[k], shown_value(*metrics[k], s.mean)) != best[k]) all_tied = false;
     }
     if (all_tied) best[k].clear();
   }
   std::vector<std::string> head = {"variant", "n"};
-  for (const auto& m : metrics) head.push_back(m.label);
+  for (const auto* m : metrics) head.push_back(m->label);
   std::string out = header(head);
   for (const auto& v : g.variants) {
     auto it = g.completed.find(v);
     std::vector<std::string> cells = {code(v), std::to_string(it == g.completed.end() ? 0 : it->second.size())};
     for (size_t k = 0; k < metrics.size(); ++k) {
-      const auto s = summarize(g.values(c, v, metrics[k].name));
-      std::string text = mean_std(metrics[k], s);
-      if (s.n > 0 && !best[k].empty() && format_value(metrics[k], display_value(metrics[k], s.mean)) == best[k])
+      const auto s = summarize(g.values(c, v, metrics[k]->name));
+      std::string text = mean_std(*metrics[k], s);
+      if (s.n > 0 && !best[k].empty() && format_shown(*metrics[k], shown_value(*metrics[k], s.mean)) == best[k])
         text = "**" + text + "**";
       cells.push_back(text);
     }
@@ -122,9 +127,9 @@ std::string difference_table(const Collected& c, const Group& g) {
   if (g.completed.count(kFullModel) == 0)
     return fmt::format("No completed full DMD (`{}`) runs in this group, so no differences are computed.\n",
                        kFullModel);
-  const auto& metrics = report_metrics();
+  const auto metrics = table_metrics();
   std::vector<std::string> head = {"variant"};
-  for (const auto& m : metrics) head.push_back(std::string("Δ ") + m.label);
+  for (const auto* m : metrics) head.push_back(std::string("Δ ") + m->label);
   std::string out = fmt::format(
       "Variant minus full DMD (`{}`), in the units of the table above, with the two-sided Welch t-test across "
       "seeds (Welch–Satterthwaite df); * marks p < 0.05.\n\n",
@@ -134,15 +139,14 @@ std::string difference_table(const Collected& c, const Group& g) {
   for (const auto& v : g.variants) {
     if (v == kFullModel || g.completed.count(v) == 0) continue;
     std::vector<std::string> cells = {code(v)};
-    for (const auto& m : metrics) {
-      const auto a = g.values(c, kFullModel, m.name), b = g.values(c, v, m.name);
+    for (const auto* m : metrics) {
+      const auto a = g.values(c, kFullModel, m->name), b = g.values(c, v, m->name);
       if (a.empty() || b.empty()) {
         cells.push_back(kNone);
         continue;
       }
       const auto w = welch_test(a, b);
-      const double scale = m.percent ? 100.0 : 1.0;
-      std::string text = fmt::format("{:+.{}f}", w.diff * scale, m.percent ? 2 : 4);
+      std::string text = fmt::format("{:+.{}f}", shown_value(*m, w.diff), m->percent ? 2 : 4);
       if (!w.testable)
         text += " (n too small to test)";
       else
@@ -267,9 +271,11 @@ std::string runs_table(const Collected& c, const Group& g) {
   });
   std::set<size_t> counted;
   for (const auto& [v, idx] : g.completed) counted.insert(idx.begin(), idx.end());
-  const char* shown[] = {"mae", "corr", "acc2_non0", "f1_non0", "acc7"};
+  std::vector<const MetricDef*> shown;
+  for (const auto& m : results::metric_defs())
+    if (m.in_summary) shown.push_back(&m);
   std::vector<std::string> head = {"variant", "seed", "status", "best epoch", "wall (s)"};
-  for (const char* name : shown) head.push_back(find_metric(name)->label);
+  for (const auto* m : shown) head.push_back(m->label);
   head.push_back("run");
   std::string out = header(head, "lrl");
   std::string problems;
@@ -280,10 +286,9 @@ std::string runs_table(const Collected& c, const Group& g) {
     std::vector<std::string> cells = {code(r.row.spec.variant), std::to_string(r.row.spec.seed), status,
                                       r.row.best_epoch >= 0 ? std::to_string(r.row.best_epoch) : kNone,
                                       fmt::format("{:.1f}", r.row.wall_seconds)};
-    for (const char* name : shown) {
-      auto m = r.test.find(name);
-      cells.push_back(m == r.test.end() ? kNone
-                                        : format_value(*find_metric(name), display_value(*find_metric(name), m->second)));
+    for (const auto* m : shown) {
+      auto it = r.test.find(m->name);
+      cells.push_back(it == r.test.end() ? kNone : results::format_stored(*m, it->second));
     }
     cells.push_back(code(r.row.spec.run_id.substr(0, 12)));
     out += row(cells);
@@ -299,14 +304,16 @@ std::string runs_table(const Collected& c, const Group& g) {
 std::string bench_section(const results::Store& store) {
   const auto rows = store.bench();
   if (rows.empty()) return "No benchmark results are stored in this database.\n";
-  const auto& p = rows.front().prov;
+  std::string facts;
+  for (const auto& f : results::provenance_fields()) {
+    const std::string v = results::field_display(rows.front().prov, f);
+    if (!v.empty()) facts += fmt::format("{}{} {}", facts.empty() ? "" : ", ", f.label, v);
+  }
   std::string out = fmt::format(
-      "Latest set `{}`: commit {}, LibTorch {}, device {}, {} threads, host {}. Peak memory is the largest "
-      "amount of CPU tensor memory allocated during the case's iterations beyond what was live before them (the "
-      "model, its gradients and the optimizer state stay resident between steps and are not counted).\n\n",
-      rows.front().bench_set,
-      p.git_commit.empty() ? "(not recorded)" : p.git_commit, p.libtorch_version.empty() ? "?" : p.libtorch_version,
-      p.device.empty() ? "?" : p.device, p.threads, p.host.empty() ? "?" : p.host);
+      "Latest set `{}`: {}. Peak memory is the largest amount of CPU tensor memory allocated during the case's "
+      "iterations beyond what was live before them (the model, its gradients and the optimizer state stay resident "
+      "between steps and are not counted).\n\n",
+      rows.front().bench_set, facts);
   out += header({"case", "median (ms)", "p95 (ms)", "samples/s", "repetitions", "peak memory (MiB)"}, "l");
   for (const auto& b : rows)
     out += row({code(b.name), fmt::format("{:.3f}", b.median_ns / 1e6), fmt::format("{:.3f}", b.p95_ns / 1e6),
@@ -316,28 +323,13 @@ std::string bench_section(const results::Store& store) {
 }
 
 std::string provenance(const results::Store& store, const Collected& c, const ReportOptions& o) {
-  std::vector<std::string> commits, torch, devices, hosts, determinism, datasets;
-  for (const auto& r : c.runs) {
-    if (r.row.status == RunStatus::Queued) continue;
-    commits.push_back(r.row.prov.git_commit);
-    torch.push_back(r.row.prov.libtorch_version);
-    devices.push_back(r.row.prov.device.empty() ? ""
-                                                : fmt::format("{}, {} threads", r.row.prov.device, r.row.prov.threads));
-    hosts.push_back(r.row.prov.host);
-    const auto& flags = r.row.prov.determinism_flags;
-    determinism.push_back(std::string(r.row.prov.deterministic ? "deterministic" : "not deterministic") +
-                          (flags.empty() ? "" : " (" + flags + ")"));
-    datasets.push_back(fmt::format("{} sha256 {}", r.row.prov.dataset_name.empty() ? r.row.spec.dataset
-                                                                                   : r.row.prov.dataset_name,
-                                   r.row.prov.dataset_sha256.empty() ? "(not recorded)" : r.row.prov.dataset_sha256));
-  }
   std::string out;
-  out += fmt::format("- commit: {}\n", cell_text(distinct(commits)));
-  out += fmt::format("- LibTorch: {}\n", cell_text(distinct(torch)));
-  out += fmt::format("- device: {}\n", cell_text(distinct(devices)));
-  out += fmt::format("- determinism: {}\n", cell_text(distinct(determinism)));
-  out += fmt::format("- host: {}\n", cell_text(distinct(hosts)));
-  out += fmt::format("- data: {}\n", cell_text(distinct(datasets)));
+  for (const auto& f : results::provenance_fields()) {
+    std::vector<std::string> values;
+    for (const auto& r : c.runs)
+      if (r.row.status != RunStatus::Queued) values.push_back(results::field_display(r.row.prov, f));
+    out += fmt::format("- {}: {}\n", f.label, cell_text(distinct(values)));
+  }
   out += fmt::format("- database: `{}`\n", o.db_path.empty() ? store.path() : o.db_path);
   out += fmt::format("- generated: {} (UTC)\n", results::utc_now());
   out += o.command.empty() ? "- regenerate: (command not recorded)\n"

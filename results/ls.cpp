@@ -6,32 +6,39 @@
 
 #include <fmt/format.h>
 
+#include "results/metrics.h"
+
 namespace dmdbench::results {
 
 std::string format_ls(const Store& store, const std::string& experiment_id) {
   struct Column {
-    const char* header;
+    std::string header;
     bool numeric;
   };
-  const std::vector<Column> columns = {{"run", false},  {"variant", false},   {"dataset", false},
-                                       {"seed", true},  {"status", false},    {"MAE", true},
-                                       {"Corr", true},  {"Acc-2 non0 %", true}, {"F1 non0 %", true}};
+  std::vector<Column> columns = {{"run", false}, {"variant", false}, {"dataset", false}, {"seed", true},
+                                 {"status", false}};
+  std::vector<const MetricDef*> shown;
+  for (const auto& m : metric_defs())
+    if (m.in_summary) {
+      shown.push_back(&m);
+      columns.push_back({std::string(m.label) + (m.percent ? " %" : ""), true});
+    }
   std::vector<std::vector<std::string>> rows;
   for (const auto& run : store.runs(experiment_id)) {
     std::map<std::string, double> test;
     for (const auto& m : store.metrics(run.spec.run_id))
       if (m.split == "test" && m.epoch == -1) test[m.name] = m.value;
-    auto value = [&](const char* name, double scale, int digits) {
-      auto it = test.find(name);
-      return it == test.end() ? std::string("-") : fmt::format("{:.{}f}", it->second * scale, digits);
-    };
-    rows.push_back({run.spec.run_id.substr(0, 12), run.spec.variant, run.spec.dataset,
-                    std::to_string(run.spec.seed), status_name(run.status), value("mae", 1, 4),
-                    value("corr", 1, 4), value("acc2_non0", 100, 2), value("f1_non0", 100, 2)});
+    std::vector<std::string> row = {run.spec.run_id.substr(0, 12), run.spec.variant, run.spec.dataset,
+                                    std::to_string(run.spec.seed), status_name(run.status)};
+    for (const auto* m : shown) {
+      auto it = test.find(m->name);
+      row.push_back(it == test.end() ? std::string("-") : format_stored(*m, it->second));
+    }
+    rows.push_back(std::move(row));
   }
   std::vector<size_t> width(columns.size());
   for (size_t c = 0; c < columns.size(); ++c) {
-    width[c] = std::string(columns[c].header).size();
+    width[c] = columns[c].header.size();
     for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
   }
   auto line = [&](const std::vector<std::string>& cells) {

@@ -23,15 +23,39 @@ namespace {
 
 constexpr int kBusyTimeoutMs = 30000;
 
-// Column lists are constants (no values are ever spliced into SQL).
-#define DMD_RUN_COLUMNS                                                                                         \
-  "run_id, experiment_id, variant, dataset, profile, seed, plan_index, status, heartbeat_at, error, "           \
-  "config_json, git_commit, libtorch_version, device, host, threads, deterministic, determinism_flags, "        \
-  "dataset_name, dataset_sha256, started_at, finished_at, wall_seconds, best_epoch"
-#define DMD_BENCH_COLUMNS                                                                                       \
-  "bench_set, name, median_ns, p95_ns, samples_per_s, repetitions, peak_memory_bytes, git_commit, "             \
-  "libtorch_version, device, host, threads, deterministic, determinism_flags, dataset_name, dataset_sha256, "   \
-  "created_at"
+// Column lists are built from constants (the provenance field list), never from values.
+std::string provenance_columns() {
+  std::string s;
+  for (const auto& f : provenance_fields()) s += std::string(s.empty() ? "" : ", ") + f.column;
+  return s;
+}
+const std::string& run_columns() {
+  static const std::string s = "run_id, experiment_id, variant, dataset, profile, seed, plan_index, status, "
+                               "heartbeat_at, error, config_json, " + provenance_columns() +
+                               ", started_at, finished_at, wall_seconds, best_epoch";
+  return s;
+}
+const std::string& bench_columns() {
+  static const std::string s = "bench_set, name, median_ns, p95_ns, samples_per_s, repetitions, peak_memory_bytes, " +
+                               provenance_columns() + ", created_at";
+  return s;
+}
+std::string placeholders(std::size_t n) {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
+  return s;
+}
+
+// Provenance columns start at `first`, in field-list order.
+Provenance read_provenance(const Statement& s, int first) {
+  Provenance p;
+  for (const auto& f : provenance_fields()) set_field_text(p, f, s.text(first++));
+  return p;
+}
+int bind_provenance(Statement& s, int first, const Provenance& p) {
+  for (const auto& f : provenance_fields()) s.bind(first++, field_text(p, f));
+  return first;
+}
 
 const char* const kChildTables[] = {"metric", "epoch", "throughput", "edge"};
 
@@ -59,19 +83,12 @@ RunRow read_run(const Statement& s) {
   r.heartbeat_at = s.text(8);
   r.error = s.text(9);
   r.spec.config_json = s.text(10);
-  r.prov.git_commit = s.text(11);
-  r.prov.libtorch_version = s.text(12);
-  r.prov.device = s.text(13);
-  r.prov.host = s.text(14);
-  r.prov.threads = static_cast<int>(s.integer(15));
-  r.prov.deterministic = s.integer(16) != 0;
-  r.prov.determinism_flags = s.text(17);
-  r.prov.dataset_name = s.text(18);
-  r.prov.dataset_sha256 = s.text(19);
-  r.started_at = s.text(20);
-  r.finished_at = s.text(21);
-  r.wall_seconds = s.real(22);
-  r.best_epoch = static_cast<int>(s.integer(23));
+  r.prov = read_provenance(s, 11);
+  const int after = 11 + static_cast<int>(provenance_fields().size());
+  r.started_at = s.text(after);
+  r.finished_at = s.text(after + 1);
+  r.wall_seconds = s.real(after + 2);
+  r.best_epoch = static_cast<int>(s.integer(after + 3));
   return r;
 }
 
@@ -244,6 +261,14 @@ void Store::migrate(int /*from_version*/) {
   for (const auto& m : detail::migrations()) {
     if (m.version <= current) continue;
     for (const char* sql : m.statements) detail::exec(db_, path_, sql);
+    // Provenance columns added after the first schema come from the field list.
+    for (const auto& f : provenance_fields())
+      if (f.since_schema == m.version && m.version > 1)
+        for (const char* table : {"run", "bench"})
+          detail::exec(db_, path_, fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, f.column,
+                                               std::holds_alternative<std::string Provenance::*>(f.member)
+                                                   ? "TEXT NOT NULL DEFAULT ''"
+                                                   : "INTEGER NOT NULL DEFAULT 0"));
     Statement v(db_, path_, "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)");
     v.bind_all(m.version, utc_now()).run();
     // PRAGMA takes no parameters; the value is a compile-time constant, not data.
@@ -285,7 +310,7 @@ std::vector<ExperimentRow> Store::experiments() const {
 
 std::optional<RunRow> Store::find_run(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_, "SELECT " DMD_RUN_COLUMNS " FROM run WHERE run_id = ?");
+  Statement s(db_, path_, ("SELECT " + run_columns() + " FROM run WHERE run_id = ?").c_str());
   s.bind(1, run_id);
   if (!s.step()) return std::nullopt;
   return read_run(s);
@@ -316,12 +341,14 @@ void Store::start_run(const RunSpec& spec, const Provenance& prov) {
                                  spec.run_id, path_));
   delete_children(db_, path_, spec.run_id);
   const std::string now = utc_now();
-  Statement s(db_, path_,
-              "INSERT OR REPLACE INTO run (" DMD_RUN_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, ?, "
-              "?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, -1)");
+  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
+                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1)";
+  Statement s(db_, path_, sql.c_str());
   s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
-             spec.plan_index, now, spec.config_json, prov.git_commit, prov.libtorch_version, prov.device, prov.host,
-             prov.threads, prov.deterministic, prov.determinism_flags, prov.dataset_name, prov.dataset_sha256, now);
+             spec.plan_index, now, spec.config_json);
+  const int next = bind_provenance(s, 10, prov);
+  s.bind(next, now);
   s.run();
   tx.commit();
 }
@@ -428,9 +455,9 @@ int Store::mark_stale_interrupted(double max_age_s) {
 
 std::vector<RunRow> Store::runs(const std::string& experiment_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_,
-              "SELECT " DMD_RUN_COLUMNS " FROM run WHERE ?1 = '' OR experiment_id = ?1 "
-              "ORDER BY experiment_id, plan_index, variant, dataset, seed, run_id");
+  static const std::string sql = "SELECT " + run_columns() + " FROM run WHERE ?1 = '' OR experiment_id = ?1 "
+                                 "ORDER BY experiment_id, plan_index, variant, dataset, seed, run_id";
+  Statement s(db_, path_, sql.c_str());
   s.bind(1, experiment_id);
   std::vector<RunRow> out;
   while (s.step()) out.push_back(read_run(s));
@@ -483,14 +510,13 @@ std::vector<EdgeRow> Store::edges(const std::string& run_id) const {
 void Store::add_bench(const std::vector<BenchRow>& rows) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
-  Statement s(db_, path_,
-              "INSERT OR REPLACE INTO bench (" DMD_BENCH_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-              "?, ?, ?)");
+  static const std::string sql = "INSERT OR REPLACE INTO bench (" + bench_columns() + ") VALUES (" +
+                                 placeholders(8 + provenance_fields().size()) + ")";
+  Statement s(db_, path_, sql.c_str());
   const std::string now = utc_now();
   for (const auto& b : rows) {
-    s.bind_all(b.bench_set, b.name, b.median_ns, b.p95_ns, b.samples_per_s, b.repetitions, b.peak_memory_bytes,
-               b.prov.git_commit, b.prov.libtorch_version, b.prov.device, b.prov.host, b.prov.threads,
-               b.prov.deterministic, b.prov.determinism_flags, b.prov.dataset_name, b.prov.dataset_sha256, now);
+    s.bind_all(b.bench_set, b.name, b.median_ns, b.p95_ns, b.samples_per_s, b.repetitions, b.peak_memory_bytes);
+    s.bind(bind_provenance(s, 8, b.prov), now);
     s.run();
     s.reset();
   }
@@ -505,7 +531,8 @@ std::vector<BenchRow> Store::bench(const std::string& bench_set) const {
     if (!latest.step()) return {};
     set = latest.text(0);
   }
-  Statement s(db_, path_, "SELECT " DMD_BENCH_COLUMNS " FROM bench WHERE bench_set = ? ORDER BY rowid");
+  static const std::string sql = "SELECT " + bench_columns() + " FROM bench WHERE bench_set = ? ORDER BY rowid";
+  Statement s(db_, path_, sql.c_str());
   s.bind(1, set);
   std::vector<BenchRow> out;
   while (s.step()) {
@@ -517,15 +544,7 @@ std::vector<BenchRow> Store::bench(const std::string& bench_set) const {
     b.samples_per_s = s.real(4);
     b.repetitions = static_cast<int>(s.integer(5));
     b.peak_memory_bytes = s.integer(6);
-    b.prov.git_commit = s.text(7);
-    b.prov.libtorch_version = s.text(8);
-    b.prov.device = s.text(9);
-    b.prov.host = s.text(10);
-    b.prov.threads = static_cast<int>(s.integer(11));
-    b.prov.deterministic = s.integer(12) != 0;
-    b.prov.determinism_flags = s.text(13);
-    b.prov.dataset_name = s.text(14);
-    b.prov.dataset_sha256 = s.text(15);
+    b.prov = read_provenance(s, 7);
     out.push_back(std::move(b));
   }
   return out;
@@ -577,14 +596,14 @@ MergeResult Store::merge_from(const std::string& other_path) {
   }
   detail::exec(db_, path_, "DELETE FROM main.run WHERE run_id IN (SELECT run_id FROM temp.merge_ids WHERE replaced)");
   detail::exec(db_, path_,
-               "INSERT INTO main.run (" DMD_RUN_COLUMNS ") SELECT " DMD_RUN_COLUMNS " FROM src.run "
+               "INSERT INTO main.run (" + run_columns() + ") SELECT " + run_columns() + " FROM src.run "
                "WHERE run_id IN (SELECT run_id FROM temp.merge_ids)");
   detail::exec(db_, path_,
                "INSERT OR IGNORE INTO main.experiment (id, created_at, command, description) "
                "SELECT id, created_at, command, description FROM src.experiment");
   result.experiments_added = sqlite3_changes(db_);
   detail::exec(db_, path_,
-               "INSERT OR IGNORE INTO main.bench (" DMD_BENCH_COLUMNS ") SELECT " DMD_BENCH_COLUMNS " FROM src.bench");
+               "INSERT OR IGNORE INTO main.bench (" + bench_columns() + ") SELECT " + bench_columns() + " FROM src.bench");
   result.bench_rows_added = sqlite3_changes(db_);
   detail::exec(db_, path_, "DROP TABLE temp.merge_ids");
   tx.commit();

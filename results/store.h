@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "results/provenance.h"
+
 struct sqlite3;
 
 namespace dmdbench::results {
@@ -21,14 +23,6 @@ struct StoreError : std::runtime_error {
 };
 
 constexpr int kSchemaVersion = 1;
-
-struct Provenance {
-  std::string git_commit, libtorch_version, device, host;
-  int threads = 1;
-  bool deterministic = true;
-  std::string determinism_flags;  // e.g. "cpu" or "cuda:deterministic_algorithms,no_tf32,cublas_ws=:4096:8"
-  std::string dataset_name, dataset_sha256;
-};
 
 struct RunSpec {
   std::string run_id;        // stable hash of resolved config, seed and code version
@@ -55,7 +49,7 @@ struct RunRow {
 
 struct MetricRow {
   std::string split;  // "test" | "valid" | "train"
-  std::string name;   // "mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc3", "acc5", "acc7", "loss"
+  std::string name;   // a name of metric_defs() (results/metrics.h)
   double value = 0;
   int epoch = -1;     // -1 for final (best-epoch) test metrics
 };

@@ -103,12 +103,12 @@ TEST_F(ReportTest, SummaryTableCellsBoldAndOrder) {
   EXPECT_NE(md.find("Runs: 12 completed, 1 failed, 0 interrupted, 0 running, 0 queued."), std::string::npos);
   EXPECT_EQ(md.find("0.9900"), std::string::npos) << "the older experiment must not appear";
   EXPECT_NE(md.find("## synthetic-mosi · profile smoke"), std::string::npos);
-  EXPECT_NE(md.find("| variant | n | MAE | Corr | Acc-2 has0 | F1 has0 | Acc-2 non0 | F1 non0 | Acc-5 | Acc-7 |"),
+  EXPECT_NE(md.find("| variant | n | MAE | Corr | Acc-2 has0 | F1 has0 | Acc-2 non0 | F1 non0 | Acc-3 | Acc-5 | Acc-7 |"),
             std::string::npos);
   // Rows in registry order (dmd, dmd_nohetero, dmd_nohomo), the unknown name last; MAE tie -> both bold.
   // Columns where every variant ties (has0, Acc-5, Acc-7 here) have no bold.
   EXPECT_NE(md.find("| `dmd` | 3 | **0.7000 ± 0.0100** | **0.7700 ± 0.0100** | 84.00 ± 1.00 | 83.00 ± 1.00 | "
-                    "86.00 ± 1.00 | 85.00 ± 1.00 | 52.00 ± 1.00 | 46.00 ± 1.00 |"),
+                    "86.00 ± 1.00 | 85.00 ± 1.00 | 60.00 ± 0.00 | 52.00 ± 1.00 | 46.00 ± 1.00 |"),
             std::string::npos)
       << md;
   EXPECT_NE(md.find("| `dmd_nohetero` | 3 | **0.7000 ± 0.0100** | 0.7600 ± 0.0100 | 84.00 ± 1.00 | "
@@ -128,7 +128,8 @@ TEST_F(ReportTest, DifferencesWithWelchPValues) {
   EXPECT_NE(md.find("two-sided Welch t-test"), std::string::npos);
   // dmd_nohomo vs dmd: MAE +0.03, t = 3.674, df = 4, p = 0.0213; Acc-2 non0 -2 points, p = 0.0705.
   EXPECT_NE(md.find("| `dmd_nohomo` | +0.0300 (p=0.021)* | -0.0200 (p=0.070) |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| +0.00 (p=1.000) | +0.00 (p=1.000) | -2.00 (p=0.070) | -2.00 (p=0.070) | +0.00 (p=1.000) |"),
+  EXPECT_NE(md.find("| +0.00 (p=1.000) | +0.00 (p=1.000) | -2.00 (p=0.070) | -2.00 (p=0.070) | +0.00 (p=1.000, no variance) | "
+                    "+0.00 (p=1.000) | +0.00 (p=1.000) |"),
             std::string::npos);
   EXPECT_NE(md.find("| `dmd_nohetero` | +0.0000 (p=1.000) | -0.0100 (p=0.288) |"), std::string::npos);
   EXPECT_NE(md.find("| `mystery` | +0.1000 (n too small to test) |"), std::string::npos);
@@ -168,8 +169,10 @@ TEST_F(ReportTest, LegendPublishedThroughputRunsBenchAndFooter) {
 
   EXPECT_NE(md.find("- commit: 0123abcd4567 (12 runs), (not recorded) (1 run)"), std::string::npos) << md;
   EXPECT_NE(md.find("- LibTorch: 1.13.1 (12 runs), (not recorded) (1 run)"), std::string::npos);
-  EXPECT_NE(md.find("- device: cpu, 2 threads (12 runs), (not recorded) (1 run)"), std::string::npos);
-  EXPECT_NE(md.find("- determinism: deterministic (cpu) (12 runs), deterministic (1 run)"), std::string::npos);
+  EXPECT_NE(md.find("- device: cpu (12 runs), (not recorded) (1 run)\n"), std::string::npos);
+  EXPECT_NE(md.find("- threads: 2 (12 runs), 1 (1 run)\n"), std::string::npos);
+  EXPECT_NE(md.find("- deterministic: yes\n"), std::string::npos);
+  EXPECT_NE(md.find("- determinism flags: cpu (12 runs), (not recorded) (1 run)\n"), std::string::npos);
   EXPECT_NE(md.find("- regenerate: `dmdbench report --db r.sqlite --out out/latest.md`"), std::string::npos);
   EXPECT_NE(md.find("- generated: 20"), std::string::npos);
 }
@@ -191,7 +194,7 @@ TEST_F(ReportTest, FiguresAreSvgFilesLinkedFromTheReport) {
   EXPECT_NE(edges.find("# dmd: to from mean_weight (mean over 3 seeds)\n"), std::string::npos);
   EXPECT_NE(edges.find("1 0 0.156667\n"), std::string::npos) << edges;  // 1/6 + 0.01 * ('l' - 'v') / 10
   const auto bars = slurp(figs / "g1-mae-acc2.dat");
-  EXPECT_NE(bars.find("2 0.730000 0.010000 84.0000 1.0000 \"dmd_nohomo\""), std::string::npos) << bars;
+  EXPECT_NE(bars.find("2 0.730000 0.010000 84.000000 1.000000 \"dmd_nohomo\""), std::string::npos) << bars;
   EXPECT_TRUE(fs::exists(figs / "g1.gp"));
   for (const auto& entry : fs::directory_iterator(dir_ / "out"))
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos);

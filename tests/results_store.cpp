@@ -596,9 +596,9 @@ TEST(StoreLsTest, OneLinePerRunWithFinalMetrics) {
   store.start_run(spec("fedcba9876543210", "dmd_nohetero", 1112), prov());
   const auto text = format_ls(store);
   EXPECT_EQ(text,
-            "run           variant       dataset         seed  status        MAE    Corr  Acc-2 non0 %  F1 non0 %\n"
-            "0123456789ab  dmd           synthetic-mosi  1111  COMPLETED  0.7123  0.7500         85.00      84.00\n"
-            "fedcba987654  dmd_nohetero  synthetic-mosi  1112  RUNNING         -       -             -          -\n");
+            "run           variant       dataset         seed  status        MAE    Corr  Acc-2 non0 %  F1 non0 %  Acc-7 %\n"
+            "0123456789ab  dmd           synthetic-mosi  1111  COMPLETED  0.7123  0.7500         85.00      84.00    45.00\n"
+            "fedcba987654  dmd_nohetero  synthetic-mosi  1112  RUNNING         -       -             -          -        -\n");
   EXPECT_EQ(format_ls(store, "nothing-here").substr(format_ls(store, "nothing-here").find('\n') + 1),
             "(no runs in experiment nothing-here)\n");
 }

@@ -53,7 +53,7 @@ TEST(TrainingOptions, Bf16TrainingRunIsFiniteAndRecorded) {
   const TrainResult fp = train_run(tiny_mosi(), cfg, 5, torch::kCPU);
   ASSERT_EQ(bf.history.size(), 1u);
   EXPECT_TRUE(std::isfinite(bf.history[0].train_loss));
-  EXPECT_TRUE(std::isfinite(bf.test.mae));
+  EXPECT_TRUE(std::isfinite(bf.test["mae"]));
   EXPECT_NE(bf.history[0].train_loss, fp.history[0].train_loss);
   EXPECT_NEAR(bf.history[0].train_loss, fp.history[0].train_loss, 0.1 * std::abs(fp.history[0].train_loss));
 }

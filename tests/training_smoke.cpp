@@ -34,7 +34,7 @@ const TrainResult& run_seed(int64_t seed) {
 
 std::vector<double> fingerprint(const TrainResult& r) {
   std::vector<double> f;
-  for (const auto& [name, v] : r.test.named()) f.push_back(v);
+  for (const auto& [name, v] : r.test.all()) f.push_back(v);
   for (const auto& e : r.history) f.insert(f.end(), {e.train_loss, e.valid_loss, e.grad_norm});
   for (float p : r.test_predictions) f.push_back(p);
   return f;
@@ -50,7 +50,7 @@ TEST(TrainingSmoke, LossFallsAndBeatsTheMeanPredictor) {
   const Dataset& d = small_mosi();
   const double mean = d.train.labels.mean().item<double>();
   const double mean_mae = (d.test.labels - mean).abs().mean().item<double>();
-  EXPECT_LT(r.test.mae, mean_mae) << "mean predictor MAE " << mean_mae;
+  EXPECT_LT(r.test["mae"], mean_mae) << "mean predictor MAE " << mean_mae;
   EXPECT_GE(r.best_epoch, 1);
   EXPECT_EQ(r.test_predictions.size(), static_cast<std::size_t>(d.test.size()));
   // Edge weights of both spaces: a 3x3 from->to matrix with an empty diagonal whose entries sum to 1.

@@ -1,0 +1,37 @@
+// Where a stored number came from, as one field list: the run and bench tables' provenance columns, the store's
+// reads and writes, merge, and the report's provenance footer all read provenance_fields(). Adding a field is one
+// member here, one line in provenance_fields() with the schema version that adds its column, and a bump of
+// kSchemaVersion (store.h). No LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace dmdbench::results {
+
+struct Provenance {
+  std::string git_commit, libtorch_version, device, host;
+  int64_t threads = 1;
+  bool deterministic = true;
+  std::string determinism_flags;  // e.g. "cpu" or "cuda:deterministic_algorithms,no_tf32,cublas_ws=:4096:8"
+  std::string dataset_name, dataset_sha256;
+};
+
+struct ProvenanceField {
+  const char* column;  // SQL column (run and bench tables)
+  const char* label;   // the report footer's wording
+  std::variant<std::string Provenance::*, int64_t Provenance::*, bool Provenance::*> member;
+  int since_schema;    // the schema version whose migration adds the column
+};
+
+const std::vector<ProvenanceField>& provenance_fields();
+
+// The field's value as text ("1"/"0" for flags), and back.
+std::string field_text(const Provenance& p, const ProvenanceField& f);
+void set_field_text(Provenance& p, const ProvenanceField& f, const std::string& text);
+// For people: flags as "yes"/"no", everything else as field_text.
+std::string field_display(const Provenance& p, const ProvenanceField& f);
+
+}  // namespace dmdbench::results
