@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/config.h"
+#include "harness/experiment/config.h"
 
 namespace dmdbench::ablations {
 

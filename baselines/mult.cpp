@@ -13,20 +13,6 @@ using models::TransformerEncoder;
 using models::TransformerEncoderOptions;
 using torch::Tensor;
 
-MulTConfig MulTConfig::for_family(const std::string& family) {
-  MulTConfig c;
-  // MulT's own config (spec §7.4) happens to share DMD's model values; its data are the unaligned pickles
-  // (§7.2): MOSI l/a/v = 50/375/500, MOSEI 50/500/500. Nothing in MulT depends on the lengths.
-  c.base = models::DMDConfig::for_family(family);
-  if (family == "mosi") {
-    c.base.audio_len = 375, c.base.vision_len = 500;
-  } else {
-    c.base.audio_len = 500, c.base.vision_len = 500;
-  }
-  c.position_embedding = true;
-  return c;
-}
-
 struct MulTImpl::Parts {
   torch::nn::Conv1d proj_l{nullptr}, proj_a{nullptr}, proj_v{nullptr};
   TransformerEncoder trans_l_with_a{nullptr}, trans_l_with_v{nullptr}, trans_a_with_l{nullptr},

@@ -10,7 +10,6 @@ namespace dmdbench::baselines {
 struct MulTConfig {
   models::DMDConfig base;           // dims, d, heads, kernels, dropouts (MulT's own values, spec §7.4)
   bool position_embedding = true;   // original MulT / DMD copy; MMSA's current code has it off
-  static MulTConfig for_family(const std::string& family);
 };
 
 class MulTImpl : public torch::nn::Module {

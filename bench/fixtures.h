@@ -5,16 +5,9 @@
 
 #include <string>
 
-#include "harness/trainable.h"
+#include "harness/training/trainable.h"
 
 namespace dmdbench::bench {
-
-inline FeatureDims dims_for(const std::string& family) {
-  FeatureDims d;
-  d.audio = family == "mosi" ? 5 : 74;
-  d.vision = family == "mosi" ? 20 : 35;
-  return d;
-}
 
 // A batch of random features with labels on the 1/3 grid, on `device`.
 inline Batch random_batch(const FeatureDims& d, int64_t n, torch::Device device) {

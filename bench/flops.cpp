@@ -12,7 +12,7 @@
 #include "ablations/variants.h"
 #include "bench/bench.h"
 #include "bench/fixtures.h"
-#include "harness/trainable.h"
+#include "harness/training/trainable.h"
 
 namespace dmdbench::bench {
 namespace {
@@ -56,7 +56,7 @@ double profiled_flops(Fn&& fn) {
 
 FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch) {
   const Config cfg = ablations::resolve_config(family, variant, "paper", {});
-  const FeatureDims d = dims_for(family);
+  const FeatureDims d = reference_dims(family);
   torch::manual_seed(1);
   auto model = build_trainable(cfg, d, torch::kCPU);
   const Batch b = random_batch(d, batch, torch::kCPU);

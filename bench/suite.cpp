@@ -17,13 +17,13 @@
 #include "ablations/variants.h"
 #include "bench/bench.h"
 #include "bench/fixtures.h"
-#include "harness/dataset.h"
-#include "harness/device.h"
-#include "harness/memory.h"
-#include "harness/plan.h"
-#include "harness/sha256.h"
-#include "harness/recipe.h"
-#include "harness/trainable.h"
+#include "harness/data/dataset.h"
+#include "harness/training/device.h"
+#include "harness/training/memory.h"
+#include "harness/experiment/plan.h"
+#include "harness/io/sha256.h"
+#include "harness/training/recipe.h"
+#include "harness/training/trainable.h"
 #include "models/fused_adam.h"
 #include "results/metrics.h"
 #include "results/store.h"
@@ -64,7 +64,7 @@ CaseSetup& setup_for(const std::string& family, const std::string& variant, int6
     slot = CaseSetup{};
     slot.key = key;
     slot.cfg = ablations::resolve_config(family, variant, "paper", {});
-    const FeatureDims dims = dims_for(family);
+    const FeatureDims dims = reference_dims(family);
     torch::manual_seed(1);
     slot.model = build_trainable(slot.cfg, dims, g_device);
     slot.params = slot.model->parameters();

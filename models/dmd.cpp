@@ -16,36 +16,6 @@ using torch::nn::Conv1d;
 using torch::nn::Conv1dOptions;
 using torch::nn::Linear;
 
-DMDConfig DMDConfig::mosi() {
-  DMDConfig c;
-  c.text_dim = 768, c.audio_dim = 5, c.vision_dim = 20;
-  c.seq_len = c.audio_len = c.vision_len = 50;
-  c.d = 50, c.heads = 10, c.nlevels = 4;
-  c.kernel_l = 5, c.kernel_a = 5, c.kernel_v = 5;
-  c.attn_dropout = 0.3, c.attn_dropout_a = 0.2, c.attn_dropout_v = 0.0;
-  c.relu_dropout = 0.0, c.embed_dropout = 0.2, c.res_dropout = 0.0;
-  c.text_dropout = 0.5, c.output_dropout = 0.5;
-  return c;
-}
-
-DMDConfig DMDConfig::mosei() {
-  DMDConfig c;
-  c.text_dim = 768, c.audio_dim = 74, c.vision_dim = 35;
-  c.seq_len = c.audio_len = c.vision_len = 50;
-  c.d = 30, c.heads = 6, c.nlevels = 4;
-  c.kernel_l = 5, c.kernel_a = 1, c.kernel_v = 3;
-  c.attn_dropout = 0.4, c.attn_dropout_a = 0.0, c.attn_dropout_v = 0.0;
-  c.relu_dropout = 0.0, c.embed_dropout = 0.0, c.res_dropout = 0.0;
-  c.text_dropout = 0.3, c.output_dropout = 0.5;
-  return c;
-}
-
-DMDConfig DMDConfig::for_family(const std::string& family) {
-  if (family == "mosi") return mosi();
-  if (family == "mosei") return mosei();
-  throw std::invalid_argument("unknown dataset family '" + family + "' (expected mosi or mosei)");
-}
-
 namespace {
 
 Tensor conv1x1(const Tensor& x, const Conv1d& conv) {

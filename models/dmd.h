@@ -11,23 +11,21 @@
 
 namespace dmdbench::models {
 
+// The module's sizes and switches. Its values come only from the configuration table
+// (harness/experiment/config.cpp) and the data's widths and lengths; see dmd_config_of in harness/training.
 struct DMDConfig {
-  int64_t text_dim = 768, audio_dim = 5, vision_dim = 20;  // raw feature dims (l, a, v)
-  int64_t seq_len = 50;                                     // T, equal for all modalities (aligned)
-  int64_t audio_len = 50, vision_len = 50;                  // unaligned lengths may differ
-  int64_t d = 50, heads = 10, nlevels = 4;
-  int64_t kernel_l = 5, kernel_a = 5, kernel_v = 5;
-  double attn_dropout = 0.3, attn_dropout_a = 0.2, attn_dropout_v = 0.0;
-  double relu_dropout = 0.0, embed_dropout = 0.2, res_dropout = 0.0;
-  double text_dropout = 0.5, output_dropout = 0.5;
+  int64_t text_dim = 0, audio_dim = 0, vision_dim = 0;  // raw feature dims (l, a, v)
+  int64_t seq_len = 0;                                   // T of the text
+  int64_t audio_len = 0, vision_len = 0;                 // unaligned lengths may differ from the text's
+  int64_t d = 0, heads = 0, nlevels = 0;
+  int64_t kernel_l = 0, kernel_a = 0, kernel_v = 0;
+  double attn_dropout = 0, attn_dropout_a = 0, attn_dropout_v = 0;
+  double relu_dropout = 0, embed_dropout = 0, res_dropout = 0;
+  double text_dropout = 0, output_dropout = 0;
   bool attn_mask = true;
   // Ablation switch (off = the no-decoupling variant): shared/exclusive encoders become identity maps,
   // c_m = s_m = proj_x_m; decoders and align/proj_cosine layers are not built.
   bool decouple = true;
-
-  static DMDConfig mosi();   // d=50, 10 heads, kernels 5/5/5, MOSI dropouts (spec §4)
-  static DMDConfig mosei();  // d=30, 6 heads, kernels l/a/v 5/1/3, MOSEI dropouts
-  static DMDConfig for_family(const std::string& family);  // "mosi" | "mosei"
 };
 
 // Every output the reference forward returns (spec §1.10). Tensors not produced in a variant are undefined.

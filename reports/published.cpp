@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/experiment/config.h"
+#include "harness/experiment/dataset_spec.h"
 #include "reports/published_data.h"
 
 namespace dmdbench::reports {
@@ -52,11 +54,12 @@ const PublishedResults& published() {
 }
 
 std::string real_data_family(const std::string& dataset) {
-  for (const char* family : {"mosi", "mosei"}) {
-    const std::string prefix = std::string(family) + ":";
-    if (dataset.compare(0, prefix.size(), prefix) == 0) return family;
+  try {
+    const DatasetSpec spec = parse_dataset_spec(dataset);
+    return spec.synthetic ? "" : spec.family;
+  } catch (const ConfigError&) {
+    return "";  // a stored name this build cannot parse is not real data it knows
   }
-  return "";
 }
 
 }  // namespace dmdbench::reports

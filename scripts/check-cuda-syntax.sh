@@ -15,7 +15,7 @@ trap 'rm -rf "$headers"' EXIT
 mkdir -p "$headers/c10/cuda/impl"
 printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' >"$headers/c10/cuda/impl/cuda_cmake_macros.h"
 printf '#define DMDBENCH_GIT_COMMIT "syntax-check"\n' >"$headers/dmd_git_commit.h"
-files=$(grep -l '__has_include(<cuda_runtime_api.h>)' harness/*.cpp bench/*.cpp models/*.cpp)
+files=$(grep -l '__has_include(<cuda_runtime_api.h>)' harness/*/*.cpp bench/*.cpp models/*.cpp)
 for f in $files; do
   c++ -std=c++17 -fsyntax-only -Wall -Wextra -Werror -D_GLIBCXX_USE_CXX11_ABI=1 -I. -I"$headers" \
     -isystem /usr/include/torch/csrc/api/include -isystem "$cuda/include" "$f"

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "ablations/variants.h"
-#include "harness/trainable.h"
+#include "harness/training/trainable.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
 #include "models/loss.h"

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "harness/pickle.h"
+#include "harness/io/pickle.h"
 
 namespace pk = dmdbench::pickle;
 

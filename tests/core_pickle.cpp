@@ -7,7 +7,7 @@
 #include <limits>
 #include <string>
 
-#include "harness/pickle.h"
+#include "harness/io/pickle.h"
 
 namespace pk = dmdbench::pickle;
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "harness/dataset.h"
+#include "harness/data/dataset.h"
 
 using namespace dmdbench;
 

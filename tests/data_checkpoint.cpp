@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "harness/checkpoint.h"
-#include "harness/pickle.h"
+#include "harness/io/checkpoint.h"
+#include "harness/io/pickle.h"
 
 using namespace dmdbench;
 namespace fs = std::filesystem;

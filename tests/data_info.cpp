@@ -5,10 +5,10 @@
 #include <iostream>
 #include <sstream>
 
-#include "harness/checkpoint.h"
-#include "harness/data_info.h"
-#include "harness/dataset.h"
-#include "harness/sha256.h"
+#include "harness/io/checkpoint.h"
+#include "harness/data/data_info.h"
+#include "harness/data/dataset.h"
+#include "harness/io/sha256.h"
 
 using namespace dmdbench;
 

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <limits>
 
-#include "harness/dataset.h"
-#include "harness/sha256.h"
+#include "harness/data/dataset.h"
+#include "harness/io/sha256.h"
 
 using namespace dmdbench;
 
@@ -52,9 +52,9 @@ TEST(DataMmsa, LoadsAnAlignedPickle) {
   EXPECT_EQ(ds.train.text.sizes(), (std::vector<int64_t>{3, 3, 768}));
   EXPECT_EQ(ds.train.audio.sizes(), (std::vector<int64_t>{3, 3, 5}));
   EXPECT_EQ(ds.train.vision.sizes(), (std::vector<int64_t>{3, 3, 20}));
-  EXPECT_EQ(ds.text_dim(), 768);
-  EXPECT_EQ(ds.audio_dim(), 5);
-  EXPECT_EQ(ds.vision_dim(), 20);
+  EXPECT_EQ(ds.dims().text, 768);
+  EXPECT_EQ(ds.dims().audio, 5);
+  EXPECT_EQ(ds.dims().vision, 20);
   for (const Split* s : {&ds.train, &ds.valid, &ds.test}) {
     EXPECT_EQ(s->text.scalar_type(), torch::kFloat32);
     EXPECT_TRUE(s->audio.is_contiguous());
@@ -147,7 +147,7 @@ TEST(DataMmsa, FileErrorsAreOneSentence) {
 TEST(DataOpen, ParsesDatasetSpecs) {
   Dataset a = open_dataset(fixture("mmsa_mosei_p5.pkl"));  // bare path: audio dim 74 -> mosei
   EXPECT_EQ(a.family, "mosei");
-  EXPECT_EQ(a.audio_dim(), 74);
+  EXPECT_EQ(a.dims().audio, 74);
   EXPECT_NEAR(total(a.train.audio), 19.5734623, 1e-4);  // protocol 5: _frombuffer + BYTEARRAY8
   Dataset b = open_dataset("mosi:" + fixture("mmsa_aligned.pkl"));
   EXPECT_EQ(b.family, "mosi");
@@ -161,7 +161,7 @@ TEST(DataOpen, ParsesDatasetSpecs) {
   Dataset s2 = open_dataset("synthetic-mosei", {}, 0.001, 7);
   EXPECT_EQ(s2.family, "mosei");
   EXPECT_EQ(s2.train.size(), 16);
-  EXPECT_EQ(s2.audio_dim(), 74);
+  EXPECT_EQ(s2.dims().audio, 74);
   expect_data_error([] { open_dataset("synthetic-iemocap"); }, "unknown synthetic dataset 'synthetic-iemocap'");
   expect_data_error([] { open_dataset("synthetic-mosi@x"); }, "has scale 'x', expected a number in (0, 1]");
   expect_data_error([] { open_dataset("synthetic-mosi@2"); }, "has scale '2'");

@@ -6,8 +6,8 @@
 #include <chrono>
 #include <iostream>
 
-#include "harness/dataset.h"
-#include "harness/sha256.h"
+#include "harness/data/dataset.h"
+#include "harness/io/sha256.h"
 
 using namespace dmdbench;
 

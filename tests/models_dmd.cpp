@@ -1,6 +1,8 @@
 // DMD and MulT structure: parameter counts, reference key names and shapes, output shapes, the no-decoupling
 // variant, loss switches, and the strict state-dict loader.
 #include <gtest/gtest.h>
+
+#include "tests/model_configs.h"
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -12,7 +14,7 @@
 #include <string>
 
 #include "baselines/mult.h"
-#include "harness/checkpoint.h"
+#include "harness/io/checkpoint.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
 #include "models/loss.h"
@@ -48,14 +50,14 @@ std::string message_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(ModelsDMD, ParameterCountsMatchTheReference) {
-  EXPECT_EQ(m::count_parameters(*m::DMD(m::DMDConfig::mosi())), 4743658);
-  EXPECT_EQ(m::count_parameters(*m::DMD(m::DMDConfig::mosei())), 1792778);
-  EXPECT_EQ(m::count_parameters(*b::MulT(b::MulTConfig::for_family("mosi"))), 2571551);
-  EXPECT_EQ(m::count_parameters(*b::MulT(b::MulTConfig::for_family("mosei"))), 982951);
+  EXPECT_EQ(m::count_parameters(*m::DMD(dmdbench::testing::reference_dmd("mosi"))), 4743658);
+  EXPECT_EQ(m::count_parameters(*m::DMD(dmdbench::testing::reference_dmd("mosei"))), 1792778);
+  EXPECT_EQ(m::count_parameters(*b::MulT(dmdbench::testing::reference_mult("mosi"))), 2571551);
+  EXPECT_EQ(m::count_parameters(*b::MulT(dmdbench::testing::reference_mult("mosei"))), 982951);
 }
 
 TEST(ModelsDMD, MulTCountDoesNotDependOnLengthsOrPositions) {
-  auto cfg = b::MulTConfig::for_family("mosi");
+  auto cfg = dmdbench::testing::reference_mult("mosi");
   cfg.base.audio_len = cfg.base.vision_len = 50;
   cfg.position_embedding = false;
   EXPECT_EQ(m::count_parameters(*b::MulT(cfg)), 2571551);
@@ -71,7 +73,7 @@ TEST(ModelsDMD, StateDictKeysAndShapesEqualTheReferenceSummary) {
   const auto summary = nlohmann::ordered_json::parse(text);
   const auto& tensors = summary.at("tensors");
   ASSERT_EQ(summary.at("entries").get<int64_t>(), 702);
-  m::DMD model(m::DMDConfig::mosei());
+  m::DMD model(dmdbench::testing::reference_dmd("mosei"));
   const auto sd = m::state_dict(*model);
   ASSERT_EQ(sd.size(), tensors.size());
   size_t i = 0;
@@ -86,7 +88,7 @@ TEST(ModelsDMD, StateDictKeysAndShapesEqualTheReferenceSummary) {
 }
 
 TEST(ModelsDMD, ForwardReturnsEveryOutputWithReferenceShapes) {
-  const auto c = m::DMDConfig::mosei();  // d = 30, T' = (46, 50, 48) for (l, a, v)
+  const auto c = dmdbench::testing::reference_dmd("mosei");  // d = 30, T' = (46, 50, 48) for (l, a, v)
   m::DMD model(c);
   model->eval();
   auto in = random_inputs(c, 3, 1);
@@ -128,7 +130,7 @@ TEST(ModelsDMD, ForwardReturnsEveryOutputWithReferenceShapes) {
 }
 
 TEST(ModelsDMD, NoDecouplingBuildsNoEncodersDecodersOrAlignLayers) {
-  auto c = m::DMDConfig::mosi();
+  auto c = dmdbench::testing::reference_dmd("mosi");
   c.decouple = false;
   m::DMD model(c);
   for (const auto& p : model->named_parameters()) {
@@ -160,7 +162,7 @@ TEST(ModelsDMD, NoDecouplingBuildsNoEncodersDecodersOrAlignLayers) {
 }
 
 TEST(ModelsDMD, LossSwitchesAndTotalComposition) {
-  const auto c = m::DMDConfig::mosei();
+  const auto c = dmdbench::testing::reference_dmd("mosei");
   m::DMD model(c);
   model->eval();
   auto in = random_inputs(c, 4, 3);
@@ -190,7 +192,7 @@ TEST(ModelsDMD, LossSwitchesAndTotalComposition) {
 }
 
 TEST(ModelsDMD, StateDictRoundTripReproducesOutputs) {
-  const auto c = m::DMDConfig::mosei();
+  const auto c = dmdbench::testing::reference_dmd("mosei");
   torch::manual_seed(10);
   m::DMD a(c);
   torch::manual_seed(11);
@@ -205,7 +207,7 @@ TEST(ModelsDMD, StateDictRoundTripReproducesOutputs) {
 }
 
 TEST(ModelsDMD, StrictLoadNamesMissingUnexpectedAndMisshapedKeys) {
-  m::DMD model(m::DMDConfig::mosei());
+  m::DMD model(dmdbench::testing::reference_dmd("mosei"));
   const auto good = m::state_dict(*model);
 
   auto missing = good;
@@ -232,7 +234,7 @@ TEST(ModelsDMD, StrictLoadNamesMissingUnexpectedAndMisshapedKeys) {
 
 TEST(ModelsDMD, MulTForwardShapesAlignedAndUnaligned) {
   for (const char* fam : {"mosi", "mosei"}) {
-    auto cfg = b::MulTConfig::for_family(fam);
+    auto cfg = dmdbench::testing::reference_mult(fam);
     cfg.base.audio_len = 60, cfg.base.vision_len = 70;  // unaligned lengths work (no length-sized layer)
     b::MulT model(cfg);
     model->eval();
@@ -247,7 +249,7 @@ TEST(ModelsDMD, MulTForwardShapesAlignedAndUnaligned) {
 TEST(ModelsDMD, TrainStepGradientsReachEveryUsedParameter) {
   // One backward of the full loss on MOSI-sized inputs: every parameter except proj_cosine_* gets a gradient
   // (proj_cosine is returned but never used in a loss, as in the reference).
-  auto c = m::DMDConfig::mosi();
+  auto c = dmdbench::testing::reference_dmd("mosi");
   m::DMD model(c);
   model->train();
   m::GraphDistill homo(m::GraphDistillConfig::homo(c.d)), hetero(m::GraphDistillConfig::hetero(c.d));
@@ -265,7 +267,7 @@ TEST(ModelsDMD, TrainStepGradientsReachEveryUsedParameter) {
 
 TEST(ModelsDMD, CheckpointWithMissingExtraOrMisshapedKeyIsRefused) {
   // Through the torch.save zip format: write a damaged state dict, read it back, load strictly.
-  m::DMD model(m::DMDConfig::mosei());
+  m::DMD model(dmdbench::testing::reference_dmd("mosei"));
   const auto good = m::state_dict(*model);
   const std::string path = testing::TempDir() + "models_damaged.pth";
   auto damaged = good;

@@ -1,6 +1,8 @@
 // Parity with the reference implementation on the golden MOSEI files (../shared/golden/mosei, README there):
 // eval outputs of the test split, and every loss term, edge weight and the gradient norm of one train batch.
 #include <gtest/gtest.h>
+
+#include "tests/model_configs.h"
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/checkpoint.h"
-#include "harness/dataset.h"
+#include "harness/io/checkpoint.h"
+#include "harness/data/dataset.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
 #include "models/loss.h"
@@ -70,7 +72,7 @@ void load_gd(m::GraphDistill& gd, const nlohmann::json& state) {
 }  // namespace
 
 TEST(ModelsGolden, EvalOutputsMatchReferenceOnTestSplit) {
-  m::DMD model = load_reference_model(m::DMDConfig::mosei());
+  m::DMD model = load_reference_model(dmdbench::testing::reference_dmd("mosei"));
   model->eval();
   const auto& test = golden_data().test;
   ASSERT_EQ(test.size(), 16);
@@ -113,7 +115,7 @@ TEST(ModelsGolden, TrainLossTermsEdgesAndGradientNormMatchReference) {
   std::ifstream in(kGolden + "/expected_train.json");
   ASSERT_TRUE(in);
   const auto expected = nlohmann::json::parse(in);
-  auto cfg = m::DMDConfig::mosei();
+  auto cfg = dmdbench::testing::reference_dmd("mosei");
   cfg.attn_dropout = cfg.attn_dropout_a = cfg.attn_dropout_v = 0.0;
   cfg.relu_dropout = cfg.embed_dropout = cfg.res_dropout = 0.0;
   cfg.text_dropout = cfg.output_dropout = 0.0;

@@ -254,5 +254,6 @@ TEST(ReportPublishedTest, ParsedRowsAndFamilies) {
   EXPECT_EQ(reports::real_data_family("mosi:/x/aligned_50.pkl"), "mosi");
   EXPECT_EQ(reports::real_data_family("mosei:/x"), "mosei");
   EXPECT_EQ(reports::real_data_family("synthetic-mosi"), "");
-  EXPECT_EQ(reports::real_data_family("/data/mosi.pkl"), "");
+  EXPECT_EQ(reports::real_data_family("/data/mosi.pkl"), "mosi");  // as the plan reads a bare path
+  EXPECT_EQ(reports::real_data_family("/data/aligned_50.pkl"), "");
 }

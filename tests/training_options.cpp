@@ -5,9 +5,9 @@
 
 #include "ablations/variants.h"
 #include "bench/fixtures.h"
-#include "harness/cuda_graph.h"
-#include "harness/dataset.h"
-#include "harness/trainer.h"
+#include "harness/training/cuda_graph.h"
+#include "harness/data/dataset.h"
+#include "harness/training/trainer.h"
 #include "models/compat.h"
 #include "tests/training_support.h"
 
@@ -22,7 +22,7 @@ const Dataset& tiny_mosi() { return testing_support::synthetic_mosi(0.02); }
 TEST(TrainingOptions, Bf16AutocastIsCloseToFloat32ButNotEqual) {
   torch::set_num_threads(1);
   const Config cfg = ablations::resolve_config("mosi", "dmd", "paper", {});
-  const FeatureDims dims = bench::dims_for("mosi");
+  const FeatureDims dims = reference_dims("mosi");
   torch::manual_seed(3);
   auto model = build_trainable(cfg, dims, torch::kCPU);
   const Batch b = bench::random_batch(dims, 8, torch::kCPU);

@@ -4,8 +4,10 @@
 
 #include <cmath>
 
-#include "harness/plan.h"
-#include "harness/recipe.h"
+#include "ablations/variants.h"
+#include "harness/experiment/dataset_spec.h"
+#include "harness/experiment/plan.h"
+#include "harness/training/recipe.h"
 
 using namespace dmdbench;
 
@@ -127,8 +129,14 @@ TEST(Recipe, EarlyStoppingAndBestEpoch) {
 }
 
 TEST(Plan, StableIdsShardsAndSeeds) {
+  auto resolved = [](std::vector<std::string> overrides) {
+    std::vector<std::pair<std::string, Config>> v;
+    for (const char* name : {"dmd", "mult"})
+      v.emplace_back(name, ablations::resolve_config("mosi", name, "quick", overrides));
+    return v;
+  };
   PlanRequest req;
-  req.variants = {"dmd", "mult"};
+  req.variants = resolved({});
   req.seeds = {1111, 1112, 1113};
   req.code_version = "abc";
   const Plan a = make_plan(req), b = make_plan(req);
@@ -139,6 +147,7 @@ TEST(Plan, StableIdsShardsAndSeeds) {
   EXPECT_EQ(a.runs[3].variant, "mult");
   EXPECT_EQ(a.runs[4].seed, 1112);
   req.overrides = {"learning_rate=0.001"};
+  req.variants = resolved(req.overrides);
   const Plan c = make_plan(req);
   EXPECT_NE(c.runs[0].run_id, a.runs[0].run_id);
   EXPECT_NE(c.experiment_id, a.experiment_id);
@@ -155,9 +164,13 @@ TEST(Plan, StableIdsShardsAndSeeds) {
   EXPECT_THROW(parse_seed_list("5,,7"), ConfigError);
   EXPECT_THROW(parse_seed_list("5,5"), ConfigError);
   EXPECT_THROW(parse_seed_list("-1"), ConfigError);
-  EXPECT_EQ(dataset_family("synthetic-mosei"), "mosei");
-  EXPECT_EQ(dataset_family("mosi:/x/aligned_50.pkl"), "mosi");
-  EXPECT_EQ(dataset_family("/data/MOSEI/aligned_50.pkl"), "mosei");
-  EXPECT_THROW(dataset_family("/data/aligned_50.pkl"), ConfigError);
-  EXPECT_THROW(dataset_family("synthetic-iemocap"), ConfigError);
+  EXPECT_EQ(parse_dataset_spec("synthetic-mosei").family, "mosei");
+  EXPECT_EQ(parse_dataset_spec("mosi:/x/aligned_50.pkl").family, "mosi");
+  EXPECT_EQ(parse_dataset_spec("mosi:/x/aligned_50.pkl").path, "/x/aligned_50.pkl");
+  EXPECT_EQ(parse_dataset_spec("/data/MOSEI/aligned_50.pkl").family, "mosei");
+  EXPECT_DOUBLE_EQ(parse_dataset_spec("synthetic-mosi@0.25").scale, 0.25);
+  EXPECT_EQ(parse_dataset_spec("/data/aligned_50.pkl").family, "");  // guessed from the file when loaded
+  EXPECT_THROW(parse_dataset_spec("/data/aligned_50.pkl").known_family(), ConfigError);
+  EXPECT_THROW(parse_dataset_spec("synthetic-iemocap"), ConfigError);
+  EXPECT_THROW(parse_dataset_spec("synthetic-mosi@0"), ConfigError);
 }

@@ -7,9 +7,9 @@
 #include <filesystem>
 
 #include "ablations/variants.h"
-#include "harness/checkpoint.h"
-#include "harness/dataset.h"
-#include "harness/trainer.h"
+#include "harness/io/checkpoint.h"
+#include "harness/data/dataset.h"
+#include "harness/training/trainer.h"
 #include "tests/training_support.h"
 
 using namespace dmdbench;

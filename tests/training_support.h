@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "harness/dataset.h"
+#include "harness/data/dataset.h"
 
 namespace dmdbench::testing_support {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "harness/pickle.h"
+#include "harness/io/pickle.h"
 
 namespace pk = dmdbench::pickle;
 

@@ -1,0 +1,319 @@
+// MMSA feature pickles -> Dataset: {train, valid, test} dicts of numpy arrays, read through the restricted
+// unpickler from a memory map; each modality is copied once, from the map straight into its float32 tensor.
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "harness/data/dataset.h"
+#include "harness/experiment/config.h"
+#include "harness/experiment/dataset_spec.h"
+#include "harness/io/pickle.h"
+#include "harness/io/sha256.h"
+
+namespace dmdbench {
+
+namespace pk = pickle;
+
+const Split& Dataset::split(const std::string& which) const {
+  if (which == "train") return train;
+  if (which == "valid") return valid;
+  if (which == "test") return test;
+  throw DataError(fmt::format("unknown split '{}', expected train, valid or test", which));
+}
+
+namespace {
+
+const char* const kSplits[] = {"train", "valid", "test"};
+const char* const kModalities[] = {"text", "audio", "vision"};
+
+struct Counts {
+  std::atomic<int64_t> nan{0}, neg_inf{0}, pos_inf{0};
+};
+
+struct Cleaning {
+  bool neg_inf_to_zero = false;  // audio, as the reference loader
+  bool nan_to_zero = false;      // LoadOptions::zero_nan
+};
+
+std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
+
+// out[c] = in[src(c)] for every C-order index c, counting and cleaning non-finite values on the way.
+// Src elements are read with memcpy: the bytes in a pickle are not aligned.
+template <typename Src>
+void convert(const pk::NdArray& a, float* out, const Cleaning& clean, Counts* counts) {
+  const int64_t numel = a.numel();
+  const std::size_t nd = a.shape.size();
+  // Fortran order: element (i0, i1, ...) sits at i0 + i1*d0 + i2*d0*d1 + ...
+  std::vector<int64_t> fstride(nd, 1);
+  for (std::size_t k = 1; k < nd; ++k) fstride[k] = fstride[k - 1] * a.shape[k - 1];
+  const bool fortran = a.fortran_order && nd > 1;
+  at::parallel_for(0, numel, 1 << 16, [&](int64_t begin, int64_t end) {
+    int64_t nan = 0, neg = 0, pos = 0;
+    std::vector<int64_t> idx(nd, 0);
+    int64_t src = begin;
+    if (fortran) {  // the multi-index of `begin` in C order, and its Fortran offset
+      int64_t rest = begin;
+      src = 0;
+      for (std::size_t k = nd; k-- > 0;) {
+        idx[k] = rest % a.shape[k];
+        rest /= a.shape[k];
+        src += idx[k] * fstride[k];
+      }
+    }
+    for (int64_t c = begin; c < end; ++c) {
+      Src x;
+      std::memcpy(&x, a.data + src * static_cast<int64_t>(sizeof(Src)), sizeof(Src));
+      float f = static_cast<float>(x);
+      if (!std::isfinite(f)) {
+        if (std::isnan(f)) {
+          ++nan;
+          if (clean.nan_to_zero) f = 0.0f;
+        } else if (f < 0) {
+          ++neg;
+          if (clean.neg_inf_to_zero) f = 0.0f;
+        } else {
+          ++pos;
+        }
+      }
+      out[c] = f;
+      if (!fortran) {
+        ++src;
+        continue;
+      }
+      for (std::size_t k = nd; k-- > 0;) {  // odometer step in C order
+        src += fstride[k];
+        if (++idx[k] < a.shape[k]) break;
+        src -= fstride[k] * a.shape[k];
+        idx[k] = 0;
+      }
+    }
+    counts->nan += nan;
+    counts->neg_inf += neg;
+    counts->pos_inf += pos;
+  });
+}
+
+torch::Tensor to_float_tensor(const pk::NdArray& a, std::vector<int64_t> shape, const Cleaning& clean,
+                              NonFiniteCount* record) {
+  torch::Tensor t = torch::empty(shape, torch::kFloat32);
+  Counts counts;
+  float* out = t.data_ptr<float>();
+  switch (a.dtype) {
+    case pk::DType::Float32: convert<float>(a, out, clean, &counts); break;
+    case pk::DType::Float64: convert<double>(a, out, clean, &counts); break;
+    case pk::DType::Int64: convert<int64_t>(a, out, clean, &counts); break;
+    case pk::DType::Int32: convert<int32_t>(a, out, clean, &counts); break;
+    case pk::DType::UInt8: convert<uint8_t>(a, out, clean, &counts); break;
+    case pk::DType::Bool: convert<uint8_t>(a, out, clean, &counts); break;
+  }
+  record->nan += counts.nan;
+  record->neg_inf += counts.neg_inf;
+  record->pos_inf += counts.pos_inf;
+  record->source_dtype = pk::dtype_name(a.dtype);
+  return t;
+}
+
+// The parsed (not yet converted) arrays of one split.
+struct RawSplit {
+  std::string name;
+  const pk::NdArray* mod[3] = {nullptr, nullptr, nullptr};  // text, audio, vision
+  const pk::Value* labels = nullptr;
+  const pk::Value* ids = nullptr;
+};
+
+const pk::Value& need_key(const pk::Value& split, const std::string& name, const char* key) {
+  const pk::Value* v = split.find(key);
+  if (!v) throw DataError(fmt::format("split '{}' has no key '{}'", name, key));
+  return *v;
+}
+
+RawSplit parse_split(const pk::Value& root, const std::string& name) {
+  const pk::Value* s = root.find(name);
+  if (!s) throw DataError(fmt::format("the file has no split '{}' (expected train, valid and test)", name));
+  if (!std::holds_alternative<pk::Dict>(s->v)) {
+    throw DataError(fmt::format("split '{}' is {}, expected a dict of arrays", name, s->type_name()));
+  }
+  RawSplit r;
+  r.name = name;
+  for (int m = 0; m < 3; ++m) {
+    const pk::Value& v = need_key(*s, name, kModalities[m]);
+    const auto* a = std::get_if<pk::NdArray>(&v.v);
+    if (!a || a->shape.size() != 3) {
+      throw DataError(fmt::format("split '{}' key '{}' is {}, expected a 3-d float array [n, T, D]", name,
+                                  kModalities[m], v.type_name()));
+    }
+    r.mod[m] = a;
+  }
+  r.labels = &need_key(*s, name, "regression_labels");
+  r.ids = s->find("id");
+  return r;
+}
+
+// n agrees within a split, T and D across splits; the message names the wrong key.
+void check_shapes(const std::vector<RawSplit>& splits) {
+  for (const RawSplit& r : splits) {
+    const int64_t n = r.mod[0]->shape[0];
+    for (int m = 1; m < 3; ++m) {
+      if (r.mod[m]->shape[0] != n) {
+        throw DataError(fmt::format("split '{}' key '{}' has {} samples, expected {} as key 'text'", r.name,
+                                    kModalities[m], r.mod[m]->shape[0], n));
+      }
+    }
+    for (int m = 0; m < 3; ++m) {
+      const auto& want = splits[0].mod[m]->shape;
+      const auto& got = r.mod[m]->shape;
+      if (got[1] != want[1] || got[2] != want[2]) {
+        throw DataError(fmt::format("split '{}' key '{}' has shape {}, expected {} as in split '{}'", r.name,
+                                    kModalities[m], shape_str(got), shape_str({n, want[1], want[2]}),
+                                    splits[0].name));
+      }
+    }
+  }
+}
+
+torch::Tensor read_labels(const RawSplit& r, int64_t n, const Cleaning& clean, NonFiniteCount* record) {
+  if (const auto* a = std::get_if<pk::NdArray>(&r.labels->v)) {
+    bool ok = a->numel() == n && (a->shape.size() == 1 || (a->shape.size() == 2 && a->shape[1] == 1));
+    if (!ok) {
+      throw DataError(fmt::format("split '{}' key 'regression_labels' has shape {}, expected [{}]", r.name,
+                                  shape_str(a->shape), n));
+    }
+    return to_float_tensor(*a, {n}, clean, record);
+  }
+  if (const auto* l = std::get_if<pk::List>(&r.labels->v)) {  // a plain list of numbers
+    if (static_cast<int64_t>(l->size()) != n) {
+      throw DataError(fmt::format("split '{}' key 'regression_labels' has {} values, expected {}", r.name,
+                                  l->size(), n));
+    }
+    std::vector<float> v;
+    for (const auto& x : *l) v.push_back(static_cast<float>(x.number()));
+    pk::NdArray a;
+    a.shape = {n};
+    a.data = reinterpret_cast<const std::byte*>(v.data());
+    a.nbytes = v.size() * sizeof(float);
+    return to_float_tensor(a, {n}, clean, record);
+  }
+  throw DataError(fmt::format("split '{}' key 'regression_labels' is {}, expected a float array", r.name,
+                              r.labels->type_name()));
+}
+
+std::vector<std::string> read_ids(const RawSplit& r, int64_t n) {
+  std::vector<std::string> ids;
+  if (!r.ids) {
+    for (int64_t i = 0; i < n; ++i) ids.push_back(fmt::format("{}$_${}", r.name, i));
+    return ids;
+  }
+  const auto* l = std::get_if<pk::List>(&r.ids->v);
+  if (!l || static_cast<int64_t>(l->size()) != n) {
+    throw DataError(fmt::format("split '{}' key 'id' is {}{}, expected a list of {} strings", r.name,
+                                r.ids->type_name(), l ? fmt::format(" of {} items", l->size()) : "", n));
+  }
+  for (const auto& x : *l) {
+    if (const auto* s = std::get_if<std::string>(&x.v)) {
+      ids.push_back(*s);
+    } else {
+      throw DataError(fmt::format("split '{}' key 'id' holds {}, expected strings", r.name, x.type_name()));
+    }
+  }
+  return ids;
+}
+
+void check_family(const std::string& family, const std::vector<RawSplit>& splits) {
+  const int64_t dl = splits[0].mod[0]->shape[2], da = splits[0].mod[1]->shape[2], dv = splits[0].mod[2]->shape[2];
+  const int64_t want_a = family == "mosi" ? 5 : 74, want_v = family == "mosi" ? 20 : 35;
+  if (dl != 768 || da != want_a || dv != want_v) {
+    throw DataError(fmt::format("the feature dims are text {} / audio {} / vision {}, expected 768 / {} / {} for {}",
+                                dl, da, dv, want_a, want_v, family));
+  }
+}
+
+std::string guess_family(const std::vector<RawSplit>& splits) {
+  const int64_t da = splits[0].mod[1]->shape[2];
+  if (da == 5) return "mosi";
+  if (da == 74) return "mosei";
+  throw DataError(fmt::format("cannot tell mosi from mosei: audio dim is {}, expected 5 (mosi) or 74 (mosei); "
+                              "name the family as mosi:PATH or mosei:PATH",
+                              da));
+}
+
+}  // namespace
+
+Dataset load_mmsa(const std::string& path, const std::string& family_in, const LoadOptions& opts) {
+  if (!family_in.empty() && family_in != "mosi" && family_in != "mosei") {
+    throw DataError(fmt::format("unknown dataset family '{}', expected mosi or mosei", family_in));
+  }
+  try {
+    pk::MappedFile file = pk::map_file(path);
+    const pk::Value root = pk::loads(file.data, file.size, file.owner, pk::GlobalPolicy::numpy());
+    if (!std::holds_alternative<pk::Dict>(root.v)) {
+      throw DataError(fmt::format("the pickle holds {}, expected a dict with train, valid and test", root.type_name()));
+    }
+    std::vector<RawSplit> raw;
+    for (const char* s : kSplits) raw.push_back(parse_split(root, s));
+    check_shapes(raw);
+    const std::string family = family_in.empty() ? guess_family(raw) : family_in;
+    check_family(family, raw);
+
+    Dataset ds;
+    ds.name = family + ":" + path;
+    ds.family = family;
+    const auto& tr = raw[0].mod;
+    ds.setting = (tr[0]->shape[1] == tr[1]->shape[1] && tr[1]->shape[1] == tr[2]->shape[1]) ? "aligned" : "unaligned";
+    ds.text_encoder = "bert-features (frozen)";
+    if (opts.compute_sha256) ds.source_sha256 = sha256_bytes(file.data, file.size);
+    Split* out[3] = {&ds.train, &ds.valid, &ds.test};
+    for (std::size_t s = 0; s < 3; ++s) {
+      const RawSplit& r = raw[s];
+      Split& sp = *out[s];
+      sp.name = r.name;
+      const int64_t n = r.mod[0]->shape[0];
+      torch::Tensor* dst[3] = {&sp.text, &sp.audio, &sp.vision};
+      for (int m = 0; m < 3; ++m) {
+        NonFiniteCount rec{r.name, kModalities[m], 0, 0, 0, ""};
+        Cleaning clean{m == 1, opts.zero_nan};
+        *dst[m] = to_float_tensor(*r.mod[m], r.mod[m]->shape, clean, &rec);
+        ds.non_finite.push_back(rec);
+      }
+      NonFiniteCount rec{r.name, "labels", 0, 0, 0, ""};
+      sp.labels = read_labels(r, n, Cleaning{false, opts.zero_nan}, &rec);
+      ds.non_finite.push_back(rec);
+      sp.ids = read_ids(r, n);
+    }
+    if (!opts.zero_nan) {
+      for (const auto& c : ds.non_finite) {
+        if (c.nan > 0) {
+          throw DataError(fmt::format("split '{}' {} holds {} NaN value{}; refusing the file (the zero-NaN "
+                                      "option replaces NaN by 0)",
+                                      c.split, c.modality, c.nan, c.nan == 1 ? "" : "s"));
+        }
+      }
+    }
+    return ds;
+  } catch (const pk::PickleError& e) {  // messages from map_file already name the path
+    const std::string msg = e.what();
+    throw DataError(msg.find(path) != std::string::npos ? msg : fmt::format("{}: {}", path, msg));
+  } catch (const DataError& e) {
+    throw DataError(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+Dataset open_dataset(const std::string& spec, const LoadOptions& opts, double synthetic_scale,
+                     uint64_t synthetic_seed) {
+  DatasetSpec parsed;
+  try {
+    parsed = parse_dataset_spec(spec);
+  } catch (const ConfigError& e) {
+    throw DataError(e.what());
+  }
+  if (!parsed.synthetic) return load_mmsa(parsed.path, parsed.family, opts);
+  SyntheticSpec s;
+  s.family = parsed.family;
+  s.seed = synthetic_seed;
+  s.scale = parsed.scale > 0 ? parsed.scale : synthetic_scale;
+  return make_synthetic(s);
+}
+
+}  // namespace dmdbench

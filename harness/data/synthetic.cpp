@@ -1,0 +1,205 @@
+// Synthetic MOSI / MOSEI: real shapes and split sizes, a known generative structure (docs/synthetic-data.md).
+//
+// Every number is a pure function of (seed, stream, index) through splitmix64, so samples can be generated in
+// parallel, in any order, and the bytes do not depend on the thread count or the LibTorch version.
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "harness/data/dataset.h"
+#include "harness/experiment/dataset_spec.h"
+#include "harness/io/sha256.h"
+
+namespace dmdbench {
+namespace {
+
+constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
+constexpr int kLatent = 4;  // dims of the shared factor z and of each exclusive factor u_m
+
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+// The i-th output of splitmix64 started at `key`.
+uint64_t draw(uint64_t key, uint64_t i) { return mix64(key + (i + 1) * kGamma); }
+// A stream key for one purpose: (seed, tag, a, b) -> key.
+uint64_t stream(uint64_t seed, uint64_t tag, uint64_t a = 0, uint64_t b = 0) {
+  return mix64(mix64(mix64(mix64(seed) ^ tag) ^ a) ^ b);
+}
+double uniform(uint64_t u) { return static_cast<double>(u >> 11) * 0x1.0p-53; }  // [0, 1)
+// Standard normal (Box-Muller) for the few per-sample factors and the fixed projections.
+double gauss(uint64_t key, uint64_t i) {
+  const double u1 = 1.0 - uniform(draw(key, 2 * i)), u2 = uniform(draw(key, 2 * i + 1));
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
+// Frame noise: Irwin-Hall(4) of the four 16-bit lanes of one draw, centred and scaled to unit variance
+// (range +-3.46); integer arithmetic until the last multiply, so the loop stays cheap (a MOSEI is 1e9 values).
+constexpr float kNoiseUnit = 1.7320508075688772f / 65536.0f;
+inline int32_t lane_sum_centred(uint64_t u) {
+  return static_cast<int32_t>((u & 0xffff) + ((u >> 16) & 0xffff) + ((u >> 32) & 0xffff) + (u >> 48)) - 131070;
+}
+
+enum Tag : uint64_t { kProj = 1, kBias = 2, kSample = 3, kNoise = 4 };
+
+// Per modality (text, audio, vision): signal amplitude, frame noise, weight of u_m[0] in the label.
+constexpr double kAmp[3] = {1.0, 0.7, 0.8};
+constexpr double kNoiseStd[3] = {0.5, 1.2, 1.0};
+constexpr double kLabelWeight[3] = {0.9, 0.4, 0.6};
+constexpr double kSharedWeight = 1.2, kLabelNoise = 0.3, kNegInfRate = 0.03, kBiasStd = 0.5;
+
+struct SampleFactors {
+  double z[kLatent];
+  double u[3][kLatent];
+  double eps;
+  int64_t pad, win_begin, win_end;  // leading zero frames; signal window [begin, end)
+  int64_t neg_inf_frame = -1, neg_inf_channel = -1;
+};
+
+SampleFactors sample_factors(uint64_t seed, int split, int64_t i, int64_t T, int64_t audio_dim) {
+  const uint64_t k = stream(seed, kSample, static_cast<uint64_t>(split), static_cast<uint64_t>(i));
+  SampleFactors f;
+  for (int j = 0; j < kLatent; ++j) f.z[j] = gauss(k, j);
+  for (int m = 0; m < 3; ++m)
+    for (int j = 0; j < kLatent; ++j) f.u[m][j] = gauss(k, kLatent + m * kLatent + j);
+  f.eps = gauss(k, 4 * kLatent);
+  f.pad = static_cast<int64_t>(draw(k, 100) % 6);
+  const int64_t valid = T - f.pad, lo = valid / 4, hi = valid / 2;
+  const int64_t len = lo + static_cast<int64_t>(draw(k, 101) % static_cast<uint64_t>(hi - lo + 1));
+  f.win_begin = f.pad + static_cast<int64_t>(draw(k, 102) % static_cast<uint64_t>(valid - len + 1));
+  f.win_end = f.win_begin + len;
+  if (uniform(draw(k, 103)) < kNegInfRate) {
+    f.neg_inf_frame = f.pad + static_cast<int64_t>(draw(k, 104) % static_cast<uint64_t>(valid));
+    f.neg_inf_channel = 1 + static_cast<int64_t>(draw(k, 105) % static_cast<uint64_t>(audio_dim - 1));
+  }
+  return f;
+}
+
+float label_of(const SampleFactors& f) {
+  double y = kSharedWeight * f.z[0] + kLabelNoise * f.eps;
+  for (int m = 0; m < 3; ++m) y += kLabelWeight[m] * f.u[m][0];
+  const double graded = std::clamp(std::round(3.0 * y) / 3.0, -3.0, 3.0);
+  return static_cast<float>(graded) + 0.0f;  // +0.0 turns -0 into 0
+}
+
+// Fixed per modality: projection [2k, D] (entries N(0, 1/2k)) and bias [D] (N(0, 0.25)).
+struct Projection {
+  std::vector<double> w, bias;
+  int64_t dim;
+};
+Projection projection(uint64_t seed, int m, int64_t dim) {
+  Projection p;
+  p.dim = dim;
+  const uint64_t kw = stream(seed, kProj, static_cast<uint64_t>(m)), kb = stream(seed, kBias, static_cast<uint64_t>(m));
+  for (int64_t i = 0; i < 2 * kLatent * dim; ++i) p.w.push_back(gauss(kw, static_cast<uint64_t>(i)) / std::sqrt(2.0 * kLatent));
+  for (int64_t d = 0; d < dim; ++d) p.bias.push_back(kBiasStd * gauss(kb, static_cast<uint64_t>(d)));
+  return p;
+}
+
+// x[i, t, d] = 0 for t < pad_i, else bias[d] + amp * 1[t in window] * (h_i P)[d] + noise_std * noise.
+// Summed in float32 in this order (bias + signal-or-0 + noise).
+void fill_modality(float* out, const std::vector<SampleFactors>& f, const Projection& p, int m, int64_t T,
+                   uint64_t noise_key) {
+  const int64_t D = p.dim, n = static_cast<int64_t>(f.size());
+  std::vector<float> bias(p.bias.begin(), p.bias.end());
+  const std::vector<float> zeros(static_cast<std::size_t>(D), 0.0f);
+  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> signal(static_cast<std::size_t>(D));
+    for (int64_t i = begin; i < end; ++i) {
+      const SampleFactors& s = f[static_cast<std::size_t>(i)];
+      double h[2 * kLatent];
+      for (int j = 0; j < kLatent; ++j) h[j] = s.z[j], h[kLatent + j] = s.u[m][j];
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0;
+        for (int j = 0; j < 2 * kLatent; ++j) acc += h[j] * p.w[static_cast<std::size_t>(j * D + d)];
+        signal[static_cast<std::size_t>(d)] = static_cast<float>(kAmp[m] * acc);
+      }
+      float* x = out + i * T * D;
+      std::fill(x, x + s.pad * D, 0.0f);  // padded frames: exactly zero in every channel
+      const float noise_scale = static_cast<float>(kNoiseStd[m]) * kNoiseUnit;
+      for (int64_t t = s.pad; t < T; ++t) {
+        const float* add = (t >= s.win_begin && t < s.win_end) ? signal.data() : zeros.data();
+        // counter of element (i, t, d) is (i*T + t)*D + d; draw(key, c) = mix64(key + (c + 1) * gamma)
+        uint64_t c = noise_key + static_cast<uint64_t>((i * T + t) * D) * kGamma;
+        float* row = x + t * D;
+        for (int64_t d = 0; d < D; ++d) {
+          c += kGamma;
+          row[d] = bias[d] + add[d] + noise_scale * static_cast<float>(lane_sum_centred(mix64(c)));
+        }
+        if (row[0] == 0.0f) row[0] = 1e-3f;  // models detect padding by channel 0 == 0
+      }
+    }
+  });
+}
+
+constexpr const char* kSplitNames[3] = {"train", "valid", "test"};
+constexpr const char* kModalityNames[3] = {"text", "audio", "vision"};
+
+}  // namespace
+
+Dataset make_synthetic(const SyntheticSpec& spec) {
+  if (spec.family != "mosi" && spec.family != "mosei")
+    throw DataError(fmt::format("unknown synthetic family '{}', expected mosi or mosei", spec.family));
+  const SplitSizes real = reference_split_sizes(spec.family);
+  const FeatureDims widths = reference_dims(spec.family);
+  int64_t sizes[3] = {real.train, real.valid, real.test}, dims[3] = {widths.text, widths.audio, widths.vision};
+  if (!(spec.scale > 0) || spec.scale > 16) {
+    throw DataError(fmt::format("synthetic scale {} is out of range, expected a number in (0, 16]", spec.scale));
+  }
+  if (spec.seq_len < 8 || spec.seq_len > 100000) {
+    throw DataError(fmt::format("synthetic sequence length {} is out of range, expected at least 8", spec.seq_len));
+  }
+  const int64_t T = spec.seq_len;
+  for (auto& s : sizes) s = std::max<int64_t>(8, std::llround(spec.scale * static_cast<double>(s)));
+
+  Dataset ds;
+  ds.name = "synthetic-" + spec.family;
+  ds.family = spec.family;
+  ds.setting = "aligned";
+  ds.text_encoder = "bert-features (frozen)";
+  ds.source_sha256 = sha256_string(
+      fmt::format("dmdbench-synthetic v1 family={} scale={} seed={} seq_len={} sizes={}/{}/{} dims={}/{}/{}",
+                  spec.family, spec.scale, spec.seed, T, sizes[0], sizes[1], sizes[2], dims[0], dims[1], dims[2]));
+  const Projection proj[3] = {projection(spec.seed, 0, dims[0]), projection(spec.seed, 1, dims[1]),
+                              projection(spec.seed, 2, dims[2])};
+  Split* out[3] = {&ds.train, &ds.valid, &ds.test};
+  for (int s = 0; s < 3; ++s) {
+    Split& sp = *out[s];
+    sp.name = kSplitNames[s];
+    const int64_t n = sizes[s];
+    std::vector<SampleFactors> f(static_cast<std::size_t>(n));
+    at::parallel_for(0, n, 256, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) f[static_cast<std::size_t>(i)] = sample_factors(spec.seed, s, i, T, dims[1]);
+    });
+    torch::Tensor* dst[3] = {&sp.text, &sp.audio, &sp.vision};
+    for (int m = 0; m < 3; ++m) {
+      *dst[m] = torch::empty({n, T, dims[m]}, torch::kFloat32);
+      fill_modality(dst[m]->data_ptr<float>(), f, proj[m], m, T,
+                    stream(spec.seed, kNoise, static_cast<uint64_t>(m), static_cast<uint64_t>(s)));
+    }
+    // A few -inf in audio (never channel 0, never a padded frame), cleaned to 0 as the MMSA loader does.
+    NonFiniteCount audio_rec{sp.name, "audio", 0, 0, 0, "float32"};
+    float* audio = sp.audio.data_ptr<float>();
+    sp.labels = torch::empty({n}, torch::kFloat32);
+    float* labels = sp.labels.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      const SampleFactors& fi = f[static_cast<std::size_t>(i)];
+      if (fi.neg_inf_frame >= 0) {
+        audio[(i * T + fi.neg_inf_frame) * dims[1] + fi.neg_inf_channel] = 0.0f;
+        ++audio_rec.neg_inf;
+      }
+      labels[i] = label_of(fi);
+      sp.ids.push_back(fmt::format("{}{}$_$0", sp.name, i));
+    }
+    for (int m = 0; m < 3; ++m) {
+      ds.non_finite.push_back(m == 1 ? audio_rec : NonFiniteCount{sp.name, kModalityNames[m], 0, 0, 0, "float32"});
+    }
+    ds.non_finite.push_back(NonFiniteCount{sp.name, "labels", 0, 0, 0, "float32"});
+  }
+  return ds;
+}
+
+}  // namespace dmdbench

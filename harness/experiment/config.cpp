@@ -1,0 +1,154 @@
+#include "harness/experiment/config.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace dmdbench {
+
+using ojson = nlohmann::ordered_json;
+
+const ojson& Config::at(const std::string& key) const {
+  auto it = j_.find(key);
+  if (it == j_.end()) throw ConfigError(fmt::format("unknown configuration key '{}'", key));
+  return *it;
+}
+double Config::num(const std::string& key) const { return at(key).get<double>(); }
+int64_t Config::integer(const std::string& key) const { return at(key).get<int64_t>(); }
+bool Config::flag(const std::string& key) const { return at(key).get<bool>(); }
+std::string Config::str(const std::string& key) const { return at(key).get<std::string>(); }
+
+void Config::set(const std::string& key, const nlohmann::json& value) {
+  const ojson& old = at(key);
+  const bool ok = (old.is_boolean() && value.is_boolean()) || (old.is_string() && value.is_string()) ||
+                  (old.is_number_integer() && value.is_number_integer()) ||
+                  (old.is_number_float() && value.is_number());
+  if (!ok)
+    throw ConfigError(fmt::format("configuration key '{}' expects a {}, got {}", key, old.type_name(), value.dump()));
+  if (key == "autocast" && value != "off" && value != "bf16")
+    throw ConfigError(fmt::format("configuration key 'autocast' expects off or bf16, got {}", value.dump()));
+  j_[key] = old.is_number_float() ? ojson(value.get<double>()) : ojson(value);
+}
+
+void Config::set_from_string(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(fmt::format("override '{}' is not of the form key=value", assignment));
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  const ojson& old = at(key);
+  try {
+    std::size_t used = 0;
+    if (old.is_boolean()) {
+      if (text == "true" || text == "1") return set(key, true);
+      if (text == "false" || text == "0") return set(key, false);
+    } else if (old.is_string()) {
+      return set(key, text);
+    } else if (old.is_number_integer()) {
+      const long long v = std::stoll(text, &used);
+      if (used == text.size()) return set(key, static_cast<int64_t>(v));
+    } else {
+      const double v = std::stod(text, &used);
+      if (used == text.size() && std::isfinite(v)) return set(key, v);
+    }
+  } catch (const std::logic_error&) {
+  }
+  throw ConfigError(fmt::format("configuration key '{}' expects a {}, got '{}'", key, old.type_name(), text));
+}
+
+std::string Config::pretty() const {
+  std::string s;
+  for (auto it = j_.begin(); it != j_.end(); ++it) s += fmt::format("  {:<22} = {}\n", it.key(), it.value().dump());
+  return s;
+}
+
+Config reference_config(const std::string& family, const std::string& model) {
+  if (family != "mosi" && family != "mosei")
+    throw ConfigError(fmt::format("unknown dataset family '{}', expected mosi or mosei", family));
+  if (model != "dmd" && model != "mult")
+    throw ConfigError(fmt::format("unknown model '{}', expected dmd or mult", model));
+  const bool mosi = family == "mosi", mult = model == "mult";
+  ojson j;
+  j["model"] = model;
+  j["family"] = family;
+  // Architecture (spec §4 / §7.4).
+  j["d"] = mosi ? 50 : 30;
+  j["heads"] = mosi ? 10 : 6;
+  j["nlevels"] = 4;
+  j["kernel_l"] = 5;
+  j["kernel_a"] = mosi ? 5 : 1;
+  j["kernel_v"] = mosi ? 5 : 3;
+  j["attn_dropout"] = mosi ? 0.3 : 0.4;
+  j["attn_dropout_a"] = mosi ? 0.2 : 0.0;
+  j["attn_dropout_v"] = 0.0;
+  j["relu_dropout"] = 0.0;
+  j["embed_dropout"] = mosi ? 0.2 : 0.0;
+  j["res_dropout"] = 0.0;
+  j["text_dropout"] = mosi ? 0.5 : 0.3;
+  j["output_dropout"] = 0.5;
+  j["attn_mask"] = true;
+  j["text_encoder"] = "bert-features (frozen)";
+  if (mult) {
+    j["position_embedding"] = true;  // original MulT and DMD's copy; MMSA's current code has it off
+  } else {
+    j["decouple"] = true;     // off: the no-decoupling ablation
+    j["learn_edges"] = true;  // off: the fixed-edges ablation
+    // Loss composition (spec §3.3).
+    j["w_task"] = 1.0;
+    j["w_homo"] = 0.05;
+    j["w_hetero"] = 0.05;
+    j["w_decouple"] = 0.1;
+    j["w_sim_ort"] = 0.1;
+    j["use_homo_gd"] = true;
+    j["use_hetero_gd"] = true;
+    j["ortho_per_position"] = false;  // legacy batch-axis cosine by default
+  }
+  // Recipe (spec §3.2 / §7.3).
+  j["batch_size"] = (mult && !mosi) ? 4 : 16;
+  j["learning_rate"] = mult ? (mosi ? 2e-3 : 5e-4) : 1e-4;
+  j["update_epochs"] = mult ? 8 : 10;
+  j["grad_clip"] = 0.6;
+  j["plateau_factor"] = mult ? 0.1 : 0.5;
+  j["plateau_patience"] = (mult && !mosi) ? 20 : 5;
+  j["plateau_threshold"] = 1e-4;
+  j["early_stop"] = mult ? 8 : 10;
+  j["max_epochs"] = 0;                // no cap in the reference
+  j["keep_partial_group"] = false;    // the reference discards the trailing partial accumulation group
+  j["eval_shuffle"] = true;           // the reference's valid/test loaders shuffle too
+  // Execution options (not in the reference; off by default): bf16 autocast of training and evaluation, and the
+  // training step (forward, backward, clip) replayed as a CUDA graph, which needs static shapes and so drops the
+  // trailing incomplete training batch of each epoch.
+  j["autocast"] = "off";  // off | bf16
+  j["cuda_graph"] = false;
+  // Data.
+  j["synthetic_scale"] = 1.0;
+  j["synthetic_seed"] = 20230318;
+  j["zero_nan"] = false;
+  return Config(j);
+}
+
+const std::vector<Profile>& profiles() {
+  static const std::vector<Profile> list = {
+      // The short profiles step the optimizer after every batch (update_epochs=1): with 10-batch accumulation a
+      // few small epochs would give a handful of Adam steps and no learning. The reference run takes ~200 steps
+      // (MOSI: 8 per epoch, ~25 epochs); quick takes 21 per epoch x 6 epochs.
+      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch: tests and CI", 0.2, 3, {"update_epochs=1"}},
+      {"quick", "synthetic data at 25%, 6 epochs, a step per batch: the default main job", 0.25, 6,
+       {"update_epochs=1"}},
+      {"paper", "the reference recipe unchanged: no epoch cap, early stop 10; for real data", 1.0, 0, {}},
+  };
+  return list;
+}
+
+const Profile& find_profile(const std::string& name) {
+  for (const auto& p : profiles())
+    if (p.name == name) return p;
+  throw ConfigError(fmt::format("unknown profile '{}', expected smoke, quick or paper", name));
+}
+
+void apply_profile(Config& cfg, const Profile& p) {
+  cfg.set("synthetic_scale", p.synthetic_scale);
+  cfg.set("max_epochs", p.max_epochs);
+  for (const auto& change : p.recipe_changes) cfg.set_from_string(change);
+}
+
+}  // namespace dmdbench

@@ -1,0 +1,188 @@
+#include "harness/training/trainable.h"
+
+#include "models/compat.h"
+#include "models/dmd.h"
+#include "models/graph_distill.h"
+#include "models/loss.h"
+
+namespace dmdbench {
+namespace {
+
+models::StateDict cloned(models::StateDict s, const std::string& prefix = "") {
+  for (auto& [name, t] : s) {
+    name = prefix + name;
+    t = t.detach().clone();
+  }
+  return s;
+}
+
+models::StateDict with_prefix(const models::StateDict& s, const std::string& prefix) {
+  models::StateDict out;
+  for (const auto& [name, t] : s)
+    if (name.rfind(prefix, 0) == 0) out.emplace_back(name.substr(prefix.size()), t);
+  return out;
+}
+
+}  // namespace
+
+models::DMDConfig dmd_config_of(const Config& c, const FeatureDims& d) {
+  models::DMDConfig m;
+  m.text_dim = d.text, m.audio_dim = d.audio, m.vision_dim = d.vision;
+  m.seq_len = d.text_len, m.audio_len = d.audio_len, m.vision_len = d.vision_len;
+  m.d = c.integer("d"), m.heads = c.integer("heads"), m.nlevels = c.integer("nlevels");
+  m.kernel_l = c.integer("kernel_l"), m.kernel_a = c.integer("kernel_a"), m.kernel_v = c.integer("kernel_v");
+  m.attn_dropout = c.num("attn_dropout"), m.attn_dropout_a = c.num("attn_dropout_a");
+  m.attn_dropout_v = c.num("attn_dropout_v"), m.relu_dropout = c.num("relu_dropout");
+  m.embed_dropout = c.num("embed_dropout"), m.res_dropout = c.num("res_dropout");
+  m.text_dropout = c.num("text_dropout"), m.output_dropout = c.num("output_dropout");
+  m.attn_mask = c.flag("attn_mask");
+  if (c.has("decouple")) m.decouple = c.flag("decouple");
+  return m;
+}
+
+baselines::MulTConfig mult_config_of(const Config& c, const FeatureDims& dims) {
+  baselines::MulTConfig m;
+  m.base = dmd_config_of(c, dims);
+  m.position_embedding = c.flag("position_embedding");
+  return m;
+}
+
+models::LossConfig loss_config_of(const Config& c) {
+  models::LossConfig l;
+  l.w_task = c.num("w_task"), l.w_homo = c.num("w_homo"), l.w_hetero = c.num("w_hetero");
+  l.w_decouple = c.num("w_decouple"), l.w_sim_ort = c.num("w_sim_ort");
+  l.use_homo_gd = c.flag("use_homo_gd"), l.use_hetero_gd = c.flag("use_hetero_gd");
+  l.decouple_losses = c.flag("decouple");
+  l.ortho_per_position = c.flag("ortho_per_position");
+  return l;
+}
+
+models::GraphDistillConfig homo_config_of(const Config& c) {
+  auto g = models::GraphDistillConfig::homo(c.integer("d"));
+  g.learn_edges = c.flag("learn_edges");
+  return g;
+}
+
+models::GraphDistillConfig hetero_config_of(const Config& c) {
+  auto g = models::GraphDistillConfig::hetero(c.integer("d"));
+  g.learn_edges = c.flag("learn_edges");
+  return g;
+}
+
+namespace {
+
+class DMDTrainable : public Trainable {
+ public:
+  DMDTrainable(const Config& c, const FeatureDims& dims, torch::Device device)
+      : net_(dmd_config_of(c, dims)), homo_(homo_config_of(c)), hetero_(hetero_config_of(c)), loss_(loss_config_of(c)) {
+    net_->to(device), homo_->to(device), hetero_->to(device);
+  }
+
+  std::vector<torch::Tensor> parameters() override {
+    auto p = net_->parameters();
+    for (const auto& m : {homo_->parameters(), hetero_->parameters()}) p.insert(p.end(), m.begin(), m.end());
+    return p;
+  }
+  void train(bool on) override { net_->train(on), homo_->train(on), hetero_->train(on); }
+
+  StepLoss loss(const Batch& b) override {
+    const models::DMDOutput out = net_->forward(b.text, b.audio, b.vision);
+    return {models::dmd_loss(out, b.labels, homo_, hetero_, loss_).total};
+  }
+
+  torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges) override {
+    const models::DMDOutput out = net_->forward(b.text, b.audio, b.vision);
+    if (edges) {
+      edges->clear();
+      if (loss_.use_homo_gd)
+        edges->push_back(homo_->forward(torch::stack({out.logits_l_homo, out.logits_v_homo, out.logits_a_homo}),
+                                        torch::stack({out.repr_l_homo, out.repr_v_homo, out.repr_a_homo}))
+                             .edges);
+      if (loss_.use_hetero_gd)
+        edges->push_back(
+            hetero_->forward(torch::stack({out.logits_l_hetero, out.logits_v_hetero, out.logits_a_hetero}),
+                             torch::stack({out.repr_l_hetero, out.repr_v_hetero, out.repr_a_hetero}))
+                .edges);
+    }
+    return out.output_logit.view({-1});
+  }
+
+  std::vector<std::string> edge_spaces() const override {
+    std::vector<std::string> s;
+    if (loss_.use_homo_gd) s.push_back("homo");
+    if (loss_.use_hetero_gd) s.push_back("hetero");
+    return s;
+  }
+
+  models::StateDict snapshot() override {
+    auto s = cloned(models::state_dict(*net_), "dmd.");
+    for (const auto& part : {cloned(models::state_dict(*homo_), "homo_gd."),
+                             cloned(models::state_dict(*hetero_), "hetero_gd.")})
+      s.insert(s.end(), part.begin(), part.end());
+    return s;
+  }
+  void restore(const models::StateDict& s) override {
+    models::load_state_dict(*net_, with_prefix(s, "dmd."));
+    models::load_state_dict(*homo_, with_prefix(s, "homo_gd."));
+    models::load_state_dict(*hetero_, with_prefix(s, "hetero_gd."));
+  }
+  models::StateDict network_state() override { return cloned(models::state_dict(*net_)); }
+  int64_t parameter_count() override {
+    return models::count_parameters(*net_) + models::count_parameters(*homo_) + models::count_parameters(*hetero_);
+  }
+
+ private:
+  models::DMD net_;
+  models::GraphDistill homo_, hetero_;
+  models::LossConfig loss_;
+};
+
+class MulTTrainable : public Trainable {
+ public:
+  MulTTrainable(const Config& c, const FeatureDims& dims, torch::Device device) : net_(mult_config_of(c, dims)) {
+    net_->to(device);
+  }
+  std::vector<torch::Tensor> parameters() override { return net_->parameters(); }
+  void train(bool on) override { net_->train(on); }
+  StepLoss loss(const Batch& b) override {
+    return {torch::l1_loss(net_->forward(b.text, b.audio, b.vision).view({-1}), b.labels)};
+  }
+  torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges) override {
+    if (edges) edges->clear();
+    return net_->forward(b.text, b.audio, b.vision).view({-1});
+  }
+  models::StateDict snapshot() override { return cloned(models::state_dict(*net_)); }
+  void restore(const models::StateDict& s) override { models::load_state_dict(*net_, s); }
+  models::StateDict network_state() override { return snapshot(); }
+  int64_t parameter_count() override { return models::count_parameters(*net_); }
+
+ private:
+  baselines::MulT net_;
+};
+
+}  // namespace
+
+std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device) {
+  if (cfg.str("model") == "mult") return std::make_unique<MulTTrainable>(cfg, dims, device);
+  return std::make_unique<DMDTrainable>(cfg, dims, device);
+}
+
+torch::Tensor loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16) {
+  torch::Tensor total;
+  {
+    models::compat::AutocastGuard autocast(b.text.device().type(), autocast_bf16);
+    total = model.loss(b).total;
+  }
+  total.backward();
+  return total;
+}
+
+void accumulate_edges(const torch::Tensor& edges_6xB, EdgeMatrix& sum) {
+  const torch::Tensor per_edge = edges_6xB.detach().to(torch::kCPU, torch::kDouble).sum(1);  // [6]
+  for (std::size_t x = 0; x < models::kEdges.size(); ++x) {
+    const auto [student, teacher] = models::kEdges[x];
+    sum[teacher][student] += per_edge[x].item<double>();
+  }
+}
+
+}  // namespace dmdbench

@@ -1,0 +1,65 @@
+// What the trainer, the evaluator and the benchmarks need from a model: the resolved Config picks DMD (with its
+// two graph-distillation units and the loss switches of the variant) or the MulT baseline.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/experiment/config.h"
+#include "harness/data/dataset.h"
+#include "baselines/mult.h"
+#include "models/dmd.h"
+#include "models/graph_distill.h"
+#include "models/loss.h"
+#include "models/state_dict.h"
+
+namespace dmdbench {
+
+// Mean learned edge weights, [from][to] over l, v, a (teacher -> student), per space.
+using EdgeMatrix = std::array<std::array<double, 3>, 3>;
+
+struct StepLoss {
+  torch::Tensor total;  // what backward() runs on
+};
+
+class Trainable {
+ public:
+  virtual ~Trainable() = default;
+  virtual std::vector<torch::Tensor> parameters() = 0;   // everything the one Adam optimises
+  virtual void train(bool on) = 0;
+  virtual StepLoss loss(const Batch& b) = 0;              // training loss of one batch
+  // [B] regression output; with `edges`, also the per-sample edge weights [6,B] of each edge space.
+  virtual torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges = nullptr) = 0;
+  // The edge spaces whose GD unit is in use ("homo", "hetero"), in the order predict() fills them.
+  virtual std::vector<std::string> edge_spaces() const { return {}; }
+  // Snapshot and restore of every module's weights (best-epoch selection).
+  virtual models::StateDict snapshot() = 0;
+  virtual void restore(const models::StateDict& s) = 0;
+  // The network's own state_dict, in the reference's format (DMD without the GD units).
+  virtual models::StateDict network_state() = 0;
+  virtual int64_t parameter_count() = 0;
+};
+
+// The model and loss configurations a resolved Config describes (exposed for the variant tests).
+models::DMDConfig dmd_config_of(const Config& cfg, const FeatureDims& dims);
+baselines::MulTConfig mult_config_of(const Config& cfg, const FeatureDims& dims);
+models::LossConfig loss_config_of(const Config& cfg);
+models::GraphDistillConfig homo_config_of(const Config& cfg);
+models::GraphDistillConfig hetero_config_of(const Config& cfg);
+
+// Builds the model the Config describes on `device` (parameters initialised from the global generator, which the
+// caller seeds).
+std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device);
+
+// The eager training step's forward, loss and backward on one batch (bf16 autocast on the batch's device when
+// asked); returns the loss. The trainer, the CUDA-graph capture and the benchmark all step through this.
+torch::Tensor loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16 = false);
+
+// Sums edge weights over a batch into a 3x3 [from][to] matrix (edge x = (student j, teacher i)).
+void accumulate_edges(const torch::Tensor& edges_6xB, EdgeMatrix& sum);
+
+}  // namespace dmdbench

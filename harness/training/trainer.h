@@ -1,0 +1,74 @@
+// One training run with the reference recipe (spec §3): Adam, summed gradient accumulation with value
+// clipping after every backward, ReduceLROnPlateau on the rounded validation loss, best-epoch selection,
+// early stopping, and the test split evaluated with the best epoch's weights.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/experiment/config.h"
+#include "harness/data/dataset.h"
+#include "results/metrics.h"
+#include "harness/training/trainable.h"
+
+namespace dmdbench {
+
+struct EpochReport {
+  int64_t epoch = 0;
+  double train_loss = 0;  // mean of the per-batch training totals
+  double valid_loss = 0;  // mean of per-batch L1 of output_logit, rounded to 4 decimals
+  double lr = 0;          // learning rate used in this epoch
+  double seconds = 0;
+  double grad_norm = 0;   // L2 norm of the accumulated gradient before the epoch's last clip
+  int64_t optimizer_steps = 0;
+  bool best = false;
+  results::MetricValues valid;
+};
+
+struct PhaseThroughput {
+  std::string phase;  // "train" | "eval"
+  int64_t batch_size = 0;
+  double samples_per_s = 0, latency_p50_ms = 0, latency_p95_ms = 0;
+};
+
+struct TrainResult {
+  int64_t best_epoch = 0;
+  double best_valid_loss = 0;
+  results::MetricValues test;
+  std::vector<EpochReport> history;
+  std::vector<std::string> edge_spaces;  // "homo", "hetero"
+  std::vector<EdgeMatrix> edges;         // mean over the test split, [from][to], per space
+  std::vector<PhaseThroughput> throughput;
+  int64_t peak_memory_bytes = 0, parameters = 0;
+  double wall_seconds = 0;
+  std::string graph_check;         // cuda_graph runs: eager vs graph gradients on one batch, for the log
+  double graph_max_abs_diff = -1;  // the same check's number (-1: no graph)
+  models::StateDict best_network_state;  // the reference's own state_dict (DMD without GD units)
+  std::vector<float> test_predictions, test_labels;
+};
+
+struct TrainHooks {
+  std::function<void(const EpochReport&)> on_epoch;             // after each epoch
+  std::function<void(int64_t epoch, int64_t batch, int64_t batches)> on_batch;  // after each training batch
+};
+
+// Trains one run. `cfg` is the resolved configuration; the run's seed drives model initialisation, dropout
+// and the batch order (each through generators the run owns).
+TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
+                      const TrainHooks& hooks = {});
+
+// Evaluates a split in eval mode under no_grad; returns predictions in batch order and the mean per-batch L1.
+struct EvalPass {
+  std::vector<float> predictions, labels;
+  std::vector<int64_t> indices;
+  double loss = 0;
+  std::vector<EdgeMatrix> edge_sums;  // per edge space, summed over samples
+  std::vector<double> batch_ms;
+};
+EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
+                        torch::Device device, bool with_edges, bool autocast_bf16 = false);
+
+}  // namespace dmdbench
