@@ -10,7 +10,7 @@ namespace dmdbench::bench {
 
 struct BenchArgs {
   std::string filter = ".";  // regular expression over case names
-  std::string db = "results/dmdbench.sqlite";
+  std::string db;  // the results database (the CLI passes its default)
   std::string device = "auto";
   std::string command_line;
   int repetitions = 3;

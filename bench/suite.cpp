@@ -22,9 +22,8 @@
 #include "harness/training/memory.h"
 #include "harness/experiment/plan.h"
 #include "harness/io/sha256.h"
-#include "harness/training/recipe.h"
+#include "harness/training/step.h"
 #include "harness/training/trainable.h"
-#include "models/fused_adam.h"
 #include "results/metrics.h"
 #include "results/store.h"
 
@@ -51,9 +50,7 @@ struct CaseSetup {
   std::string key;
   Config cfg;
   std::unique_ptr<Trainable> model;
-  std::vector<torch::Tensor> params;
-  std::unique_ptr<models::FusedAdam> opt;
-  std::unique_ptr<GradientBuffers> grads;
+  std::unique_ptr<TrainStep> step;
   Batch batch;
 };
 
@@ -67,10 +64,7 @@ CaseSetup& setup_for(const std::string& family, const std::string& variant, int6
     const FeatureDims dims = reference_dims(family);
     torch::manual_seed(1);
     slot.model = build_trainable(slot.cfg, dims, g_device);
-    slot.params = slot.model->parameters();
-    slot.opt = std::make_unique<models::FusedAdam>(slot.params,
-                                                   torch::optim::AdamOptions(slot.cfg.num("learning_rate")));
-    slot.grads = std::make_unique<GradientBuffers>(slot.params);
+    slot.step = std::make_unique<TrainStep>(*slot.model, slot.cfg);
     slot.batch = random_batch(dims, batch, g_device);
   }
   return slot;
@@ -79,14 +73,9 @@ CaseSetup& setup_for(const std::string& family, const std::string& variant, int6
 void train_step_case(benchmark::State& state, std::string family, std::string variant, int64_t batch, int threads) {
   set_context(state, threads, batch);
   CaseSetup& c = setup_for(family, variant, batch);
-  const double clip = c.cfg.num("grad_clip");
   c.model->train(true);
-  for (auto _ : state) {  // the trainer's step (harness/trainer.cpp) with update_epochs = 1
-    c.grads->reset();
-    loss_and_backward(*c.model, c.batch);
-    c.grads->after_backward();
-    clip_grad_value(c.params, clip);
-    c.opt->step();
+  for (auto _ : state) {  // the trainer's step with update_epochs = 1: every batch starts and ends a group
+    c.step->run(c.batch, /*first_of_group=*/true, /*last_of_group=*/true);
     sync();
   }
   state.SetItemsProcessed(state.iterations() * batch);

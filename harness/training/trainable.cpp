@@ -90,8 +90,17 @@ class DMDTrainable : public Trainable {
     return {models::dmd_loss(out, b.labels, homo_, hetero_, loss_).total};
   }
 
-  torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges) override {
+  torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges,
+                        std::vector<std::pair<std::string, torch::Tensor>>* heads) override {
     const models::DMDOutput out = net_->forward(b.text, b.audio, b.vision);
+    if (heads)
+      *heads = {{"logits_c", out.logits_c.view({-1})},
+                {"logits_l_homo", out.logits_l_homo.view({-1})},
+                {"logits_v_homo", out.logits_v_homo.view({-1})},
+                {"logits_a_homo", out.logits_a_homo.view({-1})},
+                {"logits_l_hetero", out.logits_l_hetero.view({-1})},
+                {"logits_v_hetero", out.logits_v_hetero.view({-1})},
+                {"logits_a_hetero", out.logits_a_hetero.view({-1})}};
     if (edges) {
       edges->clear();
       if (loss_.use_homo_gd)
@@ -127,6 +136,7 @@ class DMDTrainable : public Trainable {
     models::load_state_dict(*hetero_, with_prefix(s, "hetero_gd."));
   }
   models::StateDict network_state() override { return cloned(models::state_dict(*net_)); }
+  void load_network_state(const models::StateDict& s) override { models::load_state_dict(*net_, s); }
   int64_t parameter_count() override {
     return models::count_parameters(*net_) + models::count_parameters(*homo_) + models::count_parameters(*hetero_);
   }
@@ -147,13 +157,16 @@ class MulTTrainable : public Trainable {
   StepLoss loss(const Batch& b) override {
     return {torch::l1_loss(net_->forward(b.text, b.audio, b.vision).view({-1}), b.labels)};
   }
-  torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges) override {
+  torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges,
+                        std::vector<std::pair<std::string, torch::Tensor>>* heads) override {
     if (edges) edges->clear();
+    if (heads) heads->clear();
     return net_->forward(b.text, b.audio, b.vision).view({-1});
   }
   models::StateDict snapshot() override { return cloned(models::state_dict(*net_)); }
   void restore(const models::StateDict& s) override { models::load_state_dict(*net_, s); }
   models::StateDict network_state() override { return snapshot(); }
+  void load_network_state(const models::StateDict& s) override { restore(s); }
   int64_t parameter_count() override { return models::count_parameters(*net_); }
 
  private:

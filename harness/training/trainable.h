@@ -32,15 +32,19 @@ class Trainable {
   virtual std::vector<torch::Tensor> parameters() = 0;   // everything the one Adam optimises
   virtual void train(bool on) = 0;
   virtual StepLoss loss(const Batch& b) = 0;              // training loss of one batch
-  // [B] regression output; with `edges`, also the per-sample edge weights [6,B] of each edge space.
-  virtual torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges = nullptr) = 0;
+  // [B] regression output; with `edges`, also the per-sample edge weights [6,B] of each edge space; with
+  // `heads`, every other output head the network has, by the reference's name (logits_c, logits_l_homo, ...; [B]).
+  virtual torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges = nullptr,
+                                std::vector<std::pair<std::string, torch::Tensor>>* heads = nullptr) = 0;
   // The edge spaces whose GD unit is in use ("homo", "hetero"), in the order predict() fills them.
   virtual std::vector<std::string> edge_spaces() const { return {}; }
   // Snapshot and restore of every module's weights (best-epoch selection).
   virtual models::StateDict snapshot() = 0;
   virtual void restore(const models::StateDict& s) = 0;
-  // The network's own state_dict, in the reference's format (DMD without the GD units).
+  // The network's own state_dict, in the reference's format (DMD without the GD units), and its strict load
+  // (models::StateDictMismatch names every missing, unexpected and mis-shaped tensor).
   virtual models::StateDict network_state() = 0;
+  virtual void load_network_state(const models::StateDict& s) = 0;
   virtual int64_t parameter_count() = 0;
 };
 

@@ -7,10 +7,11 @@
 #include <fmt/format.h>
 
 #include "harness/training/cuda_graph.h"
+#include "harness/training/evaluation.h"
+#include "harness/training/step.h"
 #include "harness/training/device.h"
 #include "harness/training/recipe.h"
 #include "models/compat.h"
-#include "models/fused_adam.h"
 
 namespace dmdbench {
 namespace {
@@ -30,60 +31,25 @@ uint64_t stream_seed(int64_t seed, uint64_t stream) {
 
 }  // namespace
 
-EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
-                        torch::Device device, bool with_edges, bool autocast_bf16) {
-  torch::NoGradGuard no_grad;
-  model.train(false);
-  Batcher batches(split, batch_size, shuffle, false, seed, device);
-  batches.new_epoch();
-  EvalPass pass;
-  pass.edge_sums.assign(with_edges ? model.edge_spaces().size() : 0, EdgeMatrix{});
-  double loss_sum = 0;
-  std::vector<torch::Tensor> edges;
-  for (int64_t i = 0; i < batches.num_batches(); ++i) {
-    const auto t0 = Clock::now();
-    const Batch b = batches.get(i);
-    torch::Tensor pred;
-    {
-      models::compat::AutocastGuard autocast(device.type(), autocast_bf16);
-      pred = model.predict(b, with_edges ? &edges : nullptr).to(torch::kFloat);  // [B]
-    }
-    loss_sum += torch::l1_loss(pred, b.labels).item<double>();
-    const torch::Tensor p = pred.to(torch::kCPU, torch::kFloat), y = b.labels.to(torch::kCPU, torch::kFloat);
-    pass.batch_ms.push_back(ms_since(t0));
-    pass.predictions.insert(pass.predictions.end(), p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
-    pass.labels.insert(pass.labels.end(), y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
-    const torch::Tensor idx = b.index.to(torch::kCPU);
-    pass.indices.insert(pass.indices.end(), idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
-    for (std::size_t s = 0; s < edges.size(); ++s) accumulate_edges(edges[s], pass.edge_sums[s]);
-  }
-  pass.loss = batches.num_batches() ? loss_sum / batches.num_batches() : 0;
-  return pass;
-}
-
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
                       const TrainHooks& hooks) {
   const auto run_start = Clock::now();
   torch::manual_seed(static_cast<uint64_t>(seed));  // model initialisation and dropout
   auto model = build_trainable(cfg, data.dims(), device);
-  std::vector<torch::Tensor> params = model->parameters();
 
   const int64_t batch_size = cfg.integer("batch_size");
-  const bool eval_shuffle = cfg.flag("eval_shuffle");
-  models::FusedAdam optimizer(params, torch::optim::AdamOptions(cfg.num("learning_rate")));  // torch.optim.Adam
-  GradientBuffers grads(params);
+  EvalOptions eval;
+  eval.batch_size = batch_size, eval.shuffle = cfg.flag("eval_shuffle"), eval.autocast_bf16 = cfg.str("autocast") == "bf16";
+  TrainStep step(*model, cfg);
   PlateauScheduler scheduler(cfg.num("learning_rate"), cfg.num("plateau_factor"), cfg.integer("plateau_patience"),
                              cfg.num("plateau_threshold"));
   EarlyStopping stopping(cfg.integer("early_stop"), cfg.integer("max_epochs"));
   GradientAccumulation accumulation(cfg.integer("update_epochs"), cfg.flag("keep_partial_group"));
-  const double clip = cfg.num("grad_clip");
-  const bool bf16 = cfg.str("autocast") == "bf16";
   const bool graphed = cfg.flag("cuda_graph");
   if (graphed) require_cuda_graphs(device);
 
   // Static shapes for the graph: the trailing incomplete training batch is dropped while cuda_graph is on.
   Batcher train_batches(data.train, batch_size, true, /*drop_last=*/graphed, stream_seed(seed, 1), device);
-  std::unique_ptr<GraphedTrainStep> graph;
   TrainResult result;
   if (graphed) {
     // The first training rows in file order: check the graph against the eager step, then capture for training.
@@ -91,14 +57,13 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
     if (probe.num_batches() == 0)
       throw ConfigError(fmt::format("cuda_graph=true needs at least one full batch of {} training rows", batch_size));
     const Batch example = probe.get(0);
-    const GraphCheck check = check_graphed_step(*model, params, bf16, example);
+    const GraphCheck check = check_graphed_step(*model, step.parameters(), eval.autocast_bf16, example);
     result.graph_check = fmt::format("CUDA graph vs eager step (eval mode, one batch): max |grad diff| {:.3g}, max |grad| {:.3g}",
                                      check.max_abs_diff, check.max_abs_grad);
     result.graph_max_abs_diff = check.max_abs_diff;
     if (!(check.max_abs_diff <= 1e-4 * std::max(1.0, check.max_abs_grad)))
       throw std::runtime_error(result.graph_check + ": the captured step does not match the eager step");
-    model->train(true);
-    graph = std::make_unique<GraphedTrainStep>(*model, params, bf16, example);
+    step.use_cuda_graph(example);
   }
   result.parameters = model->parameter_count();
   models::StateDict best_snapshot;
@@ -118,43 +83,28 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
     const int64_t n_batches = train_batches.num_batches();
     for (int64_t i = 0; i < n_batches; ++i) {
       const auto t0 = Clock::now();
-      if (accumulation.zero_before_batch()) {  // optimizer.zero_grad()
-        if (graph)
-          graph->zero_grads();
-        else
-          grads.reset();
-      }
+      const bool first = accumulation.zero_before_batch();
+      const bool last = accumulation.step_after_batch();
       const Batch b = train_batches.get(i);
-      torch::Tensor total;
-      if (graph) {
-        total = graph->run(b);  // forward, loss and backward replayed
-      } else {
-        total = loss_and_backward(*model, b, bf16);
-        grads.after_backward();
-      }
-      if (i == n_batches - 1) rep.grad_norm = grad_l2_norm(params);
-      clip_grad_value(params, clip);
-      if (accumulation.step_after_batch()) {
-        optimizer.step();
-        ++rep.optimizer_steps;
-      }
+      const torch::Tensor total = step.run(b, first, last, i == n_batches - 1 ? &rep.grad_norm : nullptr);
+      rep.optimizer_steps += last;
       loss_sum += total.item<double>();
       step_ms.push_back(ms_since(t0));
       train_samples += b.labels.size(0);
       if (hooks.on_batch) hooks.on_batch(epoch, i + 1, n_batches);
     }
     if (accumulation.step_at_epoch_end()) {
-      optimizer.step();
+      step.optimizer_step();
       ++rep.optimizer_steps;
     }
     train_seconds += ms_since(epoch_start) / 1e3;
     rep.train_loss = n_batches ? loss_sum / n_batches : 0;
 
-    const EvalPass valid =
-        evaluate_split(*model, data.valid, batch_size, eval_shuffle, stream_seed(seed, 2 + epoch), device, false, bf16);
+    eval.seed = stream_seed(seed, 2 + epoch), eval.with_edges = false;
+    const EvalPass valid = evaluate_split(*model, data.valid, device, eval);
     rep.valid_loss = results::round4(valid.loss);
     rep.valid = results::regression_metrics(valid.predictions, valid.labels);
-    set_learning_rate(optimizer, scheduler.step(rep.valid_loss));
+    step.set_learning_rate(scheduler.step(rep.valid_loss));
     rep.best = stopping.update(epoch, rep.valid_loss);
     if (rep.best) best_snapshot = model->snapshot();
     rep.seconds = ms_since(epoch_start) / 1e3;
@@ -167,8 +117,8 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   model->restore(best_snapshot);
   result.best_epoch = stopping.best_epoch();
   result.best_valid_loss = stopping.best_loss();
-  const EvalPass test =
-      evaluate_split(*model, data.test, batch_size, eval_shuffle, stream_seed(seed, 1u << 20), device, true, bf16);
+  eval.seed = stream_seed(seed, 1u << 20), eval.with_edges = true;
+  const EvalPass test = evaluate_split(*model, data.test, device, eval);
   result.test = results::regression_metrics(test.predictions, test.labels);
   result.test_predictions = test.predictions;
   result.test_labels = test.labels;

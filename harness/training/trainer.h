@@ -60,15 +60,4 @@ struct TrainHooks {
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
                       const TrainHooks& hooks = {});
 
-// Evaluates a split in eval mode under no_grad; returns predictions in batch order and the mean per-batch L1.
-struct EvalPass {
-  std::vector<float> predictions, labels;
-  std::vector<int64_t> indices;
-  double loss = 0;
-  std::vector<EdgeMatrix> edge_sums;  // per edge space, summed over samples
-  std::vector<double> batch_ms;
-};
-EvalPass evaluate_split(Trainable& model, const Split& split, int64_t batch_size, bool shuffle, uint64_t seed,
-                        torch::Device device, bool with_edges, bool autocast_bf16 = false);
-
 }  // namespace dmdbench

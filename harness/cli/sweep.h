@@ -1,0 +1,27 @@
+// `run-ablation`: the plan (variants x seeds on one dataset), resume, the runs as worker processes, progress,
+// the summary and the report. The parent process never trains; each worker runs one plan entry.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "harness/experiment/plan.h"
+
+namespace dmdbench::cli {
+
+struct AblationArgs {
+  std::string dataset = "synthetic-mosi", variants = "all", seeds = "1111,1112,1113", profile = "quick";
+  std::string device = "auto", db, shard, report = "reports/latest.md";
+  int jobs = 0;  // 0: the number of cores
+  bool force = false, fast = false, no_report = false;
+  std::vector<std::string> sets;
+  int worker = -1;           // internal: run plan entry N in this process (a child of run-ablation)
+  int emit_sbatch = 0;       // print a Slurm array script for N shards instead of running
+  std::string command_line;  // as typed, for the report's provenance
+};
+
+Plan plan_of(const AblationArgs& a);
+int run_ablation(const AblationArgs& a);                            // the parent
+int run_worker(const AblationArgs& a, const Plan& plan, int index);  // one plan entry, in this process
+
+}  // namespace dmdbench::cli

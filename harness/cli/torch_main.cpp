@@ -1,0 +1,26 @@
+// dmdbench-torch: the verbs that load LibTorch (dmdbench hands them here; it runs the others too).
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "harness/cli/verb.h"
+
+int main(int argc, char** argv) {
+  using namespace dmdbench::cli;
+  // See main.cpp: without OMP_WAIT_POLICY=passive the thread pools spin against each other. libgomp reads it
+  // when it loads, so when started directly, set it and start again once.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: go on with spinning threads
+  }
+  // Keep glibc malloc from handing tensor-sized blocks back to the kernel after every step: a training step frees
+  // and reallocates the same ~100 MB of activations, and each fresh mapping costs page faults (a third fewer).
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+  std::vector<VerbImpl> impls;
+  for (const auto& family : {training_verbs(), data_verbs(), bench_verbs(), store_verbs(), report_verbs()})
+    impls.insert(impls.end(), family.begin(), family.end());
+  return dispatch(argc, argv, impls);
+}

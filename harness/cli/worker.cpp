@@ -1,0 +1,115 @@
+// One plan entry of run-ablation, run in this process (a worker started by the sweep): load the data, train,
+// store every epoch and the final results, and tell the parent (worker_messages.h).
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "harness/cli/sweep.h"
+#include "harness/cli/worker_messages.h"
+#include "harness/data/dataset.h"
+#include "harness/training/device.h"
+#include "harness/training/trainer.h"
+#include "results/store.h"
+
+namespace dmdbench::cli {
+
+namespace {
+
+std::vector<results::MetricRow> metric_rows(const results::MetricValues& m, const std::string& split, int epoch) {
+  std::vector<results::MetricRow> rows;
+  for (const auto& [name, value] : m.all()) rows.push_back({split, name, value, epoch});
+  return rows;
+}
+
+void tell(const WorkerMessage& m) { std::cout << encode(m) << std::endl; }
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int run_worker(const AblationArgs& a, const Plan& plan, int index) {
+  if (index < 0 || index >= static_cast<int>(plan.runs.size()))
+    throw ConfigError(fmt::format("worker index {} is outside the plan (0..{})", index, plan.runs.size() - 1));
+  const PlannedRun& run = plan.runs[index];
+  set_threads(1);
+  const DeviceSetup dev = setup_device(a.device, a.fast);
+  results::Store store(a.db);
+  results::RunSpec spec{run.run_id, plan.experiment_id, run.variant, run.dataset, run.profile,
+                        run.seed,   run.index,          run.config.dump()};
+  results::Provenance prov = process_provenance(dev);
+  prov.dataset_name = run.dataset;
+  Dataset data;
+  std::string load_error;
+  try {
+    LoadOptions lo;
+    lo.zero_nan = run.config.flag("zero_nan");
+    data = open_dataset(run.dataset, lo, run.config.num("synthetic_scale"),
+                        static_cast<uint64_t>(run.config.integer("synthetic_seed")));
+    prov.dataset_sha256 = data.source_sha256;
+  } catch (const std::exception& e) {
+    load_error = first_line(e.what());
+  }
+  if (a.force) store.delete_run(run.run_id);  // --force redoes a completed run
+  store.start_run(spec, prov);
+  auto fail = [&](const std::string& error) {
+    store.fail_run(run.run_id, error);
+    WorkerMessage m;
+    m.event = WorkerMessage::Event::Failed, m.run = index, m.error = error;
+    tell(m);
+    return 1;
+  };
+  if (!load_error.empty()) return fail(load_error);
+
+  std::atomic<bool> done{false};
+  std::thread beat([&] {  // heartbeat on its own connection
+    results::Store hb(a.db);
+    while (!done) {
+      for (int i = 0; i < 50 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!done) hb.heartbeat(run.run_id);
+    }
+  });
+  try {
+    TrainHooks hooks;
+    hooks.on_epoch = [&](const EpochReport& r) {
+      store.add_epoch(run.run_id, {static_cast<int>(r.epoch), r.train_loss, r.valid_loss, r.lr, r.seconds, r.grad_norm},
+                      metric_rows(r.valid, "valid", static_cast<int>(r.epoch)));
+      WorkerMessage m;
+      m.event = WorkerMessage::Event::Epoch, m.run = index, m.epoch = static_cast<int>(r.epoch);
+      m.max_epochs = static_cast<int>(run.config.integer("max_epochs")), m.valid_loss = r.valid_loss;
+      m.seconds = r.seconds;
+      tell(m);
+    };
+    const TrainResult r = train_run(data, run.config, run.seed, dev.device, hooks);
+    std::vector<results::MetricRow> metrics = metric_rows(r.test, "test", -1);
+    metrics.push_back({"valid", "loss", r.best_valid_loss, -1});
+    if (r.graph_max_abs_diff >= 0) metrics.push_back({"train", "graph_max_grad_diff", r.graph_max_abs_diff, -1});
+    std::vector<results::ThroughputRow> tp;
+    for (const auto& t : r.throughput)
+      tp.push_back({t.phase, t.batch_size, t.samples_per_s, t.latency_p50_ms, t.latency_p95_ms, r.peak_memory_bytes,
+                    r.parameters, dev.name, current_threads()});
+    std::vector<results::EdgeRow> edges;
+    static const char* names[3] = {"l", "v", "a"};
+    for (std::size_t s = 0; s < r.edges.size(); ++s)
+      for (int f = 0; f < 3; ++f)
+        for (int t = 0; t < 3; ++t)
+          if (f != t) edges.push_back({r.edge_spaces[s], names[f], names[t], r.edges[s][f][t]});
+    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges);
+    done = true;
+    beat.join();
+    WorkerMessage m;
+    m.event = WorkerMessage::Event::Done, m.run = index, m.wall_seconds = r.wall_seconds;
+    for (const auto& def : results::metric_defs())
+      if (auto v = def.in_summary ? r.test.find(def.name) : std::nullopt) m.summary.emplace_back(def.name, *v);
+    tell(m);
+    return 0;
+  } catch (const std::exception& e) {
+    done = true;
+    beat.join();
+    return fail(first_line(e.what()));
+  }
+}
+
+}  // namespace dmdbench::cli
