@@ -8,7 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "reports/atomic_file.h"
+#include "harness/io/output_file.h"
+
 #include "reports/collect.h"
 #include "reports/figures.h"
 #include "reports/published.h"

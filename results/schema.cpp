@@ -96,6 +96,13 @@ const std::vector<Migration>& migrations() {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (bench_set, name)))",
        }},
+      // Run ownership: who holds a RUNNING run (harness/cli/ownership.h writes "host|boot id|pid|start|sweep"),
+      // and how many times the run was claimed.
+      {2,
+       {
+           "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+       }},
   };
   return all;
 }
