@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "reports/report.h"
+#include "results/robustness.h"
 
 namespace dmdbench::reports {
 
@@ -105,6 +106,7 @@ Collected collect(const results::Store& store, const std::string& which,
     d.epochs = store.epochs(row.spec.run_id);
     d.throughput = store.throughput(row.spec.run_id);
     d.edges = store.edges(row.spec.run_id);
+    d.robustness = store.robustness(row.spec.run_id);
     d.row = std::move(row);
     c.runs.push_back(std::move(d));
   }
@@ -145,7 +147,41 @@ Collected collect(const results::Store& store, const std::string& which,
     }
     for (const auto& [key, i] : latest) g.completed[key.first].push_back(i);
   }
+  // The robustness measures of each run, with the group's MulT curve as the reference of effective robustness.
+  for (auto& g : c.groups) {
+    const auto reference = reference_curves(c, g);
+    for (size_t i : g.runs) {
+      auto& r = c.runs[i];
+      if (r.robustness.empty()) continue;
+      for (const auto& [name, value] : results::robustness_summary(r.test, r.robustness, reference)) r.test[name] = value;
+    }
+  }
   return c;
+}
+
+const char* const kReferenceVariant = "mult";
+
+std::map<std::string, results::Curve> reference_curves(const Collected& c, const Group& g) {
+  std::map<std::string, results::Curve> out;
+  const auto it = g.completed.find(kReferenceVariant);
+  if (it == g.completed.end()) return out;
+  for (const char* metric : results::kRobustnessMetrics) {
+    std::map<double, std::pair<double, int>> sums;  // level -> (sum, n)
+    int runs = 0;
+    for (size_t i : it->second) {
+      const auto& r = c.runs[i];
+      const auto clean = r.test.find(metric);
+      if (r.robustness.empty() || clean == r.test.end()) continue;
+      ++runs;
+      for (const auto& [level, value] : results::curve_of(r.robustness, "missing:all", metric, clean->second))
+        sums[level].first += value, ++sums[level].second;
+    }
+    results::Curve curve;
+    for (const auto& [level, sum] : sums)
+      if (sum.second == runs) curve.emplace_back(level, sum.first / sum.second);  // levels every seed has
+    if (curve.size() >= 2) out[metric] = curve;
+  }
+  return out;
 }
 
 }  // namespace dmdbench::reports

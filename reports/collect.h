@@ -20,7 +20,9 @@ struct RunData {
   std::string label;                   // the variant, plus " [key=value, ...]" when that variant's runs in the
                                        // group differ in configuration (each configuration is its own row)
   std::string setting;                 // "aligned" | "unaligned" | "" (unknown)
-  std::map<std::string, double> test;  // final test metrics (split "test", epoch -1), as stored
+  std::map<std::string, double> test;  // final test metrics (split "test", epoch -1), as stored, and the robustness
+                                       // measures derived from `robustness` (rr_*, er_*, drop_*; results/robustness.h)
+  std::vector<results::RobustnessRow> robustness;  // the test split under perturbations, as stored
   std::map<std::string, double> train; // checks recorded on the training side (split "train", epoch -1)
   std::vector<results::EpochRow> epochs;
   std::vector<results::ThroughputRow> throughput;
@@ -42,6 +44,11 @@ struct Collected {
   std::vector<RunData> runs;
   std::vector<Group> groups;  // in plan order of their first run
 };
+
+// The reference of effective robustness: the MulT baseline of a group, its missing:all curve per metric (mean over
+// its completed seeds, level 0 its clean mean). Empty without completed MulT runs with robustness rows.
+std::map<std::string, results::Curve> reference_curves(const struct Collected& c, const Group& g);
+extern const char* const kReferenceVariant;  // "mult"
 
 // which: "latest" (the newest experiment), "all", or an experiment id. Throws ReportError for an unknown id.
 Collected collect(const results::Store& store, const std::string& which,

@@ -14,6 +14,7 @@
 
 #include "reports/report.h"
 #include "reports/stats.h"
+#include "results/robustness.h"
 
 namespace dmdbench::reports {
 
@@ -218,6 +219,65 @@ std::string bar_figure(const Collected& c, const Group& g, const std::string& st
   return s + "unset multiplot\nset output\nreset\n";
 }
 
+// Acc-2 non0 and MAE against the missing rate (missing:all; rate 0 is the clean test split), per variant: the mean
+// over seeds as a line and mean ± std as a band. Empty when no run of the group has a missing:all curve.
+std::string robustness_figure(const Collected& c, const Group& g, const std::string& stem, const fs::path& dir) {
+  const results::MetricDef* metrics[2] = {results::find_metric("acc2_non0"), results::find_metric("mae")};
+  std::string data;
+  std::vector<std::string> titles;
+  Range range[2];
+  for (const auto& variant : g.variants) {
+    auto it = g.completed.find(variant);
+    if (it == g.completed.end()) continue;
+    std::map<double, std::vector<double>> by_level[2];
+    for (size_t i : it->second)
+      for (int k = 0; k < 2; ++k) {
+        const auto clean = c.runs[i].test.find(metrics[k]->name);
+        if (clean == c.runs[i].test.end() || c.runs[i].robustness.empty()) continue;
+        for (const auto& [level, value] :
+             results::curve_of(c.runs[i].robustness, "missing:all", metrics[k]->name, clean->second))
+          by_level[k][level].push_back(results::shown_value(*metrics[k], value));
+      }
+    if (by_level[0].size() < 2) continue;
+    if (!titles.empty()) data += "\n\n";
+    data += fmt::format("# {0}: rate {1}_mean {1}_lo {1}_hi {2}_mean {2}_lo {2}_hi (mean ± std over seeds)\n",
+                        variant, metrics[0]->name, metrics[1]->name);
+    for (const auto& [level, values] : by_level[0]) {
+      const auto a = summarize(values), b = summarize(by_level[1][level]);
+      data += fmt::format("{:.6g} {:.6f} {:.6f} {:.6f} {:.6f} {:.6f} {:.6f}\n", level, a.mean, a.mean - a.std,
+                          a.mean + a.std, b.mean, b.mean - b.std, b.mean + b.std);
+      range[0].add(a.mean - a.std), range[0].add(a.mean + a.std), range[1].add(b.mean - b.std),
+          range[1].add(b.mean + b.std);
+    }
+    titles.push_back(variant);
+  }
+  if (titles.empty()) return "";
+  const std::string dat = stem + ".dat";
+  write_text(dir / dat, data);
+  std::string s = fmt::format("set terminal svg size 1100,440 noenhanced font 'sans,11'\nset output {}\n",
+                              gp_string(stem + ".svg"));
+  s += "set multiplot layout 1,2 title 'Test metrics against the missing rate (missing:all; band = mean ± std over "
+       "seeds)'\n";
+  s += "set xlabel 'missing rate'\nset grid\nset key outside bottom center horizontal\nset xrange [0:1]\n";
+  for (int k = 0; k < 2; ++k) {
+    const auto& m = *metrics[k];
+    s += fmt::format("set title {}\nset yrange {}\n",
+                     gp_string(fmt::format("{}{} ({} is better)", m.label, m.percent ? " (%)" : "",
+                                           m.better == results::Better::Lower ? "lower" : "higher")),
+                     range[k].gnuplot());
+    std::string plots;
+    for (size_t b = 0; b < titles.size(); ++b) {
+      const int col = 2 + 3 * k;
+      plots += fmt::format("{}{} index {} using 1:{}:{} with filledcurves fs transparent solid 0.2 noborder lc {} "
+                           "notitle, {} index {} using 1:{} with linespoints lc {} title {}",
+                           b ? ", " : "", gp_string(dat), b, col + 1, col + 2, b + 1, gp_string(dat), b, col, b + 1,
+                           gp_string(titles[b]));
+    }
+    s += "plot " + plots + "\n";
+  }
+  return s + "unset multiplot\nset output\nreset\n";
+}
+
 }  // namespace
 
 GroupFigures draw_group_figures(const Collected& c, const Group& g, int group_number, const std::string& dir,
@@ -245,6 +305,11 @@ GroupFigures draw_group_figures(const Collected& c, const Group& g, int group_nu
   parts.push_back({prefix + "mae-acc2",
                    fmt::format("{} and {} per variant, error bars = std over seeds", mae.label, acc2.label),
                    bar_figure(c, g, prefix + "mae-acc2", dir, mae, acc2)});
+  // Only groups with robustness rows get the curves (no "no data" note for runs evaluated without a grid).
+  if (const std::string curves = robustness_figure(c, g, prefix + "robustness", dir); !curves.empty())
+    parts.push_back({prefix + "robustness",
+                     "Acc-2 non0 and MAE against the missing rate (missing:all), band = mean ± std over seeds",
+                     curves});
   std::string script = "# Redraw with: gnuplot " + fmt::format("g{}.gp", group_number) + " (in this directory)\n";
   std::vector<std::string> missing;
   for (const auto& p : parts) {

@@ -14,6 +14,7 @@
 #include "reports/figures.h"
 #include "reports/published.h"
 #include "reports/stats.h"
+#include "results/robustness.h"
 
 namespace dmdbench::reports {
 
@@ -158,6 +159,104 @@ std::string difference_table(const Collected& c, const Group& g) {
     ++rows;
   }
   if (rows == 0) return fmt::format("Only full DMD (`{}`) has completed runs in this group.\n", kFullModel);
+  return out;
+}
+
+// A variant's values of a metric (mean ± std) and, for other variants, the Welch test against full DMD.
+std::string versus_full(const Collected& c, const Group& g, const std::string& variant, const MetricDef& m) {
+  const auto values = g.values(c, variant, m.name);
+  std::string text = mean_std(m, summarize(values));
+  if (values.empty() || variant == kFullModel) return text;
+  const auto full = g.values(c, kFullModel, m.name);
+  if (full.empty()) return text;
+  const auto w = welch_test(full, values);
+  if (!w.testable) return text + " (n too small)";
+  return text + fmt::format(" (t={:+.2f}, {}{}){}", w.t, format_p(w.p), w.note.empty() ? "" : ", " + w.note,
+                            w.p < 0.05 ? "*" : "");
+}
+
+// Per group: the modality-drop table, the drop profile, relative and effective robustness (results/robustness.h).
+std::string robustness_section(const Collected& c, const Group& g) {
+  bool any = false;
+  for (size_t i : g.runs) any = any || !c.runs[i].robustness.empty();
+  if (!any)
+    return "No robustness evaluations are stored for this group (`run-ablation --robustness default|full`, or "
+           "`dmdbench robustness` for runs whose weights were kept).\n";
+  std::string out =
+      "The test split of each run's best weights under test-time perturbations, with the batch size and sample order "
+      "of the clean test pass: `drop:<m>` zeroes modality m, `missing:all@r` zeroes each time step of every modality "
+      "with probability r (MMSA's `generate_m`), `noise:<m>@s` adds Gaussian noise of s times the training split's "
+      "per-channel std to the non-padded frames. Cells are mean ± std over seeds; (t, p) is the two-sided Welch "
+      "t-test against full DMD (`dmd`) on the same measure; * marks p < 0.05.\n\n";
+  const MetricDef& acc = *results::find_metric("acc2_non0");
+  const MetricDef& mae = *results::find_metric("mae");
+  // Modality drops: the metric with the modality missing.
+  out += "**Modality drops** (the metric with the modality missing entirely):\n\n";
+  std::vector<std::string> head = {"variant", "clean " + std::string(acc.label)};
+  for (const char* m : results::kModalities) head.push_back(fmt::format("{} drop:{}", acc.label, m));
+  for (const char* m : results::kModalities) head.push_back(fmt::format("{} drop:{}", mae.label, m));
+  out += header(head);
+  auto under = [&](const std::string& variant, const char* modality, const MetricDef& m) {
+    // The metric under the drop, as clean + drop measure (both stored per run).
+    std::vector<double> full_values, values;
+    auto collect_values = [&](const std::string& v, std::vector<double>& into) {
+      auto it = g.completed.find(v);
+      if (it == g.completed.end()) return;
+      for (size_t i : it->second)
+        for (const auto& r : c.runs[i].robustness)
+          if (r.perturbation == std::string("drop:") + modality && r.metric == m.name) into.push_back(r.value);
+    };
+    collect_values(variant, values);
+    collect_values(kFullModel, full_values);
+    std::string text = mean_std(m, summarize(values));
+    if (values.empty() || variant == kFullModel || full_values.empty()) return text;
+    const auto w = welch_test(full_values, values);
+    if (!w.testable) return text + " (n too small)";
+    return text + fmt::format(" (t={:+.2f}, {}){}", w.t, format_p(w.p), w.p < 0.05 ? "*" : "");
+  };
+  for (const auto& v : g.variants) {
+    if (g.completed.count(v) == 0) continue;
+    std::vector<std::string> cells = {code(v), mean_std(acc, summarize(g.values(c, v, acc.name)))};
+    for (const char* m : results::kModalities) cells.push_back(under(v, m, acc));
+    for (const char* m : results::kModalities) cells.push_back(under(v, m, mae));
+    out += row(cells);
+  }
+  // Which modality the model leans on: the change of each metric when the modality is dropped.
+  out += "\n**Drop profile** (metric under the drop minus the clean metric: the larger the loss, the more the model "
+         "leans on that modality):\n\n";
+  head = {"variant"};
+  for (const char* m : results::kModalities) head.push_back(fmt::format("Δ {} drop:{}", acc.label, m));
+  for (const char* m : results::kModalities) head.push_back(fmt::format("Δ {} drop:{}", mae.label, m));
+  out += header(head);
+  for (const auto& v : g.variants) {
+    if (g.completed.count(v) == 0) continue;
+    std::vector<std::string> cells = {code(v)};
+    for (const MetricDef* metric : {&acc, &mae})
+      for (const char* m : results::kModalities)
+        cells.push_back(versus_full(c, g, v, *results::find_metric(fmt::format("drop_{}_{}", m, metric->name))));
+    out += row(cells);
+  }
+  // Relative and effective robustness of the missing-rate curve.
+  const bool reference = !reference_curves(c, g).empty();
+  out += fmt::format(
+      "\n**Relative robustness** (RR: area under the metric against the missing rate, trapezoid rule from rate 0 to "
+      "the largest, divided by the largest rate: the mean score over the missing rates) and **effective robustness** "
+      "(ER: the same area of the run's curve minus the MulT baseline's mean curve shifted to the run's clean score; "
+      "positive Acc-2/F1 or negative MAE: holds up better than MulT){}:\n\n",
+      reference ? "" : "; no completed MulT (`mult`) runs with robustness rows here, so no ER");
+  head = {"variant"};
+  std::vector<const MetricDef*> measures;
+  for (const char* prefix : {"rr_", "er_"})
+    for (const char* m : results::kRobustnessMetrics)
+      if (reference || std::string(prefix) == "rr_") measures.push_back(results::find_metric(std::string(prefix) + m));
+  for (const auto* m : measures) head.push_back(m->label);
+  out += header(head);
+  for (const auto& v : g.variants) {
+    if (g.completed.count(v) == 0) continue;
+    std::vector<std::string> cells = {code(v)};
+    for (const auto* m : measures) cells.push_back(versus_full(c, g, v, *m));
+    out += row(cells);
+  }
   return out;
 }
 
@@ -400,6 +499,7 @@ void write_report(const results::Store& store, const ReportOptions& o) {
     md += results_table(c, g);
     md += "\n### Difference from full DMD\n\n" + difference_table(c, g);
     md += "\n### Published reference\n\n" + published_section(g);
+    md += "\n### Robustness\n\n" + robustness_section(c, g);
     md += "\n### Throughput\n\n" + throughput_table(c, g);
     md += "\n### Figures\n\n";
     const auto figures = draw_group_figures(c, g, static_cast<int>(gi + 1), fig_dir.string(), o.gnuplot);

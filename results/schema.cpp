@@ -103,6 +103,24 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
        }},
+      // Robustness (issue 14): the test metrics under each perturbation and level, one row per (run, perturbation,
+      // level, metric); and the best weights kept for later evaluations (a file beside the database, its SHA-256).
+      {3,
+       {
+           R"(CREATE TABLE robustness (
+                run_id TEXT NOT NULL,
+                perturbation TEXT NOT NULL,
+                level REAL NOT NULL,
+                metric TEXT NOT NULL,
+                value REAL NOT NULL,
+                PRIMARY KEY (run_id, perturbation, level, metric)) WITHOUT ROWID)",
+           R"(CREATE TABLE checkpoint (
+                run_id TEXT PRIMARY KEY,
+                path TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                bytes INTEGER NOT NULL,
+                created_at TEXT NOT NULL))",
+       }},
   };
   return all;
 }

@@ -57,7 +57,7 @@ int bind_provenance(Statement& s, int first, const Provenance& p) {
   return first;
 }
 
-const char* const kChildTables[] = {"metric", "epoch", "throughput", "edge"};
+const char* const kChildTables[] = {"metric", "epoch", "throughput", "edge", "robustness", "checkpoint"};
 
 std::string utc_time(std::chrono::system_clock::time_point tp) {
   using namespace std::chrono;
@@ -128,6 +128,10 @@ void delete_children(sqlite3* db, const std::string& path, const std::string& ru
   t.bind(1, run_id).run();
   Statement g(db, path, "DELETE FROM edge WHERE run_id = ?");
   g.bind(1, run_id).run();
+  Statement r(db, path, "DELETE FROM robustness WHERE run_id = ?");
+  r.bind(1, run_id).run();
+  Statement c(db, path, "DELETE FROM checkpoint WHERE run_id = ?");
+  c.bind(1, run_id).run();
 }
 
 void insert_metrics(sqlite3* db, const std::string& path, const std::string& run_id,
@@ -628,6 +632,57 @@ std::vector<EdgeRow> Store::edges(const std::string& run_id) const {
   return out;
 }
 
+void Store::add_robustness(const std::string& run_id, const std::vector<RobustnessRow>& rows,
+                           const std::string& owner) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  const RunStatus st = require_status(db_, path_, run_id);
+  if (st != RunStatus::Completed) {
+    require_owner(db_, path_, run_id, owner);
+    if (st != RunStatus::Running)
+      throw StoreError(fmt::format("run {} is {}, neither RUNNING nor COMPLETED; its robustness rows were not stored",
+                                   run_id, status_name(st)));
+  }
+  Statement s(db_, path_,
+              "INSERT OR IGNORE INTO robustness (run_id, perturbation, level, metric, value) VALUES (?, ?, ?, ?, ?)");
+  for (const auto& r : rows) {
+    s.bind_all(run_id, r.perturbation, r.level, r.metric, r.value);
+    s.run();
+    s.reset();
+  }
+  tx.commit();
+}
+
+std::vector<RobustnessRow> Store::robustness(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_,
+              "SELECT perturbation, level, metric, value FROM robustness WHERE run_id = ? ORDER BY perturbation, level, "
+              "metric");
+  s.bind(1, run_id);
+  std::vector<RobustnessRow> out;
+  while (s.step()) out.push_back({s.text(0), s.real(1), s.text(2), s.real(3)});
+  return out;
+}
+
+void Store::set_checkpoint(const std::string& run_id, const CheckpointRow& c, const std::string& owner) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  require_status(db_, path_, run_id);
+  require_owner(db_, path_, run_id, owner);
+  Statement s(db_, path_,
+              "INSERT OR REPLACE INTO checkpoint (run_id, path, sha256, bytes, created_at) VALUES (?, ?, ?, ?, ?)");
+  s.bind_all(run_id, c.path, c.sha256, c.bytes, c.created_at.empty() ? utc_now() : c.created_at).run();
+  tx.commit();
+}
+
+std::optional<CheckpointRow> Store::checkpoint(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_, "SELECT path, sha256, bytes, created_at FROM checkpoint WHERE run_id = ?");
+  s.bind(1, run_id);
+  if (!s.step()) return std::nullopt;
+  return CheckpointRow{s.text(0), s.text(1), s.integer(2), s.text(3)};
+}
+
 void Store::add_bench(const std::vector<BenchRow>& rows) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
@@ -734,7 +789,7 @@ MergeResult Store::merge_from(const std::string& other_path) {
 std::vector<std::pair<std::string, int64_t>> Store::table_counts() const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, int64_t>> out;
-  for (const char* table : {"experiment", "run", "metric", "epoch", "throughput", "edge", "bench"}) {
+  for (const char* table : {"experiment", "run", "metric", "epoch", "throughput", "edge", "robustness", "checkpoint", "bench"}) {
     const std::string sql = fmt::format("SELECT count(*) FROM {}", table);
     out.emplace_back(table, scalar(db_, path_, sql.c_str()));
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "results/provenance.h"
+#include "results/robustness.h"
 
 struct sqlite3;
 
@@ -22,7 +23,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // How long a statement waits for another process's lock before it fails: 30 s, or DMDBENCH_BUSY_TIMEOUT_S.
 int busy_timeout_seconds();
 
@@ -89,6 +90,14 @@ struct EdgeRow {
   std::string space;   // "homo" | "hetero"
   std::string from, to;  // "l" | "v" | "a" (teacher -> student)
   double weight = 0;     // mean over the test split
+};
+
+// The best weights of a run, kept for later evaluations (`dmdbench robustness`): a torch.save zip beside the
+// database (path relative to the database's directory) and its SHA-256.
+struct CheckpointRow {
+  std::string path, sha256;
+  int64_t bytes = 0;
+  std::string created_at;
 };
 
 struct BenchRow {
@@ -158,6 +167,13 @@ class Store {
   void complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
                     const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
                     const std::vector<EdgeRow>& edges, const std::string& owner = "");
+  // Robustness rows (one transaction, INSERT OR IGNORE: a (perturbation, level, metric) present stays as it is).
+  // A RUNNING run only under its owner (the sweep stores them before completing the run); a COMPLETED run from
+  // `dmdbench robustness`.
+  void add_robustness(const std::string& run_id, const std::vector<RobustnessRow>& rows, const std::string& owner = "");
+  std::vector<RobustnessRow> robustness(const std::string& run_id) const;  // by perturbation, level, metric
+  void set_checkpoint(const std::string& run_id, const CheckpointRow& c, const std::string& owner = "");
+  std::optional<CheckpointRow> checkpoint(const std::string& run_id) const;
   // Any status but COMPLETED; `status` FAILED or INTERRUPTED.
   void fail_run(const std::string& run_id, const std::string& error, const std::string& owner = "",
                 RunStatus status = RunStatus::Failed);
@@ -181,7 +197,7 @@ class Store {
   // A run present in both keeps this database's row, unless only the other one is COMPLETED.
   MergeResult merge_from(const std::string& other_path);
 
-  // Row count per table (experiment, run, metric, epoch, throughput, edge, bench), in that order.
+  // Row count per table (experiment, run, metric, epoch, throughput, edge, robustness, checkpoint, bench), in that order.
   std::vector<std::pair<std::string, int64_t>> table_counts() const;
 
   // The raw connection, for tests and diagnostics only.

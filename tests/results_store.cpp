@@ -118,7 +118,7 @@ TEST(StoreTest, FreshDatabaseHasCurrentSchemaAndWal) {
   EXPECT_EQ(sqlite3_column_int(st, 0), 1);
   sqlite3_finalize(st);
   const auto c = counts(store);
-  EXPECT_EQ(c.size(), 7u);
+  EXPECT_EQ(c.size(), 9u);
   for (const auto& [table, n] : c) EXPECT_EQ(n, 0) << table;
 }
 

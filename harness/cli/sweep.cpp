@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -50,6 +51,8 @@ std::vector<std::string> worker_argv(const AblationArgs& a) {
   if (!a.shard.empty()) v.insert(v.end(), {"--shard", a.shard});
   if (a.fast) v.push_back("--fast");
   if (a.force) v.push_back("--force");
+  v.insert(v.end(), {"--robustness", robustness_grid_name(a)});
+  if (a.keep_checkpoints) v.push_back("--keep-checkpoints");
   for (const auto& s : a.sets) v.insert(v.end(), {"--set", s});
   if (!a.owner.empty()) v.insert(v.end(), {"--owner", a.owner});
   return v;
@@ -63,16 +66,35 @@ int emit_sbatch(const AblationArgs& a) {
       "  --shard \"$SLURM_ARRAY_TASK_ID/{}\" --db \"shard-$SLURM_ARRAY_TASK_ID.sqlite\" --no-report",
       a.emit_sbatch - 1, a.dataset, a.variants, a.seeds, a.profile, a.device, a.emit_sbatch);
   for (const auto& s : a.sets) std::cout << fmt::format(" --set '{}'", s);
-  std::cout << "\n";
+  std::cout << fmt::format(" --robustness {}{}\n", robustness_grid_name(a), a.keep_checkpoints ? " --keep-checkpoints" : "");
   return 0;
 }
 
 }  // namespace
 
+std::string robustness_grid_name(const AblationArgs& a) {
+  const std::string name = a.robustness.empty() ? find_profile(a.profile).robustness_grid : a.robustness;
+  try {
+    results::robustness_grid(name);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(fmt::format("--robustness: {}", e.what()));
+  }
+  return name;
+}
+
+std::string checkpoint_relative_path(const std::string& db, const std::string& run_id) {
+  return (std::filesystem::path(std::filesystem::path(db).stem().string() + "-checkpoints") / (run_id + ".pt")).string();
+}
+
+std::string resolve_checkpoint_path(const std::string& db, const std::string& relative) {
+  return (std::filesystem::path(db).parent_path() / relative).string();
+}
+
 Plan plan_of(const AblationArgs& a) {
   PlanRequest req;
   req.dataset = a.dataset;
   find_profile(a.profile);
+  robustness_grid_name(a);
   if (a.jobs < 0) throw ConfigError(fmt::format("--jobs is {}, expected 0 (one per core) or more", a.jobs));
   if (a.emit_sbatch < 0) throw ConfigError(fmt::format("--emit-sbatch is {}, expected a number of shards", a.emit_sbatch));
   const DatasetSpec spec = parse_dataset_spec(a.dataset);
@@ -117,8 +139,9 @@ int run_ablation(const AblationArgs& a) {
   const std::size_t to_run = todo.size();
   std::cout << fmt::format(
       "dmdbench run-ablation: experiment {}, {} runs in this shard ({}/{}), {} already completed, {} to run, "
-      "{} job(s), {}, database {}\n",
-      plan.experiment_id, runs.size(), shard.index, shard.count, completed, to_run, jobs, dev.name, a.db);
+      "{} job(s), {}, database {}, robustness grid {}\n",
+      plan.experiment_id, runs.size(), shard.index, shard.count, completed, to_run, jobs, dev.name, a.db,
+      robustness_grid_name(a));
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -179,9 +202,13 @@ int run_ablation(const AblationArgs& a) {
   };
 
   auto on_message = [&](const WorkerMessage& m) {
-    if (m.event != WorkerMessage::Event::Epoch) return;
-    epoch_of[m.run] = m.max_epochs > 0 ? fmt::format("epoch {}/{}", m.epoch, m.max_epochs)
-                                       : fmt::format("epoch {}", m.epoch);
+    if (m.event == WorkerMessage::Event::Robustness)
+      epoch_of[m.run] = fmt::format("robustness {}/{} {}", m.point, m.points, m.name);
+    else if (m.event == WorkerMessage::Event::Epoch)
+      epoch_of[m.run] = m.max_epochs > 0 ? fmt::format("epoch {}/{}", m.epoch, m.max_epochs)
+                                         : fmt::format("epoch {}", m.epoch);
+    else
+      return;
     progress_line();
   };
   // Failures the store could not take yet (another process held its lock): recorded as soon as it can.

@@ -14,6 +14,8 @@ struct AblationArgs {
   std::string device = "auto", db, shard, report = "reports/latest.md";
   int jobs = 0;  // 0: the number of cores
   bool force = false, fast = false, no_report = false;
+  std::string robustness;        // off | default | full; empty: the profile's default (Profile::robustness_grid)
+  bool keep_checkpoints = false; // keep each run's best weights beside the database (checkpoint_path)
   std::vector<std::string> sets;
   int worker = -1;           // internal: run plan entry N in this process (a child of run-ablation)
   std::string owner;         // internal: the claim token of the parent that started this worker
@@ -22,6 +24,12 @@ struct AblationArgs {
 };
 
 Plan plan_of(const AblationArgs& a);
+// The robustness grid a sweep evaluates: --robustness, else the profile's default.
+std::string robustness_grid_name(const AblationArgs& a);
+// Where a run's best weights are kept: DIR/STEM-checkpoints/RUN_ID.pt beside the database DIR/STEM.sqlite; the
+// store records the path relative to the database's directory.
+std::string checkpoint_relative_path(const std::string& db, const std::string& run_id);
+std::string resolve_checkpoint_path(const std::string& db, const std::string& relative);
 int run_ablation(const AblationArgs& a);                            // the parent
 int run_worker(const AblationArgs& a, const Plan& plan, int index);  // one plan entry, in this process
 

@@ -165,6 +165,11 @@ int ablation_verb(const VerbArgs& va) {
       "fast", po::bool_switch(&a.fast), "CUDA: allow TF32 and cuDNN autotuning (recorded)")(
       "report", po::value(&a.report)->default_value(a.report), "write the Markdown report here at the end")(
       "no-report", po::bool_switch(&a.no_report), "do not write the report")(
+      "robustness", po::value(&a.robustness),
+      "off | default | full: the test split under missing and noisy modalities (default: the profile's; paper full, "
+      "quick default, smoke off)")(
+      "keep-checkpoints", po::bool_switch(&a.keep_checkpoints),
+      "keep each run's best weights beside the database (for `dmdbench robustness` later)")(
       "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0), "print a Slurm array script for N shards and exit")(
       "worker", po::value(&a.worker)->default_value(-1), "internal: run one plan entry in this process")(
       "owner", po::value(&a.owner), "internal: the claim of the sweep that started this worker");

@@ -13,6 +13,7 @@ const std::vector<Verb>& verbs() {
       {"evaluate", "evaluate a checkpoint written by the Python reference on an MMSA pickle", true},
       {"report", "write the Markdown report (tables, significance, figures) from the database", false},
       {"regress", "compare stored results with a baseline or the published numbers; non-zero on regression", false},
+      {"robustness", "evaluate completed runs' kept best weights under missing and noisy modalities", true},
       {"bench", "throughput benchmarks (Google Benchmark), stored in the database", true},
       {"ls", "list stored runs", false},
       {"merge", "merge shard databases into one (idempotent)", false},

@@ -36,6 +36,7 @@ std::vector<VerbImpl> store_verbs();     // ls, merge                      (stor
 std::vector<VerbImpl> report_verbs();    // report, regress                (report_verbs.cpp, no LibTorch)
 std::vector<VerbImpl> training_verbs();  // run-ablation, train, evaluate  (training_verbs.cpp)
 std::vector<VerbImpl> data_verbs();      // data info, inspect-checkpoint  (data_verbs.cpp)
+std::vector<VerbImpl> robustness_verbs();  // robustness               (robustness_verb.cpp)
 std::vector<VerbImpl> bench_verbs();     // bench                          (bench_verbs.cpp)
 
 // Adds --help, parses `args` into vm; prints the usage and returns false on --help.

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -16,7 +17,10 @@
 #include "harness/cli/sweep.h"
 #include "harness/cli/worker_messages.h"
 #include "harness/data/dataset.h"
+#include "harness/io/checkpoint.h"
+#include "harness/io/sha256.h"
 #include "harness/training/device.h"
+#include "harness/training/robustness.h"
 #include "harness/training/trainer.h"
 #include "results/store.h"
 
@@ -148,7 +152,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
     std::vector<results::MetricRow> metrics = metric_rows(r.test, "test", -1);
     metrics.push_back({"valid", "loss", r.best_valid_loss, -1});
     if (r.graph_max_abs_diff >= 0) metrics.push_back({"train", "graph_max_grad_diff", r.graph_max_abs_diff, -1});
-    std::vector<results::ThroughputRow> tp;
+    std::vector<results::ThroughputRow> tp;  // train, eval, robustness
     for (const auto& t : r.throughput)
       tp.push_back({t.phase, t.batch_size, t.samples_per_s, t.latency_p50_ms, t.latency_p95_ms, r.peak_memory_bytes,
                     r.parameters, dev.name, current_threads()});
@@ -158,6 +162,43 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
       for (int f = 0; f < 3; ++f)
         for (int t = 0; t < 3; ++t)
           if (f != t) edges.push_back({r.edge_spaces[s], names[f], names[t], r.edges[s][f][t]});
+    // Robustness: the best weights in a fresh model, the test split under each perturbation of the grid, with the
+    // clean test pass's options; stored (and the weights kept) before the run completes, so a run killed here is
+    // retrained on rerun and no row is ever stored twice.
+    const auto grid = results::robustness_grid(robustness_grid_name(a));
+    if (!grid.empty() || a.keep_checkpoints) {
+      auto model = build_trainable(run.config, data.dims(), dev.device);
+      model->load_network_state(r.best_network_state);
+      std::vector<results::RobustnessRow> rows;
+      std::vector<double> batch_ms;
+      int point = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      evaluate_robustness(*model, data, dev.device, test_eval_options(run.config, run.seed), grid, run.seed,
+                          [&](const RobustnessPoint& p) {
+                            for (const auto& row : robustness_rows(p)) rows.push_back(row);
+                            batch_ms.insert(batch_ms.end(), p.batch_ms.begin(), p.batch_ms.end());
+                            WorkerMessage m;
+                            m.event = WorkerMessage::Event::Robustness, m.run = index, m.point = ++point;
+                            m.points = static_cast<int>(grid.size()), m.name = p.perturbation.name();
+                            tell(m);
+                            if (const std::string why = stop.get(); !why.empty()) throw Interrupted(why);
+                          });
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!grid.empty()) {
+        tp.push_back({"robustness", run.config.integer("batch_size"),
+                      seconds > 0 ? grid.size() * data.test.size() / seconds : 0, results::percentile(batch_ms, 0.5),
+                      results::percentile(batch_ms, 0.95), r.peak_memory_bytes, r.parameters, dev.name,
+                      current_threads()});
+        store.add_robustness(run.run_id, rows, owner);
+      }
+      if (a.keep_checkpoints) {
+        const std::string rel = checkpoint_relative_path(a.db, run.run_id), path = resolve_checkpoint_path(a.db, rel);
+        std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+        write_checkpoint(path, r.best_network_state);
+        store.set_checkpoint(run.run_id, {rel, sha256_file(path), static_cast<int64_t>(std::filesystem::file_size(path)), ""},
+                             owner);
+      }
+    }
     join();
     if (const std::string why = stop.get(); !why.empty()) return finish(why, stop.status());
     store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges, owner);

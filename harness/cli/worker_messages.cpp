@@ -15,6 +15,9 @@ std::string encode(const WorkerMessage& m) {
       j = {{"event", "epoch"},           {"run", m.run},           {"epoch", m.epoch},
            {"max_epochs", m.max_epochs}, {"valid_loss", m.valid_loss}, {"seconds", m.seconds}};
       break;
+    case WorkerMessage::Event::Robustness:
+      j = {{"event", "robustness"}, {"run", m.run}, {"point", m.point}, {"points", m.points}, {"name", m.name}};
+      break;
     case WorkerMessage::Event::Done: {
       nlohmann::ordered_json summary = nlohmann::ordered_json::object();
       for (const auto& [name, value] : m.summary) summary[name] = value;
@@ -46,6 +49,10 @@ std::optional<WorkerMessage> decode(const std::string& line, bool* malformed) {
       m.event = WorkerMessage::Event::Epoch;
       m.epoch = j.at("epoch").get<int>(), m.max_epochs = j.at("max_epochs").get<int>();
       m.valid_loss = j.at("valid_loss").get<double>(), m.seconds = j.at("seconds").get<double>();
+    } else if (event == "robustness") {
+      m.event = WorkerMessage::Event::Robustness;
+      m.point = j.at("point").get<int>(), m.points = j.at("points").get<int>();
+      m.name = j.at("name").get<std::string>();
     } else if (event == "done") {
       m.event = WorkerMessage::Event::Done;
       m.wall_seconds = j.at("wall_seconds").get<double>();

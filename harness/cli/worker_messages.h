@@ -1,6 +1,7 @@
 // What a run-ablation worker tells its parent, as one line each on its stdout:
 //
 //   @dmdbench {"event":"epoch","run":3,"epoch":2,"max_epochs":6,"valid_loss":0.9312,"seconds":10.1}
+//   @dmdbench {"event":"robustness","run":3,"point":2,"points":6,"name":"drop:vision"}
 //   @dmdbench {"event":"done","run":3,"wall_seconds":61.2,"summary":{"mae":0.93,"acc2_non0":0.817}}
 //   @dmdbench {"event":"failed","run":3,"error":"one sentence"}
 //
@@ -17,11 +18,14 @@
 namespace dmdbench::cli {
 
 struct WorkerMessage {
-  enum class Event { Epoch, Done, Failed } event = Event::Epoch;
+  enum class Event { Epoch, Robustness, Done, Failed } event = Event::Epoch;
   int run = -1;
   // epoch
   int epoch = 0, max_epochs = 0;
   double valid_loss = 0, seconds = 0;
+  // robustness: the grid point just evaluated (1-based) of `points`, by name
+  int point = 0, points = 0;
+  std::string name;
   // done
   double wall_seconds = 0;
   std::vector<std::pair<std::string, double>> summary;

@@ -166,10 +166,11 @@ const std::vector<Profile>& profiles() {
       // The short profiles step the optimizer after every batch (update_epochs=1): with 10-batch accumulation a
       // few small epochs would give a handful of Adam steps and no learning. The reference run takes ~200 steps
       // (MOSI: 8 per epoch, ~25 epochs); quick takes 21 per epoch x 6 epochs.
-      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch: tests and CI", 0.2, 3, {"update_epochs=1"}},
+      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch: tests and CI", 0.2, 3, {"update_epochs=1"},
+       "off"},
       {"quick", "synthetic data at 25%, 6 epochs, a step per batch: the default main job", 0.25, 6,
-       {"update_epochs=1"}},
-      {"paper", "the reference recipe unchanged: no epoch cap, early stop 10; for real data", 1.0, 0, {}},
+       {"update_epochs=1"}, "default"},
+      {"paper", "the reference recipe unchanged: no epoch cap, early stop 10; for real data", 1.0, 0, {}, "full"},
   };
   return list;
 }

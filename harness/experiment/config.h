@@ -53,6 +53,7 @@ struct Profile {
   double synthetic_scale;  // fraction of the real split sizes for synthetic datasets
   int64_t max_epochs;      // 0: no cap (the reference's early stopping only)
   std::vector<std::string> recipe_changes;  // "key=value" departures from the reference recipe (none for paper)
+  std::string robustness_grid;  // run-ablation's default --robustness: off | default | full (results/robustness.h)
 };
 const std::vector<Profile>& profiles();
 const Profile& find_profile(const std::string& name);  // ConfigError for an unknown name

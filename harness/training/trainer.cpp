@@ -33,6 +33,14 @@ std::string non_finite_text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "
 
 }  // namespace
 
+EvalOptions test_eval_options(const Config& cfg, int64_t seed) {
+  EvalOptions o;
+  o.batch_size = cfg.integer("batch_size"), o.shuffle = cfg.flag("eval_shuffle");
+  o.autocast_bf16 = cfg.str("autocast") == "bf16";
+  o.seed = stream_seed(seed, 1u << 20);
+  return o;
+}
+
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
                       const TrainHooks& hooks) {
   const auto run_start = Clock::now();
@@ -127,8 +135,9 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   model->restore(best_snapshot);
   result.best_epoch = stopping.best_epoch();
   result.best_valid_loss = stopping.best_loss();
-  eval.seed = stream_seed(seed, 1u << 20), eval.with_edges = true;
-  const EvalPass test = evaluate_split(*model, data.test, device, eval);
+  EvalOptions test_options = test_eval_options(cfg, seed);
+  test_options.with_edges = true;
+  const EvalPass test = evaluate_split(*model, data.test, device, test_options);
   result.test = results::regression_metrics(test.predictions, test.labels);
   result.test_predictions = test.predictions;
   result.test_labels = test.labels;

@@ -11,6 +11,7 @@
 
 #include "harness/experiment/config.h"
 #include "harness/data/dataset.h"
+#include "harness/training/evaluation.h"
 #include "results/metrics.h"
 #include "harness/training/trainable.h"
 
@@ -64,6 +65,10 @@ struct Diverged : std::runtime_error {
 struct Interrupted : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The options of the run's clean test pass (batch size, order, autocast); robustness evaluations use the same,
+// since a sample's output depends on its batch (spec §1.11).
+EvalOptions test_eval_options(const Config& cfg, int64_t seed);
 
 // Trains one run. `cfg` is the resolved configuration; the run's seed drives model initialisation, dropout
 // and the batch order (each through generators the run owns).
