@@ -73,8 +73,9 @@ TEST(Robustness, EffectiveRobustnessSubtractsTheShiftedReference) {
   const Curve run = {{0, 0.8}, {0.5, 0.6}, {1.0, 0.3}}, ref = {{0, 0.9}, {0.5, 0.8}, {1.0, 0.5}};
   EXPECT_NEAR(*effective_robustness(run, ref), -0.075, 1e-12);
   EXPECT_NEAR(*effective_robustness(run, run), 0.0, 1e-12);
-  // A reference on a coarser grid is read by linear interpolation: (0, 0.9), (1, 0.5) gives 0.7 at 0.5.
-  EXPECT_NEAR(*effective_robustness(run, {{0, 0.9}, {1.0, 0.5}}), 0.5 * (-0.1 / 2) + 0.5 * (-0.1 - 0.1) / 2, 1e-12);
+  // A reference on a coarser grid is read by linear interpolation: (0, 0.9), (1, 0.5) gives 0.7 at 0.5, shifted
+  // (0.8, 0.6, 0.4); the differences (0, 0, -0.1) have the area 0.5 (0 + 0) / 2 + 0.5 (0 - 0.1) / 2 = -0.025.
+  EXPECT_NEAR(*effective_robustness(run, {{0, 0.9}, {1.0, 0.5}}), -0.025, 1e-12);
   EXPECT_FALSE(effective_robustness(run, {{0, 0.9}, {0.5, 0.8}}));  // does not reach rate 1
 }
 
@@ -99,9 +100,12 @@ TEST(RobustnessStore, VersionTwoDatabaseMigratesAndRowsAreStoredOnce) {
   {  // a database as version 2 left it
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    for (const auto& m : detail::migrations())
-      if (m.version <= 2)
-        for (const char* sql : m.statements) ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+    for (const auto& m : detail::migrations()) {
+      if (m.version > 2) continue;
+      for (const char* sql : m.statements) {
+        ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+      }
+    }
     ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
   }

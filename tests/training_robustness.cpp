@@ -22,11 +22,13 @@ std::vector<int> as_ints(const torch::Tensor& t) {
 }  // namespace
 
 TEST(Perturbation, DroppedFramesForASeedAndRate) {
-  // Seed 1111, missing:audio: frame (n, t) is dropped when its uniform draw is below the rate. The draws of this key
-  // for the first ten frames (computed once, pinned here) put these frames below 0.5:
+  // Seed 1111, missing:audio: frame (n, t) is dropped when its uniform draw u(n * T + t) is below the rate. The
+  // draws, recomputed in Python from the splitmix64 definition (key = mix(mix(mix(1111) ^ 2) ^ fnv1a("audio"))):
+  // 0.979 0.457 0.535 0.825 0.573 | 0.890 0.315 0.094 0.692 0.127, so rate 0.5 drops (0,1), (1,1), (1,2), (1,4)
+  // and rate 0.55 also drops (0,2).
   const uint64_t key = perturbation_key(1111, PerturbKind::Missing, "audio");
-  const torch::Tensor kept = kept_frames(2, 5, 0.5, key);  // [2, 5]
-  EXPECT_EQ(as_ints(kept), (std::vector<int>{KEPT_PINNED}));
+  EXPECT_EQ(as_ints(kept_frames(2, 5, 0.5, key)), (std::vector<int>{1, 0, 1, 1, 1, 1, 0, 0, 1, 0}));
+  EXPECT_EQ(as_ints(kept_frames(2, 5, 0.55, key)), (std::vector<int>{1, 0, 0, 1, 1, 1, 0, 0, 1, 0}));
   // Nested levels: everything dropped at 0.3 is dropped at 0.6; rate 0 keeps all, rate 1 drops all.
   const torch::Tensor k3 = kept_frames(40, 50, 0.3, key), k6 = kept_frames(40, 50, 0.6, key);
   EXPECT_TRUE(k6.logical_and(k3.logical_not()).any().item<bool>() == false);

@@ -37,7 +37,8 @@ torch::Tensor channel_std(const torch::Tensor& x) {
   const torch::Tensor real = real_frames(x);                        // [N, T]
   const torch::Tensor frames = x.reshape({-1, x.size(2)}).index({real.reshape({-1})}).to(torch::kDouble);  // [F, D]
   if (frames.size(0) == 0) return torch::zeros({x.size(2)}, torch::kFloat);
-  return frames.std(0, /*unbiased=*/false).to(torch::kFloat);       // [D]
+  const torch::Tensor centred = frames - frames.mean(0, /*keepdim=*/true);                      // [F, D]
+  return centred.pow(2).mean(0).sqrt().to(torch::kFloat);           // [D], population std as np.std
 }
 
 torch::Tensor kept_frames(int64_t n, int64_t t, double rate, uint64_t key) {
@@ -52,7 +53,7 @@ torch::Tensor drop_frames(const torch::Tensor& x, const torch::Tensor& kept) {
   return x * kept.unsqueeze(2).to(x.scalar_type());  // [N, T, D]
 }
 
-torch::Tensor add_noise(const torch::Tensor& x, const torch::Tensor& std, double scale, uint64_t key) {
+torch::Tensor add_noise(const torch::Tensor& x, const torch::Tensor& channel_stds, double scale, uint64_t key) {
   require_3d(x, "a perturbed modality");
   const int64_t n = x.size(0), t = x.size(1), d = x.size(2);
   torch::Tensor z = torch::empty({n, t, d}, torch::kFloat);  // [N, T, D] standard normal
@@ -65,7 +66,7 @@ torch::Tensor add_noise(const torch::Tensor& x, const torch::Tensor& std, double
     if (i + 1 < total) zp[i + 1] = static_cast<float>(r * std::sin(a));
   }
   const torch::Tensor real = real_frames(x).unsqueeze(2).to(torch::kFloat);  // [N, T, 1]
-  return x + z * (std.reshape({1, 1, d}) * static_cast<float>(scale)) * real;  // [N, T, D]
+  return x + z * (channel_stds.reshape({1, 1, d}) * static_cast<float>(scale)) * real;  // [N, T, D]
 }
 
 torch::Tensor missing_tokens(const torch::Tensor& text_bert, const torch::Tensor& kept) {
@@ -79,8 +80,8 @@ torch::Tensor missing_tokens(const torch::Tensor& text_bert, const torch::Tensor
   const torch::Tensor length = mask.sum(1);                         // [N] real tokens, [CLS] ... [SEP]
   for (int64_t i = 0; i < n; ++i) {
     const int64_t len = length[i].item<int64_t>();
-    keep[i][0] = true;                                              // [CLS]
-    if (len > 0) keep[i][len - 1] = true;                           // [SEP]
+    keep[i][0].fill_(true);                                         // [CLS]
+    if (len > 0) keep[i][len - 1].fill_(true);                      // [SEP]
   }
   const torch::Tensor unk = mask.logical_and(keep.logical_not());   // [N, L]
   torch::Tensor out = text_bert.clone();
@@ -96,21 +97,21 @@ uint64_t perturbation_key(int64_t seed, results::PerturbKind kind, const std::st
   return mix64(mix64(mix64(static_cast<uint64_t>(seed)) ^ (static_cast<uint64_t>(kind) + 1)) ^ text_hash(modality));
 }
 
-Split perturb_split(const Split& s, const results::Perturbation& p, const ModalityStd& std, int64_t seed) {
+Split perturb_split(const Split& s, const results::Perturbation& p, const ModalityStd& stds, int64_t seed) {
   Split out = s;
   struct Target {
     const char* name;
     torch::Tensor Split::*member;
-    const torch::Tensor* std;
+    const torch::Tensor* channel_stds;
   };
-  const Target targets[] = {{"text", &Split::text, &std.text}, {"audio", &Split::audio, &std.audio},
-                            {"vision", &Split::vision, &std.vision}};
+  const Target targets[] = {{"text", &Split::text, &stds.text}, {"audio", &Split::audio, &stds.audio},
+                            {"vision", &Split::vision, &stds.vision}};
   for (const auto& t : targets) {
     if (p.modality != "all" && p.modality != t.name) continue;
     const torch::Tensor& x = s.*(t.member);
     const uint64_t key = perturbation_key(seed, p.kind, t.name);
     if (p.kind == results::PerturbKind::Noise) {
-      out.*(t.member) = add_noise(x, *t.std, p.level, key);
+      out.*(t.member) = add_noise(x, *t.channel_stds, p.level, key);
     } else {
       const double rate = p.kind == results::PerturbKind::Drop ? 1.0 : p.level;
       out.*(t.member) = drop_frames(x, kept_frames(x.size(0), x.size(1), rate, key));
@@ -126,9 +127,9 @@ std::vector<RobustnessPoint> evaluate_robustness(Trainable& model, const Dataset
   test_options.with_edges = false, test_options.with_heads = false;
   std::vector<RobustnessPoint> points;
   if (grid.empty()) return points;
-  const ModalityStd std = training_std(data.train);
+  const ModalityStd stds = training_std(data.train);
   for (const auto& p : grid) {
-    const Split perturbed = perturb_split(data.test, p, std, seed);
+    const Split perturbed = perturb_split(data.test, p, stds, seed);
     const EvalPass pass = evaluate_split(model, perturbed, device, test_options);
     points.push_back({p, results::regression_metrics(pass.predictions, pass.labels), pass.batch_ms});
     if (on_point) on_point(points.back());

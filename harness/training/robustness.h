@@ -31,8 +31,8 @@ torch::Tensor channel_std(const torch::Tensor& x);
 torch::Tensor kept_frames(int64_t n, int64_t t, double rate, uint64_t key);
 // x [N, T, D] with the frames that `kept` [N, T] marks false set to 0.
 torch::Tensor drop_frames(const torch::Tensor& x, const torch::Tensor& kept);
-// x + scale * std[c] * z on the real frames of x only (padding stays 0); z standard normal from (key, element).
-torch::Tensor add_noise(const torch::Tensor& x, const torch::Tensor& std, double scale, uint64_t key);
+// x + scale * channel_stds[c] * z on the real frames of x only (padding stays 0); z standard normal from (key, element).
+torch::Tensor add_noise(const torch::Tensor& x, const torch::Tensor& channel_stds, double scale, uint64_t key);
 // The BERT text layout text_bert [N, 3, L] (token ids, attention mask, segment ids; float, as MMSA stores it):
 // the real tokens (mask 1) that `kept` [N, L] marks false become [UNK] = 100; [CLS] (position 0) and [SEP] (the
 // last real position) are always kept; the mask and the segment ids are unchanged (MMSA's generate_m, mode text).
@@ -49,7 +49,7 @@ ModalityStd training_std(const Split& train);
 uint64_t perturbation_key(int64_t seed, results::PerturbKind kind, const std::string& modality);
 
 // A copy of `s` with the perturbation applied (the other modalities and the labels shared, not copied).
-Split perturb_split(const Split& s, const results::Perturbation& p, const ModalityStd& std, int64_t seed);
+Split perturb_split(const Split& s, const results::Perturbation& p, const ModalityStd& stds, int64_t seed);
 
 struct RobustnessPoint {
   results::Perturbation perturbation;
