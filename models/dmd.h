@@ -26,6 +26,11 @@ struct DMDConfig {
   // Ablation switch (off = the no-decoupling variant): shared/exclusive encoders become identity maps,
   // c_m = s_m = proj_x_m; decoders and align/proj_cosine layers are not built.
   bool decouple = true;
+  // Ablation switch (off = the paper's Table 3 rows without CA; the paper defines no code for it, this is our
+  // reading): each crossmodal transformer of the heterogeneous path (trans_m_with_k) takes its own modality's
+  // exclusive features s_m as query, key and value, i.e. self-attention with the same modules, shapes and
+  // parameters; no information flows between modalities before the fusion layer.
+  bool cross_modal_attention = true;
 };
 
 // Every output the reference forward returns (spec §1.10). Tensors not produced in a variant are undefined.

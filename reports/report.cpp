@@ -8,6 +8,10 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
+#include "harness/experiment/config.h"
+#include "harness/experiment/dataset_spec.h"
 #include "harness/io/output_file.h"
 
 #include "reports/collect.h"
@@ -205,6 +209,92 @@ std::string published_section(const Group& g) {
   return out;
 }
 
+// The family a dataset name belongs to, real or synthetic ("" when the name says neither).
+std::string family_of(const std::string& dataset) {
+  try {
+    return parse_dataset_spec(dataset).family;
+  } catch (const ConfigError&) {
+    return "";
+  }
+}
+
+// The text protocol of a run as its configuration records it ("bert-features (frozen)", ...).
+std::string text_protocol_of(const results::RunRow& run) {
+  const auto config = nlohmann::json::parse(run.spec.config_json, nullptr, /*allow_exceptions=*/false);
+  if (config.is_object() && config.contains("text_encoder") && config["text_encoder"].is_string())
+    return config["text_encoder"].get<std::string>();
+  return "";
+}
+
+// The paper's Table 3 next to our runs of the variants that reproduce its rows: shown when a variant of the
+// paper-table3 set ran in the group.
+std::string table3_section(const Collected& c, const Group& g, const std::vector<VariantInfo>& variants) {
+  bool ran = false;
+  for (const auto& v : variants)
+    if (v.table3_set)
+      for (const auto& [label, runs] : g.completed)
+        if (variant_of(label) == v.name && !runs.empty()) ran = true;
+  if (!ran) return "";
+  const auto& pub = published();
+  const std::string family = family_of(g.dataset), real = real_data_family(g.dataset);
+  const std::string dataset_name = family == "mosei" ? "CMU-MOSEI" : "CMU-MOSI";
+  std::vector<std::string> protocols;
+  for (size_t i : g.runs) protocols.push_back(text_protocol_of(c.runs[i].row));
+  const std::string ours_text = distinct(protocols);
+  const std::string ours_setting = g.setting.empty() ? "setting unknown" : g.setting;
+  std::vector<std::string> differences;
+  if (real.empty()) differences.push_back("our data is synthetic, not " + dataset_name);
+  if (g.setting != "unaligned") differences.push_back("our setting is " + ours_setting + ", the paper's unaligned");
+  if (ours_text.find("glove") == std::string::npos)
+    differences.push_back("our text input is " + ours_text + ", the paper's 300-d GloVe features");
+  if (g.profile != "paper")
+    differences.push_back("profile " + g.profile + " is not the reference recipe (epoch cap, data fraction)");
+  std::string out = fmt::format(
+      "The paper's Table 3 switches off feature decoupling (FD), HomoGD, the cross-modal attention units (CA) and "
+      "HeteroGD in turn. Paper: {}, {} ({}), Acc-7 / F1 in percent, number of runs unstated. Ours: `{}`, {}, "
+      "text {}, Acc-7 and F1 non0 (the reference code's F1) as mean ± std over seeds. CA off is our reading (the "
+      "paper gives no code): each crossmodal transformer attends to its own modality's exclusive features "
+      "(`cross_modal_attention=false`).
+
+",
+      dataset_name, pub.ablation_setting, pub.ablation_source, g.dataset, ours_setting, ours_text);
+  if (differences.empty()) {
+    out += "Comparable: same data, setting and text protocol as the paper.
+
+";
+  } else {
+    out += "**Not comparable with the paper's numbers**: ";
+    for (size_t i = 0; i < differences.size(); ++i) out += (i ? "; " : "") + differences[i];
+    out += ".
+
+";
+  }
+  const auto* acc7 = results::find_metric("acc7");
+  const auto* f1 = results::find_metric("f1_non0");
+  out += header({"row", "FD", "HomoGD", "CA", "HeteroGD", "variant", "n", "Acc-7 (ours)", "F1 non0 (ours)",
+                 "Acc-7 (paper)", "F1 (paper)"},
+                "lcccclr");
+  auto mark = [](bool b) { return std::string(b ? "✓" : "×"); };
+  for (int row_no = 1; row_no <= static_cast<int>(pub.ablation.size()); ++row_no) {
+    const auto& a = pub.ablation[static_cast<size_t>(row_no - 1)];
+    const std::string paper_acc7 = fmt::format("{:.1f}", family == "mosei" ? a.mosei_acc7 : a.mosi_acc7);
+    const std::string paper_f1 = fmt::format("{:.1f}", family == "mosei" ? a.mosei_f1 : a.mosi_f1);
+    std::vector<std::string> labels;  // the group's rows of variants that reproduce this Table 3 row
+    for (const auto& v : variants)
+      if (v.table3_row == row_no)
+        for (const auto& label : g.variants)
+          if (variant_of(label) == v.name && g.completed.count(label)) labels.push_back(label);
+    if (labels.empty()) labels.push_back("");
+    for (const auto& label : labels) {
+      const auto sa = summarize(g.values(c, label, "acc7")), sf = summarize(g.values(c, label, "f1_non0"));
+      out += row({std::to_string(row_no), mark(a.fd), mark(a.homogd), mark(a.ca), mark(a.heterogd),
+                  label.empty() ? kNone : code(label), std::to_string(sa.n), mean_std(*acc7, sa), mean_std(*f1, sf),
+                  paper_acc7, paper_f1});
+    }
+  }
+  return out;
+}
+
 std::string throughput_table(const Collected& c, const Group& g) {
   std::string body;
   for (const auto& v : g.variants) {
@@ -388,17 +478,20 @@ void write_report(const results::Store& store, const ReportOptions& o) {
   for (const auto& g : c.groups)
     for (const auto& label : g.variants)
       if (std::find(seen.begin(), seen.end(), variant_of(label)) == seen.end()) seen.push_back(variant_of(label));
-  md += "## Variants\n\n" + header({"variant", "description"}, "ll");
+  md += "## Variants\n\n" + header({"variant", "description", "in the DMD paper"}, "lll");
   for (const auto& v : o.variants)
-    if (std::find(seen.begin(), seen.end(), v.name) != seen.end()) md += row({code(v.name), cell_text(v.description)});
+    if (std::find(seen.begin(), seen.end(), v.name) != seen.end())
+      md += row({code(v.name), cell_text(v.description), cell_text(v.paper_row.empty() ? "none" : v.paper_row)});
   for (const auto& v : seen)
-    if (std::find(order.begin(), order.end(), v) == order.end()) md += row({code(v), "(not in the variant registry)"});
+    if (std::find(order.begin(), order.end(), v) == order.end())
+      md += row({code(v), "(not in the variant registry)", kNone});
 
   for (size_t gi = 0; gi < c.groups.size(); ++gi) {
     const auto& g = c.groups[gi];
     md += fmt::format("\n## {}\n\n### Results\n\n", g.title());
     md += results_table(c, g);
     md += "\n### Difference from full DMD\n\n" + difference_table(c, g);
+    if (const std::string t3 = table3_section(c, g, o.variants); !t3.empty()) md += "\n### Paper Table 3\n\n" + t3;
     md += "\n### Published reference\n\n" + published_section(g);
     md += "\n### Throughput\n\n" + throughput_table(c, g);
     md += "\n### Figures\n\n";

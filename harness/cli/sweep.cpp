@@ -69,6 +69,18 @@ int emit_sbatch(const AblationArgs& a) {
 
 }  // namespace
 
+std::string mult_setting_note(const AblationArgs& a) {
+  bool mult = false;
+  for (const auto& name : ablations::parse_variant_list(a.variants)) mult = mult || ablations::find_variant(name).model == "mult";
+  const DatasetSpec spec = parse_dataset_spec(a.dataset);
+  // A file's setting is known once it is read; its name says it for MMSA's files (aligned_50.pkl, unaligned_50.pkl).
+  const bool aligned = spec.synthetic ? spec.setting == "aligned" : spec.path.find("unaligned") == std::string::npos;
+  if (!mult || !aligned) return "";
+  return fmt::format("note: MulT runs here on aligned data ({}); MMSA trains MulT on unaligned data (unaligned_50.pkl) "
+                     "and MMSA's published MulT numbers are unaligned, so they do not compare with these runs",
+                     a.dataset);
+}
+
 Plan plan_of(const AblationArgs& a) {
   PlanRequest req;
   req.dataset = a.dataset;
@@ -91,6 +103,7 @@ int run_ablation(const AblationArgs& a) {
   const Plan plan = plan_of(a);
   if (a.worker >= 0) return run_worker(a, plan, a.worker);
   if (a.emit_sbatch > 0) return emit_sbatch(a);
+  if (const std::string note = mult_setting_note(a); !note.empty()) std::cout << note << std::endl;
   const Shard shard = parse_shard(a.shard);
   const std::vector<PlannedRun> runs = shard_runs(plan, shard);
   if (runs.empty()) {
@@ -267,7 +280,7 @@ int run_ablation(const AblationArgs& a) {
   if (!a.no_report && !a.report.empty()) {
     reports::ReportOptions ro;
     ro.db_path = a.db, ro.out_path = a.report, ro.experiment = plan.experiment_id, ro.command = a.command_line;
-    for (const auto& v : ablations::registry()) ro.variants.push_back({v.name, v.description});
+    ro.variants = report_variants();
     reports::write_report(store, ro);
   }
   // The sweep succeeded only if every run of its plan (this shard) is COMPLETED now.

@@ -22,6 +22,8 @@ struct AblationArgs {
 };
 
 Plan plan_of(const AblationArgs& a);
+// One line when the plan runs MulT on aligned data: MMSA's MulT numbers are unaligned. "" otherwise.
+std::string mult_setting_note(const AblationArgs& a);
 int run_ablation(const AblationArgs& a);                            // the parent
 int run_worker(const AblationArgs& a, const Plan& plan, int index);  // one plan entry, in this process
 

@@ -43,7 +43,7 @@ int train_verb(const VerbArgs& va) {
   std::vector<std::string> sets;
   po::options_description desc("options");
   desc.add_options()("dataset", po::value(&dataset)->default_value(dataset),
-                     "synthetic-mosi | synthetic-mosei | mosi:PATH | mosei:PATH")(
+                     "synthetic-mosi[-unaligned] | synthetic-mosei[-unaligned] | mosi:PATH | mosei:PATH")(
       "seed", po::value(&seed)->default_value(seed), "run seed (initialisation, dropout, shuffling)")(
       "profile", po::value(&profile)->default_value(profile), "smoke | quick | paper")(
       "variant", po::value(&variant)->default_value(variant), "a registry variant (default: full DMD)")(
@@ -152,8 +152,8 @@ int ablation_verb(const VerbArgs& va) {
   a.db = kDefaultDatabase;
   po::options_description desc("options");
   desc.add_options()("dataset", po::value(&a.dataset)->default_value(a.dataset),
-                     "synthetic-mosi | synthetic-mosei | mosi:PATH | mosei:PATH")(
-      "variants", po::value(&a.variants)->default_value(a.variants), "all | comma-separated registry names")(
+                     "synthetic-mosi[-unaligned] | synthetic-mosei[-unaligned] | mosi:PATH | mosei:PATH")(
+      "variants", po::value(&a.variants)->default_value(a.variants), "all | paper-table3 (the paper's Table 3 rows) | comma-separated registry names")(
       "seeds", po::value(&a.seeds)->default_value(a.seeds), "comma-separated seeds")(
       "profile", po::value(&a.profile)->default_value(a.profile), "smoke | quick | paper")(
       "device", po::value(&a.device)->default_value(a.device), "auto | cpu | cuda[:N]")(

@@ -326,6 +326,7 @@ Dataset open_dataset(const std::string& spec, const LoadOptions& opts, double sy
   s.family = parsed.family;
   s.seed = synthetic_seed;
   s.scale = parsed.scale > 0 ? parsed.scale : synthetic_scale;
+  s.setting = parsed.setting;
   return make_synthetic(s);
 }
 

@@ -37,6 +37,7 @@ models::DMDConfig dmd_config_of(const Config& c, const FeatureDims& d) {
   m.text_dropout = c.num("text_dropout"), m.output_dropout = c.num("output_dropout");
   m.attn_mask = c.flag("attn_mask");
   if (c.has("decouple")) m.decouple = c.flag("decouple");
+  if (c.has("cross_modal_attention")) m.cross_modal_attention = c.flag("cross_modal_attention");
   return m;
 }
 
