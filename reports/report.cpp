@@ -254,20 +254,14 @@ std::string table3_section(const Collected& c, const Group& g, const std::vector
       "HeteroGD in turn. Paper: {}, {} ({}), Acc-7 / F1 in percent, number of runs unstated. Ours: `{}`, {}, "
       "text {}, Acc-7 and F1 non0 (the reference code's F1) as mean ± std over seeds. CA off is our reading (the "
       "paper gives no code): each crossmodal transformer attends to its own modality's exclusive features "
-      "(`cross_modal_attention=false`).
-
-",
+      "(`cross_modal_attention=false`).\n\n",
       dataset_name, pub.ablation_setting, pub.ablation_source, g.dataset, ours_setting, ours_text);
   if (differences.empty()) {
-    out += "Comparable: same data, setting and text protocol as the paper.
-
-";
+    out += "Comparable: same data, setting and text protocol as the paper.\n\n";
   } else {
     out += "**Not comparable with the paper's numbers**: ";
     for (size_t i = 0; i < differences.size(); ++i) out += (i ? "; " : "") + differences[i];
-    out += ".
-
-";
+    out += ".\n\n";
   }
   const auto* acc7 = results::find_metric("acc7");
   const auto* f1 = results::find_metric("f1_non0");
