@@ -65,8 +65,11 @@ Collected collect(const results::Store& store, const std::string& which,
   for (auto& row : store.runs(c.experiment_id)) {
     RunData d;
     d.setting = run_setting(row);
-    for (const auto& m : store.metrics(row.spec.run_id))
-      if (m.split == "test" && m.epoch == -1) d.test[m.name] = m.value;
+    for (const auto& m : store.metrics(row.spec.run_id)) {
+      if (m.epoch != -1) continue;
+      if (m.split == "test") d.test[m.name] = m.value;
+      else if (m.split.rfind("test_shuffle_", 0) == 0) d.shuffled[m.split][m.name] = m.value;
+    }
     d.epochs = store.epochs(row.spec.run_id);
     d.throughput = store.throughput(row.spec.run_id);
     d.edges = store.edges(row.spec.run_id);

@@ -19,6 +19,8 @@ struct RunData {
   results::RunRow row;
   std::string setting;                 // "aligned" | "unaligned" | "" (unknown)
   std::map<std::string, double> test;  // final test metrics (split "test", epoch -1), as stored
+  // The same weights on the test split in other batch orders: split "test_shuffle_<i>" -> metrics.
+  std::map<std::string, std::map<std::string, double>> shuffled;
   std::vector<results::EpochRow> epochs;
   std::vector<results::ThroughputRow> throughput;
   std::vector<results::EdgeRow> edges;

@@ -96,6 +96,17 @@ const std::vector<Migration>& migrations() {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (bench_set, name)))",
        }},
+      // The batch-order seed of every stored evaluation pass of the test split: the clean pass (split "test")
+      // and the extra shuffled passes with the same weights (splits "test_shuffle_<i>", reference spec §1.11).
+      // Seeds are unsigned 64-bit, stored as decimal text.
+      {2,
+       {
+           R"(CREATE TABLE batch_order (
+                run_id TEXT NOT NULL,
+                split TEXT NOT NULL,
+                seed TEXT NOT NULL,
+                PRIMARY KEY (run_id, split)) WITHOUT ROWID)",
+       }},
   };
   return all;
 }

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -78,6 +79,17 @@ int train_verb(const VerbArgs& va) {
   std::cout << fmt::format("best epoch {} (valid loss {:.4f}); test metrics with its weights:\n", r.best_epoch,
                            r.best_valid_loss);
   print_metrics(std::cout, r.test);
+  if (!r.test_shuffles.empty()) {
+    // The same weights in other test batch orders (spec §1.11): the range of each summary metric.
+    std::string line;
+    for (const auto& def : results::metric_defs()) {
+      if (!def.in_summary) continue;
+      double lo = r.test[def.name], hi = lo;
+      for (const auto& s : r.test_shuffles) lo = std::min(lo, s.metrics[def.name]), hi = std::max(hi, s.metrics[def.name]);
+      line += fmt::format("  {} {}–{}", def.label, results::format_stored(def, lo), results::format_stored(def, hi));
+    }
+    std::cout << fmt::format("same weights, {} test batch orders (range):{}\n", r.test_shuffles.size() + 1, line);
+  }
   for (std::size_t s = 0; s < r.edges.size(); ++s) print_edges(std::cout, r.edge_spaces[s], r.edges[s]);
   for (const auto& t : r.throughput)
     std::cout << fmt::format("  {} throughput: {:.1f} samples/s (batch {}, p50 {:.1f} ms, p95 {:.1f} ms)\n", t.phase,

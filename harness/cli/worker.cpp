@@ -84,6 +84,13 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
     };
     const TrainResult r = train_run(data, run.config, run.seed, dev.device, hooks);
     std::vector<results::MetricRow> metrics = metric_rows(r.test, "test", -1);
+    std::vector<results::BatchOrderRow> orders;
+    if (run.config.flag("eval_shuffle")) orders.push_back({"test", r.test_seed});
+    for (std::size_t i = 0; i < r.test_shuffles.size(); ++i) {
+      const std::string split = fmt::format("test_shuffle_{}", i + 1);
+      for (auto& row : metric_rows(r.test_shuffles[i].metrics, split, -1)) metrics.push_back(std::move(row));
+      orders.push_back({split, r.test_shuffles[i].seed});
+    }
     metrics.push_back({"valid", "loss", r.best_valid_loss, -1});
     if (r.graph_max_abs_diff >= 0) metrics.push_back({"train", "graph_max_grad_diff", r.graph_max_abs_diff, -1});
     std::vector<results::ThroughputRow> tp;
@@ -96,7 +103,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
       for (int f = 0; f < 3; ++f)
         for (int t = 0; t < 3; ++t)
           if (f != t) edges.push_back({r.edge_spaces[s], names[f], names[t], r.edges[s][f][t]});
-    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges);
+    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges, orders);
     done = true;
     beat.join();
     WorkerMessage m;

@@ -114,6 +114,9 @@ Config reference_config(const std::string& family, const std::string& model) {
   j["max_epochs"] = 0;                // no cap in the reference
   j["keep_partial_group"] = false;    // the reference discards the trailing partial accumulation group
   j["eval_shuffle"] = true;           // the reference's valid/test loaders shuffle too
+  // Not in the reference: after the test pass, the best weights are evaluated on the test split this many more
+  // times in other seeded batch orders (spec §1.11), stored beside the clean test metrics; 0 turns it off.
+  j["test_shuffles"] = 5;
   // Execution options (not in the reference; off by default): bf16 autocast of training and evaluation, and the
   // training step (forward, backward, clip) replayed as a CUDA graph, which needs static shapes and so drops the
   // trailing incomplete training batch of each epoch.
