@@ -64,6 +64,7 @@ Config resolve_config(const std::string& family, const std::string& variant, con
   apply_profile(cfg, find_profile(profile));
   v.change(cfg);
   for (const auto& o : overrides) cfg.set_from_string(o);
+  cfg.validate();
   return cfg;
 }
 

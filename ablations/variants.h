@@ -25,7 +25,8 @@ const Variant& find_variant(const std::string& name);  // ConfigError naming the
 // "all" or a comma-separated list; duplicates and unknown names are refused.
 std::vector<std::string> parse_variant_list(const std::string& list);
 
-// reference_config(family, variant.model) -> profile -> variant change -> overrides ("key=value").
+// reference_config(family, variant.model) -> profile -> variant change -> overrides ("key=value"), then
+// Config::validate (ConfigError naming the first value out of range).
 Config resolve_config(const std::string& family, const std::string& variant, const std::string& profile,
                       const std::vector<std::string>& overrides);
 

@@ -67,7 +67,7 @@ std::vector<std::string> mismatches_among(const Collected& c, const std::vector<
         values.push_back({v, {}});
         it = std::prev(values.end());
       }
-      ++it->second[c.runs[runs[k]].row.spec.variant];
+      ++it->second[c.runs[runs[k]].label.empty() ? c.runs[runs[k]].row.spec.variant : c.runs[runs[k]].label];
     }
     if (values.size() < 2) continue;
     std::string text = key + " differs:";

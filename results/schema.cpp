@@ -96,10 +96,17 @@ const std::vector<Migration>& migrations() {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (bench_set, name)))",
        }},
+      // Run ownership: who holds a RUNNING run (harness/cli/ownership.h writes "host|boot id|pid|start|sweep"),
+      // and how many times the run was claimed.
+      {2,
+       {
+           "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+       }},
       // The batch-order seed of every stored evaluation pass of the test split: the clean pass (split "test")
       // and the extra shuffled passes with the same weights (splits "test_shuffle_<i>", reference spec §1.11).
       // Seeds are unsigned 64-bit, stored as decimal text.
-      {2,
+      {3,
        {
            R"(CREATE TABLE batch_order (
                 run_id TEXT NOT NULL,

@@ -180,7 +180,7 @@ class JudgedStore : public ::testing::Test {
       rows.push_back({split, "mae", mae_passes[i], -1});
       orders.push_back({split, 7 + i});
     }
-    store_->complete_run(spec.run_id, 1, 1.0, rows, {}, {}, orders);
+    store_->complete_run(spec.run_id, 1, 1.0, rows, {}, {}, "", orders);
   }
   fs::path dir_;
   std::unique_ptr<results::Store> store_;

@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 
 #include "ablations/variants.h"
@@ -13,6 +11,7 @@
 #include "harness/cli/verb.h"
 #include "harness/data/dataset.h"
 #include "harness/io/checkpoint.h"
+#include "harness/io/output_file.h"
 #include "harness/training/device.h"
 #include "harness/training/evaluation.h"
 #include "harness/training/trainer.h"
@@ -56,6 +55,9 @@ int train_verb(const VerbArgs& va) {
       "set", po::value(&sets)->composing(), "override a hyperparameter: key=value (repeatable)");
   po::variables_map vm;
   if (!parse("train [options]", desc, va.args, vm)) return 0;
+  if (seed < 0) throw po::error(fmt::format("--seed is {}, expected 0 or more", seed));
+  if (threads < 1) throw po::error(fmt::format("--threads is {}, expected 1 or more", threads));
+  parse_dataset_spec(dataset).require_file();
 
   set_threads(threads);
   const DeviceSetup dev = setup_device(device, fast);
@@ -118,6 +120,7 @@ int evaluate_verb(const VerbArgs& va) {
       "zero-nan", po::bool_switch(&zero_nan), "replace NaN features by 0 instead of refusing the file");
   po::variables_map vm;
   if (!parse("evaluate --checkpoint PATH --data PATH --config mosi|mosei [options]", desc, va.args, vm)) return 0;
+  if (threads < 1) throw po::error(fmt::format("--threads is {}, expected 1 or more", threads));
 
   set_threads(threads);
   const DeviceSetup dev = setup_device(device);
@@ -127,7 +130,11 @@ int evaluate_verb(const VerbArgs& va) {
   const Split& split = data.split(split_name);
   // The reference architecture from the configuration table, sized from the data, as `train` builds it.
   auto model = build_trainable(reference_config(family, "dmd"), data.dims(), dev.device);
-  model->load_network_state(read_checkpoint(checkpoint));
+  const StateDict weights = read_checkpoint(checkpoint);
+  const std::string conversions =
+      check_loadable(weights, model->network_state(), model->network_parameter_names(), checkpoint);
+  if (!conversions.empty()) std::cout << conversions << "\n";
+  model->load_network_state(weights);
   EvalOptions eo;  // file order, the reference's batch size
   eo.batch_size = 16, eo.with_heads = true;
   const EvalPass pass = evaluate_split(*model, split, dev.device, eo);
@@ -137,24 +144,15 @@ int evaluate_verb(const VerbArgs& va) {
                            split.size(), dev.name);
   print_metrics(std::cout, m);
   if (!predictions.empty()) {
-    const std::string tmp = predictions + ".tmp";
-    {
-      std::ofstream csv(tmp);
-      if (!csv) throw std::runtime_error(fmt::format("cannot write predictions file {}", predictions));
-      csv << "id,label,prediction";
-      for (const auto& [name, values] : pass.heads) csv << ',' << name;
-      csv << '\n';
-      for (std::size_t r = 0; r < pass.predictions.size(); ++r) {
-        csv << split.ids.at(pass.indices[r]) << ',' << fmt::format("{:.9g},{:.9g}", pass.labels[r], pass.predictions[r]);
-        for (const auto& [name, values] : pass.heads) csv << ',' << fmt::format("{:.9g}", values[r]);
-        csv << '\n';
-      }
-      csv.close();
-      if (!csv || std::rename(tmp.c_str(), predictions.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(fmt::format("cannot write predictions file {}", predictions));
-      }
+    std::string csv = "id,label,prediction";
+    for (const auto& [name, values] : pass.heads) csv += "," + name;
+    csv += '\n';
+    for (std::size_t r = 0; r < pass.predictions.size(); ++r) {
+      csv += split.ids.at(pass.indices[r]) + fmt::format(",{:.9g},{:.9g}", pass.labels[r], pass.predictions[r]);
+      for (const auto& [name, values] : pass.heads) csv += fmt::format(",{:.9g}", values[r]);
+      csv += '\n';
     }
+    write_file_atomically(predictions, csv);
     std::cout << "wrote predictions to " << predictions << "\n";
   }
   return 0;
@@ -180,7 +178,8 @@ int ablation_verb(const VerbArgs& va) {
       "report", po::value(&a.report)->default_value(a.report), "write the Markdown report here at the end")(
       "no-report", po::bool_switch(&a.no_report), "do not write the report")(
       "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0), "print a Slurm array script for N shards and exit")(
-      "worker", po::value(&a.worker)->default_value(-1), "internal: run one plan entry in this process");
+      "worker", po::value(&a.worker)->default_value(-1), "internal: run one plan entry in this process")(
+      "owner", po::value(&a.owner), "internal: the claim of the sweep that started this worker");
   po::variables_map vm;
   if (!parse("run-ablation [options]", desc, va.args, vm)) return 0;
   return run_ablation(a);
