@@ -75,7 +75,7 @@ void Config::validate() const {
   for (const char* k : {"d", "heads", "nlevels", "kernel_l", "kernel_a", "kernel_v", "batch_size", "update_epochs",
                         "early_stop"})
     at_least(k, 1);
-  for (const char* k : {"max_epochs", "plateau_patience"}) at_least(k, 0);
+  for (const char* k : {"max_epochs", "plateau_patience", "test_shuffles"}) at_least(k, 0);
   if (integer("d") % integer("heads") != 0)
     throw ConfigError(fmt::format("configuration key 'heads' is {}, which does not divide d = {}", integer("heads"),
                                   integer("d")));
@@ -169,7 +169,9 @@ const std::vector<Profile>& profiles() {
       // The short profiles step the optimizer after every batch (update_epochs=1): with 10-batch accumulation a
       // few small epochs would give a handful of Adam steps and no learning. The reference run takes ~200 steps
       // (MOSI: 8 per epoch, ~25 epochs); quick takes 21 per epoch x 6 epochs.
-      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch: tests and CI", 0.2, 3, {"update_epochs=1"}},
+      // smoke also measures test-batch sensitivity with 2 extra test passes instead of 5, to keep CI short.
+      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch, 2 extra test orders: tests and CI", 0.2, 3,
+       {"update_epochs=1", "test_shuffles=2"}},
       {"quick", "synthetic data at 25%, 6 epochs, a step per batch: the default main job", 0.25, 6,
        {"update_epochs=1"}},
       {"paper", "the reference recipe unchanged: no epoch cap, early stop 10; for real data", 1.0, 0, {}},
