@@ -89,6 +89,8 @@ Json parse_json(const std::byte* text, std::size_t n, std::string_view what) {
     throw SafetensorsError(
         e.byte > n ? fmt::format("{}: header is not valid JSON (it ends too early)", what)
                    : fmt::format("{}: header is not valid JSON (error at byte {})", what, e.byte));
+  } catch (const Json::out_of_range&) {  // 406: a number such as 1e400 that no double holds
+    throw SafetensorsError(fmt::format("{}: header is not valid JSON (a number is out of range)", what));
   } catch (const Json::exception& e) {
     throw SafetensorsError(fmt::format("{}: header is not valid JSON (error {})", what, e.id));
   }
