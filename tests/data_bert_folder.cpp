@@ -36,7 +36,15 @@ std::string read_text(const std::string& path) {
 
 // A fresh folder per call: tag names it.
 fs::path folder(const std::string& tag) {
-  const fs::path d = fs::temp_directory_path() / ("dmdbench_bertdir_" + std::to_string(::getpid())) / tag;
+  // one root per process, removed when the test program ends
+  static const struct Root {
+    fs::path path = fs::temp_directory_path() / ("dmdbench_bertdir_" + std::to_string(::getpid()));
+    ~Root() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } root;
+  const fs::path d = root.path / tag;
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

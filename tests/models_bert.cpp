@@ -78,7 +78,15 @@ std::pair<double, double> check_close(const Tensor& got, const Tensor& want, dou
 }
 
 fs::path temp_dir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() / ("dmdbench_bert_" + tag + "_" + std::to_string(::getpid()));
+  // one root per process, removed when the test program ends
+  static const struct Root {
+    fs::path path = fs::temp_directory_path() / ("dmdbench_bert_" + std::to_string(::getpid()));
+    ~Root() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } root;
+  const fs::path d = root.path / tag;
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
