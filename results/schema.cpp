@@ -96,6 +96,9 @@ const std::vector<Migration>& migrations() {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (bench_set, name)))",
        }},
+      // 2: the text encoder's provenance (text_model_sha256, text_model_config, text_width); the columns come
+      // from provenance_fields().
+      {2, {}},
   };
   return all;
 }

@@ -22,7 +22,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 struct RunSpec {
   std::string run_id;        // stable hash of resolved config, seed and code version

@@ -57,5 +57,5 @@ TEST(CliEvaluate, DataOfTheWrongFamilyIsRefused) {
   const auto r = dmdbench::testing::run_dmdbench("evaluate --device cpu --config mosi --checkpoint " + golden +
                                                  "state_dict.pth --data " + golden + "data.pkl");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.out.find("expected 768 / 5 / 20 for mosi"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("expected any / 5 / 20 for mosi"), std::string::npos) << r.out;
 }

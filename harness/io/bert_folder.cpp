@@ -151,17 +151,81 @@ std::string bert_config_json(const models::BertConfig& c) {
   return j.dump();
 }
 
-BertFolder load_bert_folder(const std::string& dir) {
+namespace {
+
+// config.json checked and parsed; the weights file the folder offers (safetensors first).
+BertFolderIdentity open_folder(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw BertFolderError(fmt::format("bert folder {} does not exist or is not a directory", dir));
   const fs::path config_path = fs::path(dir) / "config.json";
   if (!fs::exists(config_path, ec))
     throw BertFolderError(fmt::format("bert folder {} has no config.json", dir));
+  BertFolderIdentity id;
+  id.config = parse_bert_config(read_text(config_path), config_path.string());
+  id.config_json = bert_config_json(id.config);
+  const fs::path safetensors_path = fs::path(dir) / "model.safetensors",
+                 bin_path = fs::path(dir) / "pytorch_model.bin";
+  if (fs::exists(safetensors_path, ec)) {
+    id.weights_path = safetensors_path.string(), id.weights_format = "safetensors";
+  } else if (fs::exists(bin_path, ec)) {
+    id.weights_path = bin_path.string(), id.weights_format = "torch.save";
+  } else {
+    throw BertFolderError(
+        fmt::format("bert folder {} has neither model.safetensors nor pytorch_model.bin", dir));
+  }
+  return id;
+}
 
+}  // namespace
+
+BertFolderIdentity bert_folder_identity(const std::string& dir) {
+  BertFolderIdentity id = open_folder(dir);
+  try {
+    id.weights_sha256 = sha256_file(id.weights_path);
+  } catch (const std::exception& e) {
+    throw BertFolderError(fmt::format("cannot read {}: {}", id.weights_path, e.what()));
+  }
+  return id;
+}
+
+void write_bert_folder(const std::string& dir, const models::BertConfig& config, models::BertImpl& model) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw BertFolderError(fmt::format("cannot create bert folder {}: {}", dir, ec.message()));
+  {
+    std::ofstream out(fs::path(dir) / "config.json", std::ios::trunc);
+    out << Json::parse(bert_config_json(config)).dump(2) << "\n";
+    if (!out) throw BertFolderError(fmt::format("cannot write {}/config.json", dir));
+  }
+  Json header = Json::object();
+  std::string data;
+  for (const auto& [name, t] : models::state_dict(model)) {
+    const torch::Tensor c = t.is_floating_point() ? t.detach().to(torch::kCPU, torch::kFloat).contiguous()
+                                                  : t.detach().to(torch::kCPU, torch::kLong).contiguous();
+    const auto bytes = static_cast<std::size_t>(c.numel() * c.element_size());
+    header[name] = {{"dtype", c.is_floating_point() ? "F32" : "I64"},
+                    {"shape", c.sizes().vec()},
+                    {"data_offsets", {data.size(), data.size() + bytes}}};
+    data.append(static_cast<const char*>(c.data_ptr()), bytes);  // little-endian hosts only (x86-64, aarch64)
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[i] = static_cast<char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
+  std::ofstream out(fs::path(dir) / "model.safetensors", std::ios::binary | std::ios::trunc);
+  out.write(file.data(), 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  if (!out) throw BertFolderError(fmt::format("cannot write {}/model.safetensors", dir));
+}
+
+BertFolder load_bert_folder(const std::string& dir) {
+  std::error_code ec;
+  const BertFolderIdentity id = open_folder(dir);
   BertFolder out;
-  out.config = parse_bert_config(read_text(config_path), config_path.string());
-  out.config_json = bert_config_json(out.config);
+  out.config = id.config;
+  out.config_json = id.config_json;
 
   const fs::path safetensors_path = fs::path(dir) / "model.safetensors",
                  bin_path = fs::path(dir) / "pytorch_model.bin";

@@ -31,6 +31,19 @@ models::BertConfig parse_bert_config(const std::string& json_text, const std::st
 // The resolved configuration as transformers' keys, one-line JSON.
 std::string bert_config_json(const models::BertConfig& cfg);
 
+// What identifies a folder's model without loading it: config.json parsed and checked, the weights file found
+// and hashed (what load_bert_folder reports for the same folder). Errors: BertFolderError.
+struct BertFolderIdentity {
+  models::BertConfig config;
+  std::string config_json, weights_path, weights_format, weights_sha256;
+};
+BertFolderIdentity bert_folder_identity(const std::string& dir);
+
+// Writes a folder that load_bert_folder reads back exactly: config.json (bert_config_json's keys) and
+// model.safetensors (float32, transformers' current names, position_ids as int64). For tests, smoke runs and
+// benchmarks: a random BERT of a given architecture without a download. Errors: BertFolderError.
+void write_bert_folder(const std::string& dir, const models::BertConfig& config, models::BertImpl& model);
+
 // Reads dir/config.json, then dir/model.safetensors if present, else dir/pytorch_model.bin. Both spellings of
 // the names are accepted: a "bert." prefix is stripped, LayerNorm "gamma"/"beta" become "weight"/"bias", the
 // pre-training heads "cls.*" are ignored (and counted in `note`), embeddings.position_ids may be absent. The
