@@ -69,6 +69,7 @@ Config resolve_config(const std::string& family, const std::string& variant, con
     if (o.rfind("text_encoder=", 0) == 0 && v.model != "dmd") continue;
     cfg.set_from_string(o);
   }
+  cfg.validate();
   return cfg;
 }
 

@@ -21,6 +21,7 @@
 #include "bench/fixtures.h"
 #include "harness/data/dataset.h"
 #include "harness/experiment/plan.h"
+#include "harness/experiment/version.h"
 #include "harness/io/sha256.h"
 #include "harness/training/device.h"
 #include "harness/training/memory.h"
@@ -382,7 +383,7 @@ int run_suite(const BenchArgs& a) {
   for (auto& s : argv_store) argv.push_back(s.data());
   int argc = static_cast<int>(argv.size());
   benchmark::Initialize(&argc, argv.data());
-  benchmark::AddCustomContext("commit", git_commit());
+  benchmark::AddCustomContext("commit", build_git_commit());
   benchmark::AddCustomContext("libtorch", libtorch_version());
   benchmark::AddCustomContext("device", dev.name);
   benchmark::AddCustomContext("threads (all cores)", std::to_string(std::thread::hardware_concurrency()));

@@ -18,6 +18,40 @@ std::vector<const results::MetricDef*> table_metrics() {
   return out;
 }
 
+std::string variant_of(const std::string& label) { return label.substr(0, label.find(" [")); }
+
+namespace {
+
+// Runs of one variant whose configurations differ (an override, an execution option) are different rows: each
+// run's label is its variant plus the configuration keys on which that variant's runs in the group disagree.
+void label_by_configuration(Collected& c, const Group& g) {
+  std::map<std::string, std::vector<size_t>> by_variant;
+  for (size_t i : g.runs) by_variant[c.runs[i].row.spec.variant].push_back(i);
+  for (const auto& [variant, idx] : by_variant) {
+    std::vector<nlohmann::json> configs;
+    for (size_t i : idx) {
+      auto j = nlohmann::json::parse(c.runs[i].row.spec.config_json, nullptr, false);
+      configs.push_back(j.is_object() ? j : nlohmann::json::object());
+    }
+    std::set<std::string> differing;
+    for (const auto& cfg : configs)
+      for (const auto& [key, value] : cfg.items())
+        for (const auto& other : configs)
+          if (!other.contains(key) || other[key] != value) differing.insert(key);
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      std::string delta;
+      for (const auto& key : differing)
+        delta += fmt::format("{}{}={}", delta.empty() ? "" : ", ", key,
+                             configs[k].contains(key) ? (configs[k][key].is_string() ? configs[k][key].get<std::string>()
+                                                                                   : configs[k][key].dump())
+                                                      : "(unset)");
+      c.runs[idx[k]].label = delta.empty() ? variant : variant + " [" + delta + "]";
+    }
+  }
+}
+
+}  // namespace
+
 std::string Group::title() const {
   std::string t = dataset;
   if (!setting.empty()) t += " · " + setting;
@@ -80,6 +114,7 @@ Collected collect(const results::Store& store, const std::string& which,
     d.text = run_text_protocol(row);
     for (const auto& m : store.metrics(row.spec.run_id))
       if (m.split == "test" && m.epoch == -1) d.test[m.name] = m.value;
+      else if (m.split == "train" && m.epoch == -1) d.train[m.name] = m.value;
     d.epochs = store.epochs(row.spec.run_id);
     d.throughput = store.throughput(row.spec.run_id);
     d.edges = store.edges(row.spec.run_id);
@@ -101,22 +136,25 @@ Collected collect(const results::Store& store, const std::string& which,
     g->runs.push_back(i);
   }
   for (auto& g : c.groups) {
+    label_by_configuration(c, g);
     std::vector<std::string> seen;
     for (size_t i : g.runs)
-      if (std::find(seen.begin(), seen.end(), c.runs[i].row.spec.variant) == seen.end())
-        seen.push_back(c.runs[i].row.spec.variant);
+      if (std::find(seen.begin(), seen.end(), c.runs[i].label) == seen.end()) seen.push_back(c.runs[i].label);
     for (const auto& v : variant_order)
-      if (std::find(seen.begin(), seen.end(), v) != seen.end()) g.variants.push_back(v);
+      for (const auto& label : seen)
+        if (variant_of(label) == v && std::find(g.variants.begin(), g.variants.end(), label) == g.variants.end())
+          g.variants.push_back(label);
     for (const auto& v : seen)
       if (std::find(g.variants.begin(), g.variants.end(), v) == g.variants.end()) g.variants.push_back(v);
-    // The latest completed run per (variant, seed): a seed rerun with another configuration replaces the older.
+    // The latest completed run per (row, seed): a seed rerun with the same configuration (e.g. by a newer build)
+    // replaces the older.
     std::map<std::pair<std::string, int64_t>, size_t> latest;
     for (size_t i : g.runs) {
       const auto& r = c.runs[i].row;
       if (r.status != results::RunStatus::Completed) continue;
-      auto key = std::make_pair(r.spec.variant, r.spec.seed);
+      auto key = std::make_pair(c.runs[i].label, r.spec.seed);
       auto it = latest.find(key);
-      if (it == latest.end() || c.runs[it->second].row.finished_at < r.finished_at) latest[key] = i;
+      if (it == latest.end() || !(r.finished_at < c.runs[it->second].row.finished_at)) latest[key] = i;  // ties: later
     }
     for (const auto& [key, i] : latest) g.completed[key.first].push_back(i);
   }

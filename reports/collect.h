@@ -17,9 +17,12 @@ std::vector<const results::MetricDef*> table_metrics();
 
 struct RunData {
   results::RunRow row;
+  std::string label;                   // the variant, plus " [key=value, ...]" when that variant's runs in the
+                                       // group differ in configuration (each configuration is its own row)
   std::string setting;                 // "aligned" | "unaligned" | "" (unknown)
   std::string text;                    // the text protocol (run_text_protocol)
   std::map<std::string, double> test;  // final test metrics (split "test", epoch -1), as stored
+  std::map<std::string, double> train; // checks recorded on the training side (split "train", epoch -1)
   std::vector<results::EpochRow> epochs;
   std::vector<results::ThroughputRow> throughput;
   std::vector<results::EdgeRow> edges;
@@ -28,8 +31,8 @@ struct RunData {
 struct Group {
   std::string dataset, setting, profile;
   std::vector<size_t> runs;                               // every run of the group (indices into Collected::runs)
-  std::vector<std::string> variants;                      // registry order, then unknown names in plan order
-  std::map<std::string, std::vector<size_t>> completed;   // variant -> the latest COMPLETED run per seed
+  std::vector<std::string> variants;                      // row labels: registry order, then unknown names
+  std::map<std::string, std::vector<size_t>> completed;   // row label -> the latest COMPLETED run per seed
   std::string title() const;                              // "dataset · setting · profile P"
   std::vector<double> values(const struct Collected& c, const std::string& variant, const std::string& metric) const;
 };
@@ -44,6 +47,9 @@ struct Collected {
 // which: "latest" (the newest experiment), "all", or an experiment id. Throws ReportError for an unknown id.
 Collected collect(const results::Store& store, const std::string& which,
                   const std::vector<std::string>& variant_order = {});
+
+// The variant of a row label ("dmd [autocast=bf16]" -> "dmd").
+std::string variant_of(const std::string& label);
 
 // The data setting of a run: config_json's "setting" (top level or under "data"/"dataset"), else "unaligned" or
 // "aligned" when the dataset name says so, else empty.

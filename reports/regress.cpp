@@ -9,9 +9,10 @@
 #include <ostream>
 
 #include <fmt/format.h>
+
+#include "harness/io/output_file.h"
 #include <nlohmann/json.hpp>
 
-#include "reports/atomic_file.h"
 #include "reports/collect.h"
 #include "reports/published.h"
 #include "reports/report.h"

@@ -8,7 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "reports/atomic_file.h"
+#include "harness/io/output_file.h"
+
 #include "reports/collect.h"
 #include "reports/figures.h"
 #include "reports/published.h"
@@ -290,9 +291,8 @@ std::string runs_table(const Collected& c, const Group& g) {
     return std::find(g.variants.begin(), g.variants.end(), v) - g.variants.begin();
   };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const auto& ra = c.runs[a].row.spec;
-    const auto& rb = c.runs[b].row.spec;
-    return std::make_pair(rank(ra.variant), ra.seed) < std::make_pair(rank(rb.variant), rb.seed);
+    return std::make_pair(rank(c.runs[a].label), c.runs[a].row.spec.seed) <
+           std::make_pair(rank(c.runs[b].label), c.runs[b].row.spec.seed);
   });
   std::set<size_t> counted;
   for (const auto& [v, idx] : g.completed) counted.insert(idx.begin(), idx.end());
@@ -301,6 +301,7 @@ std::string runs_table(const Collected& c, const Group& g) {
     if (m.in_summary) shown.push_back(&m);
   std::vector<std::string> head = {"variant", "seed", "status", "best epoch", "wall (s)"};
   for (const auto* m : shown) head.push_back(m->label);
+  head.push_back("checks");
   head.push_back("run");
   std::string out = header(head, "lrl");
   std::string problems;
@@ -308,13 +309,19 @@ std::string runs_table(const Collected& c, const Group& g) {
     const auto& r = c.runs[i];
     std::string status = results::status_name(r.row.status);
     if (r.row.status == RunStatus::Completed && counted.count(i) == 0) status += " (superseded by a later run)";
-    std::vector<std::string> cells = {code(r.row.spec.variant), std::to_string(r.row.spec.seed), status,
+    std::vector<std::string> cells = {code(r.label), std::to_string(r.row.spec.seed), status,
                                       r.row.best_epoch >= 0 ? std::to_string(r.row.best_epoch) : kNone,
                                       fmt::format("{:.1f}", r.row.wall_seconds)};
     for (const auto* m : shown) {
       auto it = r.test.find(m->name);
       cells.push_back(it == r.test.end() ? kNone : results::format_stored(*m, it->second));
     }
+    std::string checks;  // what the run recorded about itself, e.g. the CUDA graph's gradient check
+    for (const auto& [name, value] : r.train) {
+      const auto* m = results::find_metric(name);
+      checks += fmt::format("{}{} {:.3g}", checks.empty() ? "" : "; ", m ? m->label : name.c_str(), value);
+    }
+    cells.push_back(checks.empty() ? kNone : cell_text(checks));
     cells.push_back(code(r.row.spec.run_id.substr(0, 12)));
     out += row(cells);
     if (r.row.status == RunStatus::Failed || r.row.status == RunStatus::Interrupted)
@@ -404,8 +411,8 @@ void write_report(const results::Store& store, const ReportOptions& o) {
   // Legend: the variants that appear, in registry order, then unknown names.
   std::vector<std::string> seen;
   for (const auto& g : c.groups)
-    for (const auto& v : g.variants)
-      if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+    for (const auto& label : g.variants)
+      if (std::find(seen.begin(), seen.end(), variant_of(label)) == seen.end()) seen.push_back(variant_of(label));
   md += "## Variants\n\n" + header({"variant", "description"}, "ll");
   for (const auto& v : o.variants)
     if (std::find(seen.begin(), seen.end(), v.name) != seen.end()) md += row({code(v.name), cell_text(v.description)});

@@ -96,9 +96,16 @@ const std::vector<Migration>& migrations() {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (bench_set, name)))",
        }},
-      // 2: the text encoder's provenance (text_model_sha256, text_model_config, text_width); the columns come
+      // Run ownership: who holds a RUNNING run (harness/cli/ownership.h writes "host|boot id|pid|start|sweep"),
+      // and how many times the run was claimed.
+      {2,
+       {
+           "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+       }},
+      // 3: the text encoder's provenance (text_model_sha256, text_model_config, text_width); the columns come
       // from provenance_fields().
-      {2, {}},
+      {3, {}},
   };
   return all;
 }

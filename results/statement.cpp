@@ -21,8 +21,8 @@ void fail(sqlite3* db, int rc, const std::string& path, const std::string& what)
           "cannot open database {}: {} (the directory must exist and be writable)", path, msg));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      throw StoreError(fmt::format("database {} stayed locked by another process past the busy timeout ({}: {})",
-                                   path, what, msg));
+      throw StoreError(fmt::format("the database {} was locked for more than {} s by another process ({})", path,
+                                   busy_timeout_seconds(), what));
     default:
       throw StoreError(fmt::format("database {}: {} failed: {}", path, what, msg));
   }

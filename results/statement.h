@@ -37,7 +37,12 @@ class Statement {
   // Binds the arguments to parameters 1..N in order.
   template <class... A>
   Statement& bind_all(const A&... a) {
-    int i = 0;
+    return bind_all_from(1, a...);
+  }
+  // Binds the arguments to parameters first, first+1, ... in order.
+  template <class... A>
+  Statement& bind_all_from(int first, const A&... a) {
+    int i = first - 1;
     (bind(++i, a), ...);
     return *this;
   }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <thread>
@@ -21,7 +22,6 @@ using detail::Transaction;
 
 namespace {
 
-constexpr int kBusyTimeoutMs = 30000;
 
 // Column lists are built from constants (the provenance field list), never from values.
 std::string provenance_columns() {
@@ -32,7 +32,7 @@ std::string provenance_columns() {
 const std::string& run_columns() {
   static const std::string s = "run_id, experiment_id, variant, dataset, profile, seed, plan_index, status, "
                                "heartbeat_at, error, config_json, " + provenance_columns() +
-                               ", started_at, finished_at, wall_seconds, best_epoch";
+                               ", started_at, finished_at, wall_seconds, best_epoch, owner, attempts";
   return s;
 }
 const std::string& bench_columns() {
@@ -89,6 +89,8 @@ RunRow read_run(const Statement& s) {
   r.finished_at = s.text(after + 1);
   r.wall_seconds = s.real(after + 2);
   r.best_epoch = static_cast<int>(s.integer(after + 3));
+  r.owner = s.text(after + 4);
+  r.attempts = static_cast<int>(s.integer(after + 5));
   return r;
 }
 
@@ -104,6 +106,17 @@ RunStatus require_status(sqlite3* db, const std::string& path, const std::string
   auto st = status_of(db, path, run_id);
   if (!st) throw StoreError(fmt::format("database {} has no run {}", path, run_id));
   return *st;
+}
+
+// With a non-empty owner: the run must still be RUNNING under that owner, or nothing is written.
+void require_owner(sqlite3* db, const std::string& path, const std::string& run_id, const std::string& owner) {
+  if (owner.empty()) return;
+  Statement s(db, path, "SELECT status, owner FROM run WHERE run_id = ?");
+  s.bind(1, run_id);
+  if (!s.step()) throw StoreError(fmt::format("database {} has no run {}", path, run_id));
+  if (s.text(1) != owner)
+    throw OwnershipLost(fmt::format("run {} was taken over by another process ({}, {}); this process stopped "
+                                    "writing it", run_id, s.text(0), s.text(1).empty() ? "no owner" : s.text(1)));
 }
 
 void delete_children(sqlite3* db, const std::string& path, const std::string& run_id) {
@@ -138,6 +151,16 @@ int user_version(sqlite3* db, const std::string& path) {
   return s.step() ? static_cast<int>(s.integer(0)) : 0;
 }
 
+// A path as the path part of an SQLite URI: '%', '?' and '#' percent-encoded.
+std::string uri_path(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  return out;
+}
+
 // Switching to WAL can report SQLITE_BUSY without consulting the busy handler (another process creating the
 // same file at the same moment), so it is retried here for as long as the busy timeout.
 void enable_wal(sqlite3* db, const std::string& path) {
@@ -145,7 +168,7 @@ void enable_wal(sqlite3* db, const std::string& path) {
     Statement mode(db, path, "PRAGMA journal_mode");
     if (mode.step() && mode.text(0) == "wal") return;
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_seconds() * 1000);
   for (;;) {
     const int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
     if (rc == SQLITE_OK) return;
@@ -159,6 +182,24 @@ void enable_wal(sqlite3* db, const std::string& path) {
 }  // namespace
 
 std::string utc_now() { return utc_time(std::chrono::system_clock::now()); }
+
+int busy_timeout_seconds() {
+  static const int seconds = [] {
+    const char* env = std::getenv("DMDBENCH_BUSY_TIMEOUT_S");
+    const int v = env ? std::atoi(env) : 0;
+    return v > 0 ? v : 30;
+  }();
+  return seconds;
+}
+
+double seconds_since(const std::string& utc) {
+  std::tm tm{};
+  int ms = 0;
+  if (utc.size() < 19 || !strptime(utc.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 1e18;
+  if (utc.size() >= 23 && utc[19] == '.') ms = std::atoi(utc.substr(20, 3).c_str());
+  const auto tp = std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(ms);
+  return std::chrono::duration<double>(std::chrono::system_clock::now() - tp).count();
+}
 
 const char* status_name(RunStatus s) {
   switch (s) {
@@ -201,12 +242,23 @@ Store::Store(const std::string& path, bool read_only) : path_(path), read_only_(
         throw StoreError(fmt::format("cannot write database {}: the file is read-only", path));
     }
   }
-  const int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  // Read-only opens leave the files as they are: while a writer has the database open (its -wal file exists and
+  // the directory is writable) through SQLite's shared-memory index, read-only; otherwise as an immutable file,
+  // which creates no -wal or -shm beside it (also on read-only media).
+  std::string target = path;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (read_only && !in_memory) {
+    std::error_code ec;
+    const fs::path dir = fs::absolute(path, ec).parent_path();
+    const bool writer_active = fs::exists(path + "-wal", ec) && ::access(dir.c_str(), W_OK) == 0;
+    target = "file:" + uri_path(fs::absolute(path, ec).string()) + (writer_active ? "?mode=ro" : "?immutable=1");
+    flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
+  }
+  const int rc = sqlite3_open_v2(target.c_str(), &db_, flags, nullptr);
   try {
     if (rc != SQLITE_OK) detail::fail(db_, rc, path_, "opening");
     sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    sqlite3_busy_timeout(db_, busy_timeout_seconds() * 1000);
     if (!read_only && sqlite3_db_readonly(db_, "main") == 1)
       throw StoreError(fmt::format("cannot write database {}: the file or its directory is read-only", path));
     // Reading the header first: a corrupt file or a newer schema is refused before anything is written.
@@ -343,7 +395,7 @@ void Store::start_run(const RunSpec& spec, const Provenance& prov) {
   const std::string now = utc_now();
   static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
                                  ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
-                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1)";
+                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, '', 1)";
   Statement s(db_, path_, sql.c_str());
   s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
              spec.plan_index, now, spec.config_json);
@@ -353,19 +405,83 @@ void Store::start_run(const RunSpec& spec, const Provenance& prov) {
   tx.commit();
 }
 
-void Store::heartbeat(const std::string& run_id) {
+ClaimResult Store::claim_run(const RunSpec& spec, const std::string& owner, bool redo_completed,
+                             const std::string& stale_owner) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);  // BEGIN IMMEDIATE: the write lock is held from the read to the write
+  ClaimResult r;
+  int attempts = 0;
+  {
+    Statement s(db_, path_, "SELECT status, owner, attempts FROM run WHERE run_id = ?");
+    s.bind(1, spec.run_id);
+    if (s.step()) {
+      r.status = parse_status(s.text(0));
+      r.owner = s.text(1);
+      attempts = static_cast<int>(s.integer(2));
+    }
+  }
+  const bool free = r.status == RunStatus::Queued || r.status == RunStatus::Failed ||
+                    r.status == RunStatus::Interrupted || (r.status == RunStatus::Completed && redo_completed) ||
+                    (r.status == RunStatus::Running && !stale_owner.empty() && r.owner == stale_owner);
+  if (!free) return r;  // rolled back; nothing written
+  delete_children(db_, path_, spec.run_id);
+  const std::string now = utc_now();
+  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
+                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, ?, ?)";
+  Statement s(db_, path_, sql.c_str());
+  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
+             spec.plan_index, now, spec.config_json);
+  const int next = bind_provenance(s, 10, Provenance{});
+  s.bind_all_from(next, now, owner, attempts + 1);
+  s.run();
+  tx.commit();
+  r.claimed = true;
+  r.owner = owner;
+  return r;
+}
+
+bool Store::reclaim_run(const std::string& run_id, const std::string& owner, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  Statement s(db_, path_,
+              "UPDATE run SET status = 'INTERRUPTED', error = ?, finished_at = ? WHERE run_id = ? AND "
+              "status = 'RUNNING' AND owner = ?");
+  s.bind_all(reason, utc_now(), run_id, owner).run();
+  const bool changed = sqlite3_changes(db_) > 0;
+  tx.commit();
+  return changed;
+}
+
+void Store::set_provenance(const std::string& run_id, const Provenance& prov, const std::string& owner) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_, path_);
+  require_owner(db_, path_, run_id, owner);
+  std::string sets;
+  for (const auto& f : provenance_fields()) sets += std::string(sets.empty() ? "" : ", ") + f.column + " = ?";
+  const std::string sql = "UPDATE run SET " + sets + " WHERE run_id = ?";
+  Statement s(db_, path_, sql.c_str());
+  s.bind(bind_provenance(s, 1, prov), run_id);
+  s.run();
+  tx.commit();
+}
+
+void Store::heartbeat(const std::string& run_id, const std::string& owner) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   require_status(db_, path_, run_id);
+  require_owner(db_, path_, run_id, owner);
   Statement s(db_, path_, "UPDATE run SET heartbeat_at = ? WHERE run_id = ? AND status = 'RUNNING'");
   s.bind_all(utc_now(), run_id).run();
   tx.commit();
 }
 
-void Store::add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics) {
+void Store::add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics,
+                      const std::string& owner) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   const RunStatus st = require_status(db_, path_, run_id);
+  require_owner(db_, path_, run_id, owner);
   if (st != RunStatus::Running)
     throw StoreError(fmt::format("run {} is {}, not RUNNING; epoch {} was not stored", run_id, status_name(st),
                                  e.epoch));
@@ -381,10 +497,11 @@ void Store::add_epoch(const std::string& run_id, const EpochRow& e, const std::v
 
 void Store::complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
                          const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
-                         const std::vector<EdgeRow>& edges) {
+                         const std::vector<EdgeRow>& edges, const std::string& owner) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   const RunStatus st = require_status(db_, path_, run_id);
+  require_owner(db_, path_, run_id, owner);
   if (st != RunStatus::Running)
     throw StoreError(fmt::format("run {} is {}, not RUNNING; it cannot be completed", run_id, status_name(st)));
   insert_metrics(db_, path_, run_id, metrics, "test", -1);
@@ -412,17 +529,21 @@ void Store::complete_run(const std::string& run_id, int best_epoch, double wall_
   tx.commit();
 }
 
-void Store::fail_run(const std::string& run_id, const std::string& error) {
+void Store::fail_run(const std::string& run_id, const std::string& error, const std::string& owner,
+                     RunStatus status) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   if (require_status(db_, path_, run_id) == RunStatus::Completed)
     throw StoreError(fmt::format("run {} is COMPLETED; it cannot be marked failed", run_id));
+  require_owner(db_, path_, run_id, owner);
   const std::string now = utc_now();
   Statement u(db_, path_,
-              "UPDATE run SET status = 'FAILED', error = ?, finished_at = ?, heartbeat_at = ?, wall_seconds = "
+              "UPDATE run SET status = ?, error = ?, finished_at = ?, heartbeat_at = ?, wall_seconds = "
               "CASE WHEN started_at = '' THEN 0 ELSE (julianday(?) - julianday(started_at)) * 86400.0 END "
               "WHERE run_id = ?");
-  u.bind_all(error, now, now, now, run_id).run();
+  u.bind_all(status_name(status == RunStatus::Interrupted ? status : RunStatus::Failed), error, now, now, now,
+             run_id)
+      .run();
   tx.commit();
 }
 

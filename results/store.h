@@ -22,7 +22,9 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
+// How long a statement waits for another process's lock before it fails: 30 s, or DMDBENCH_BUSY_TIMEOUT_S.
+int busy_timeout_seconds();
 
 struct RunSpec {
   std::string run_id;        // stable hash of resolved config, seed and code version
@@ -45,6 +47,20 @@ struct RunRow {
   std::string started_at, finished_at, heartbeat_at;
   double wall_seconds = 0;
   int best_epoch = -1;
+  std::string owner;  // who claimed it last (an opaque token; "" for runs started without a claim)
+  int attempts = 0;   // how many times it was claimed
+};
+
+// What claim_run found.
+struct ClaimResult {
+  bool claimed = false;
+  RunStatus status = RunStatus::Queued;  // the row's status before the claim (Queued when there was no row)
+  std::string owner;                     // not claimed: the owner of the RUNNING row that holds it
+};
+
+// A write by a process that no longer owns the run (another process reclaimed it): nothing was written.
+struct OwnershipLost : StoreError {
+  using StoreError::StoreError;
 };
 
 struct MetricRow {
@@ -97,6 +113,8 @@ struct MergeResult {
 
 // Timestamps are UTC ISO-8601 with milliseconds ("2025-01-31T12:00:00.123Z"); they sort as text.
 std::string utc_now();
+// Seconds from such a timestamp to now (a very large number for "" or unreadable text).
+double seconds_since(const std::string& utc);
 
 class Store {
  public:
@@ -121,14 +139,28 @@ class Store {
   // RUNNING; replaces a non-completed row and its children in the same transaction. A COMPLETED run is
   // refused (delete_run first to redo it).
   void start_run(const RunSpec& spec, const Provenance& prov);
-  void heartbeat(const std::string& run_id);                       // RUNNING runs only; others are left alone
+  // The one way a sweep takes a run: in one transaction, succeeds for exactly one process. A run is claimable
+  // when it has no row or its row is QUEUED, FAILED or INTERRUPTED (with `redo_completed`, COMPLETED too); a
+  // RUNNING row only when `stale_owner` is its owner (the caller established that owner is gone). The claimed
+  // row is RUNNING with `owner`, its children deleted, attempts + 1.
+  ClaimResult claim_run(const RunSpec& spec, const std::string& owner, bool redo_completed = false,
+                        const std::string& stale_owner = "");
+  // A RUNNING row whose owner is gone becomes INTERRUPTED with `reason`, if its owner is still `owner` (one
+  // transaction; false when someone else changed it meanwhile).
+  bool reclaim_run(const std::string& run_id, const std::string& owner, const std::string& reason);
+  // Writes on behalf of an owner: with a non-empty `owner`, OwnershipLost unless the row is still its own.
+  void set_provenance(const std::string& run_id, const Provenance& prov, const std::string& owner);
+  void heartbeat(const std::string& run_id, const std::string& owner = "");  // RUNNING runs only
   // The epoch row and its validation metrics (stored with split "valid" and this epoch); refreshes the heartbeat.
-  void add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics);
+  void add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics,
+                 const std::string& owner = "");
   // Completes a run atomically: final metrics, throughput, edges, best epoch, wall time, status COMPLETED.
   void complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
                     const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
-                    const std::vector<EdgeRow>& edges);
-  void fail_run(const std::string& run_id, const std::string& error);  // any status but COMPLETED
+                    const std::vector<EdgeRow>& edges, const std::string& owner = "");
+  // Any status but COMPLETED; `status` FAILED or INTERRUPTED.
+  void fail_run(const std::string& run_id, const std::string& error, const std::string& owner = "",
+                RunStatus status = RunStatus::Failed);
   // Removes a run and all its rows; returns false when there was no such run.
   bool delete_run(const std::string& run_id);
   // Marks RUNNING runs whose heartbeat is older than max_age_s as INTERRUPTED; returns how many.

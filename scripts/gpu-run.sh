@@ -81,25 +81,7 @@ step "benchmarks on $device"
 step "report"
 "$dmd" report --db "$out/gpu.sqlite" --out "$out/report.md" >/dev/null
 "$dmd" ls --db "$out/gpu.sqlite" | tail -25
-step "eager vs CUDA graph vs bf16 (dmd, smoke; mean over seeds)"
-python3 - "$out/gpu.sqlite" <<'PY'
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-rows = {}
-for run_id, cfg in db.execute("SELECT run_id, config_json FROM run WHERE variant='dmd' AND status='COMPLETED'"):
-    c = json.loads(cfg)
-    key = ("graph" if c.get("cuda_graph") else "eager") + (" + bf16" if c.get("autocast") == "bf16" else "")
-    m = dict(db.execute("SELECT name, value FROM metric WHERE run_id=? AND split='test'", (run_id,)).fetchall())
-    t = dict(db.execute("SELECT phase, samples_per_s FROM throughput WHERE run_id=?", (run_id,)).fetchall())
-    g = db.execute("SELECT value FROM metric WHERE run_id=? AND name='graph_max_grad_diff'", (run_id,)).fetchone()
-    rows.setdefault(key, []).append((t.get("train", 0), t.get("eval", 0), m.get("mae", 0), m.get("corr", 0),
-                                     g[0] if g else None))
-print(f"{'setting':<16} {'runs':>4} {'train/s':>9} {'eval/s':>9} {'MAE':>7} {'Corr':>7}  graph vs eager max |dgrad|")
-for key in sorted(rows):
-    r = rows[key]; n = len(r)
-    avg = [sum(x[i] for x in r) / n for i in range(4)]
-    checks = [x[4] for x in r if x[4] is not None]
-    check = f"{max(checks):.2e}" if checks else "-"
-    print(f"{key:<16} {n:>4} {avg[0]:>9.1f} {avg[1]:>9.1f} {avg[2]:>7.4f} {avg[3]:>7.4f}  {check}")
-PY
-step "done: $out/report.md"
+step "eager vs CUDA graph vs bf16: the sweep and the option runs in one report (a row per configuration)"
+"$dmd" report --db "$out/gpu.sqlite" --experiment all --out "$out/summary.md" >/dev/null
+sed -n '/^### Results/,/^### Difference/p;/^### Throughput/,/^### Figures/p' "$out/summary.md" | grep -v '^### '
+step "done: $out/report.md, $out/summary.md"

@@ -287,6 +287,17 @@ def main():
     del d["test"]["vision"]
     write("mmsa_missing_key.pkl", pickle.dumps(d, protocol=4))
 
+    # non-finite values other than audio -inf: refused unless zero_nan (features) or always (labels)
+    rng2 = np.random.default_rng(2025)
+    d = mmsa(rng2, (2, 1, 2), (2, 2, 2), (5, 20))
+    d["test"]["audio"][1, 1, 2] = np.inf
+    d["test"]["vision"][0, 1, 0] = -np.inf
+    d["test"]["vision"][1, 1, 1] = np.inf
+    write("mmsa_inf.pkl", pickle.dumps(d, protocol=4))
+    d = mmsa(rng2, (2, 1, 2), (2, 2, 2), (5, 20))
+    d["test"]["regression_labels"][1] = np.nan
+    write("mmsa_nan_label.pkl", pickle.dumps(d, protocol=4))
+
     checkpoints()
 
     # the fuzz corpus: every small pickle fixture (the large MMSA ones are seeds too, but few)

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "ablations/variants.h"
+#include "harness/io/checkpoint.h"
 #include "harness/training/trainable.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
@@ -150,4 +151,33 @@ TEST(Variants, MulTIsTheBaselineWithItsOwnRecipe) {
   torch::NoGradGuard no_grad;
   const auto pred = mosi->predict(b);
   EXPECT_NEAR(mosi->loss(b).total.item<double>(), (pred - b.labels).abs().mean().item<double>(), 1e-6);
+}
+
+// `train` builds its model from the resolved configuration of the paper profile; `evaluate` builds the reference
+// architecture of the family for a checkpoint. Both go through build_trainable and the configuration table, so
+// for full DMD they must give the same parameter names and shapes, and those of the reference checkpoint.
+TEST(ModelFromTable, TrainAndEvaluateBuildIdenticalArchitectures) {
+  for (const char* family : {"mosi", "mosei"}) {
+    SCOPED_TRACE(family);
+    const FeatureDims dims = reference_dims(family);
+    torch::manual_seed(1);
+    auto trained = build_trainable(ablations::resolve_config(family, "dmd", "paper", {}), dims, torch::kCPU);
+    torch::manual_seed(2);
+    auto evaluated = build_trainable(reference_config(family, "dmd"), dims, torch::kCPU);
+    const auto a = trained->network_state(), b = evaluated->network_state();
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].first, b[i].first);
+      EXPECT_EQ(a[i].second.sizes(), b[i].second.sizes()) << a[i].first;
+    }
+    EXPECT_EQ(trained->parameter_count(), evaluated->parameter_count());
+    // And the checkpoint of one loads strictly into the other.
+    EXPECT_NO_THROW(evaluated->load_network_state(trained->network_state()));
+  }
+}
+
+TEST(ModelFromTable, EvaluateArchitectureMatchesTheReferenceCheckpoint) {
+  // The golden MOSEI checkpoint of the reference code: every name and shape, strictly.
+  auto model = build_trainable(reference_config("mosei", "dmd"), reference_dims("mosei"), torch::kCPU);
+  EXPECT_NO_THROW(model->load_network_state(read_checkpoint(std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/state_dict.pth")));
 }

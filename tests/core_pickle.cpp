@@ -1,6 +1,9 @@
 // The restricted unpickler on pickles written by real Python/numpy (scripts/make_fixtures.py) and on crafted bytes.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -260,4 +263,33 @@ TEST(PicklePolicy, CustomCallablesAndPersistentIds) {
   pk::Value v = pk::loads(reinterpret_cast<const std::byte*>(keep->data()), keep->size(), keep, policy,
                           [](const pk::Value& pid) { return pk::Value{pid.str() + "!"}; });
   EXPECT_EQ(v.str(), "key!");
+}
+
+TEST(MappedFile, AFileTruncatedWhileMappedIsDetectedNotACrash) {
+  // Map the file, cut it short, then read it: the lost pages would raise SIGBUS; the handler maps zeros there and
+  // marks the mapping, so the reader finishes and can refuse what it read.
+  namespace fs = std::filesystem;
+  const fs::path copy = fs::temp_directory_path() / ("dmd_trunc_" + std::to_string(getpid()) + ".pkl");
+  fs::copy_file(fixture("mmsa_aligned.pkl"), copy, fs::copy_options::overwrite_existing);
+  pk::MappedFile file = pk::map_file(copy.string());
+  ASSERT_GT(file.size, 16384u);
+  EXPECT_FALSE(file.truncated());
+  ASSERT_EQ(truncate(copy.c_str(), 4096), 0);
+  const volatile std::byte* bytes = file.data;
+  std::size_t zeros_after_cut = 0;
+  for (std::size_t i = 0; i < file.size; i += 512) zeros_after_cut += i >= 4096 && bytes[i] == std::byte{0};
+  EXPECT_TRUE(file.truncated());
+  EXPECT_EQ(zeros_after_cut, (file.size - 4096 + 511) / 512) << "the lost part reads as zeros";
+  // The whole path: a truncated mapped read ends in one sentence.
+  fs::copy_file(fixture("mmsa_aligned.pkl"), copy, fs::copy_options::overwrite_existing);
+  EXPECT_FALSE(pk::map_file(copy.string()).truncated());
+  fs::remove(copy);
+}
+
+TEST(MappedFile, AFifoIsRefusedAtOnce) {
+  namespace fs = std::filesystem;
+  const fs::path fifo = fs::temp_directory_path() / ("dmd_fifo_" + std::to_string(getpid()));
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { pk::map_file(fifo.string()); }, "cannot read file " + fifo.string() + ": not a regular file");
+  fs::remove(fifo);
 }

@@ -120,7 +120,8 @@ TEST(CheckpointRead, ErrorsAreOneLineAndNameThePath) {
                           fixture("truncated_checkpoint.pth") + " is not a readable torch.save archive");
   expect_checkpoint_error([] { read_checkpoint(fixture("plain.zip")); }, "is not a readable torch.save archive");
   expect_checkpoint_error([] { read_checkpoint(fixture("arrays_p4.pkl")); }, "is not a readable torch.save archive");
-  expect_checkpoint_error([] { read_checkpoint(std::string(DMDBENCH_FIXTURES_DIR)); }, "is not a readable torch.save archive");
+  expect_checkpoint_error([] { read_checkpoint(std::string(DMDBENCH_FIXTURES_DIR)); },
+                          "cannot read file " + std::string(DMDBENCH_FIXTURES_DIR) + ": not a regular file");
 }
 
 TEST(CheckpointWrite, RoundTripOfTheGoldenStateDict) {
@@ -188,7 +189,9 @@ TEST(CheckpointWrite, FailedWriteLeavesNothing) {
   expect_checkpoint_error([&] { write_checkpoint(path, sd); }, "cannot write a tensor of dtype ComplexFloat");
   EXPECT_FALSE(fs::exists(path));
   EXPECT_FALSE(fs::exists(path + ".tmp"));
-  expect_checkpoint_error([&] { write_checkpoint((dir / "no" / "such" / "dir.pth").string(), {{"a", torch::ones(1)}}); },
-                          "cannot write file");
+  std::ofstream(dir / "plain").put('x');  // a file where a directory would have to be
+  expect_checkpoint_error([&] { write_checkpoint((dir / "plain" / "x.pth").string(), {{"a", torch::ones(1)}}); },
+                          "cannot write " + (dir / "plain" / "x.pth").string());
+  EXPECT_FALSE(fs::exists(dir / "plain" / "x.pth"));
   fs::remove_all(dir);
 }

@@ -107,7 +107,7 @@ TEST(DataMmsa, LoadsAnUnalignedProtocol2PickleWithFloat64AndFortranOrder) {
 
 TEST(DataMmsa, RefusesNaNUnlessAskedToZeroIt) {
   expect_data_error([] { load_mmsa(fixture("mmsa_nan.pkl"), "mosi"); },
-                    "split 'valid' vision holds 2 NaN values; refusing the file");
+                    "split 'valid' vision holds non-finite values (2 NaN); refusing the file");
   LoadOptions opts;
   opts.zero_nan = true;
   const Dataset ds = load_mmsa(fixture("mmsa_nan.pkl"), "mosi", opts);

@@ -258,3 +258,37 @@ TEST(ReportPublishedTest, ParsedRowsAndFamilies) {
   EXPECT_EQ(reports::real_data_family("/data/mosi.pkl"), "mosi");  // as the plan reads a bare path
   EXPECT_EQ(reports::real_data_family("/data/aligned_50.pkl"), "");
 }
+
+// Runs of one variant with different configurations (an execution option, an override) are different rows, named
+// by what differs; a seed rerun with the same configuration replaces the older one.
+TEST(ReportRows, RunsOfOneVariantWithDifferentConfigurationsAreSeparateRows) {
+  std::string tmpl = (fs::temp_directory_path() / "dmd_rows_XXXXXX").string();
+  const fs::path dir = mkdtemp(tmpl.data());
+  {
+    results::Store store((dir / "r.sqlite").string());
+    store.add_experiment({"e", "2025-02-01T00:00:00.000Z", "cmd", ""});
+    int n = 0;
+    auto add = [&](const std::string& config, int64_t seed, double mae, std::vector<results::MetricRow> extra) {
+      results::RunSpec spec{"run" + std::to_string(n), "e", "dmd", "synthetic-mosi", "smoke", seed, n, config};
+      ++n;
+      store.start_run(spec, {});
+      extra.push_back({"test", "mae", mae, -1});
+      store.complete_run(spec.run_id, 1, 1.0, extra, {}, {});
+    };
+    add(R"({"lr":0.0001,"autocast":"off"})", 1, 0.70, {});
+    add(R"({"lr":0.0001,"autocast":"off"})", 2, 0.72, {});
+    add(R"({"lr":0.0001,"autocast":"bf16"})", 1, 0.80, {{"train", "graph_max_grad_diff", 2.5e-7, -1}});
+    add(R"({"lr":0.0001,"autocast":"bf16"})", 1, 0.90, {});  // the same seed again: replaces the 0.80 run
+    reports::ReportOptions o;
+    o.db_path = store.path(), o.out_path = (dir / "out.md").string(), o.variants = {{"dmd", "full DMD"}};
+    reports::write_report(store, o);
+  }
+  const std::string md = slurp(dir / "out.md");
+  EXPECT_NE(md.find("| `dmd [autocast=off]` | 2 | **0.7100 ± 0.0141** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `dmd [autocast=bf16]` | 1 | 0.9000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `dmd` | full DMD |"), std::string::npos) << "the legend names the variant once";
+  EXPECT_EQ(md.find("not in the variant registry"), std::string::npos);
+  EXPECT_NE(md.find("superseded by a later run"), std::string::npos);
+  EXPECT_NE(md.find("graph vs eager max \\|grad diff\\| 2.5e-07"), std::string::npos) << "the runs table's checks";
+  fs::remove_all(dir);
+}

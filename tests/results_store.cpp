@@ -307,7 +307,8 @@ TEST(StoreTest, NewerSchemaRefused) {
   ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 7", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   const std::string expected =
-      "database " + path + " has schema version 7, newer than this dmdbench (1); use a newer dmdbench";
+      "database " + path + " has schema version 7, newer than this dmdbench (" +
+      std::to_string(dmdbench::results::kSchemaVersion) + "); use a newer dmdbench";
   EXPECT_EQ(error_of([&] { Store s(path); }), expected);
   EXPECT_EQ(error_of([&] { Store s(path, true); }), expected);
 }
@@ -601,4 +602,86 @@ TEST(StoreLsTest, OneLinePerRunWithFinalMetrics) {
             "fedcba987654  dmd_nohetero  synthetic-mosi  1112  RUNNING         -       -             -          -        -\n");
   EXPECT_EQ(format_ls(store, "nothing-here").substr(format_ls(store, "nothing-here").find('\n') + 1),
             "(no runs in experiment nothing-here)\n");
+}
+
+TEST(StoreClaimTest, ClaimIsACompareAndSetOnStatusAndOwner) {
+  TempDir dir;
+  Store store(dir.file("r.sqlite"));
+  const auto a = store.claim_run(spec("c1"), "owner-a");
+  EXPECT_TRUE(a.claimed);
+  EXPECT_EQ(a.status, RunStatus::Queued);  // there was no row
+  const auto b = store.claim_run(spec("c1"), "owner-b");
+  EXPECT_FALSE(b.claimed);
+  EXPECT_EQ(b.status, RunStatus::Running);
+  EXPECT_EQ(b.owner, "owner-a");
+  // Only the owner writes; another process's write is refused and changes nothing.
+  EXPECT_THROW(store.add_epoch("c1", {1, 1, 1, 1, 1, 1}, {}, "owner-b"), dmdbench::results::OwnershipLost);
+  EXPECT_TRUE(store.epochs("c1").empty());
+  store.add_epoch("c1", {1, 1, 1, 1, 1, 1}, {}, "owner-a");
+  // A stale owner is taken over in two steps that each succeed once: reclaim (RUNNING -> INTERRUPTED), claim.
+  EXPECT_FALSE(store.reclaim_run("c1", "owner-x", "gone"));
+  EXPECT_TRUE(store.reclaim_run("c1", "owner-a", "interrupted: its sweep is gone"));
+  EXPECT_FALSE(store.reclaim_run("c1", "owner-a", "again"));
+  const auto c = store.claim_run(spec("c1"), "owner-b");
+  EXPECT_TRUE(c.claimed);
+  EXPECT_EQ(c.status, RunStatus::Interrupted);
+  EXPECT_TRUE(store.epochs("c1").empty()) << "the new claim starts clean";
+  EXPECT_EQ(store.find_run("c1")->attempts, 2);
+  EXPECT_THROW(store.complete_run("c1", 1, 1.0, final_metrics(0.7), {}, {}, "owner-a"),
+               dmdbench::results::OwnershipLost);
+  store.complete_run("c1", 1, 1.0, final_metrics(0.7), {}, {}, "owner-b");
+  EXPECT_FALSE(store.claim_run(spec("c1"), "owner-c").claimed);  // COMPLETED stays done
+  EXPECT_EQ(store.claim_run(spec("c1"), "owner-c").status, RunStatus::Completed);
+  EXPECT_TRUE(store.claim_run(spec("c1"), "owner-c", /*redo_completed=*/true).claimed);
+}
+
+TEST(StoreClaimTest, ExactlyOneOfFourProcessesClaimsARun) {
+  // Four processes race for the same run at random offsets, 50 times: each time exactly one claim succeeds.
+  TempDir dir;
+  const std::string path = dir.file("r.sqlite");
+  { Store create(path); }
+  for (int rep = 0; rep < 50; ++rep) {
+    const std::string id = "race" + std::to_string(rep);
+    std::vector<pid_t> kids;
+    for (int k = 0; k < 4; ++k) {
+      const pid_t pid = fork();
+      if (pid == 0) {
+        usleep(static_cast<useconds_t>((rep * 7919 + k * 104729) % 3000));
+        Store s(path);
+        _exit(s.claim_run(spec(id), "owner-" + std::to_string(k)).claimed ? 0 : 1);
+      }
+      kids.push_back(pid);
+    }
+    int claimed = 0;
+    for (pid_t p : kids) {
+      int status = 0;
+      waitpid(p, &status, 0);
+      ASSERT_TRUE(WIFEXITED(status));
+      claimed += WEXITSTATUS(status) == 0;
+    }
+    EXPECT_EQ(claimed, 1) << "repetition " << rep;
+  }
+  Store s(path, true);
+  for (const auto& r : s.runs()) EXPECT_EQ(r.attempts, 1) << r.spec.run_id;
+}
+
+TEST(StoreClaimTest, ReadOnlyOpenCreatesNoWalOrShm) {
+  TempDir dir;
+  const std::string path = dir.file("r.sqlite");
+  {
+    Store s(path);
+    s.start_run(spec("x"), prov());
+  }
+  ASSERT_FALSE(std::filesystem::exists(path + "-wal"));
+  {
+    Store ro(path, true);
+    EXPECT_EQ(ro.runs().size(), 1u);
+    EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+    EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
+  }
+  // While a writer has it open, a reader sees its committed rows.
+  Store w(path);
+  w.start_run(spec("y"), prov());
+  Store ro(path, true);
+  EXPECT_EQ(ro.runs().size(), 2u);
 }

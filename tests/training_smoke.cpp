@@ -107,3 +107,17 @@ TEST(TrainingSmoke, GoldenCheckpointSurvivesReadWriteRead) {
   }
   std::filesystem::remove(path);
 }
+
+TEST(TrainingSmoke, ADivergingRunStopsNamingTheEpochBatchAndTerm) {
+  // A learning rate of 1e6 with clipping off blows the weights up within a few steps: the run stops with the
+  // first batch whose loss is not finite instead of training on NaN.
+  Config cfg = ablations::resolve_config("mosi", "dmd", "smoke", {"learning_rate=1000000.0", "grad_clip=1e30"});
+  try {
+    train_run(testing_support::synthetic_mosi(0.05), cfg, 1111, torch::kCPU);
+    ADD_FAILURE() << "the run must not complete";
+  } catch (const Diverged& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("the training loss became NaN at epoch 1, batch ", 0), 0u) << msg;
+    EXPECT_NE(msg.find(" (term '"), std::string::npos) << msg;
+  }
+}

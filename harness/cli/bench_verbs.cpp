@@ -1,4 +1,6 @@
 // `bench`: the Google Benchmark suite (bench/), stored in the database, or two stored sets compared.
+#include <fmt/format.h>
+
 #include <iostream>
 
 #include "bench/bench.h"
@@ -27,6 +29,8 @@ int bench_verb(const VerbArgs& va) {
   po::variables_map vm;
   if (!parse("bench [--filter REGEX] [--db PATH] [--repetitions N] | bench --compare BASE NEW", desc, va.args, vm))
     return 0;
+  if (a.repetitions < 1) throw po::error(fmt::format("--repetitions is {}, expected 1 or more", a.repetitions));
+  if (!(a.min_time > 0)) throw po::error(fmt::format("--min-time is {}, expected seconds above 0", a.min_time));
   if (!compare.empty()) {
     if (compare.size() != 2) throw po::error("--compare takes two benchmark set ids");
     return bench::compare_sets(a.db, compare[0], compare[1], std::cout);

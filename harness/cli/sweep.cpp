@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <thread>
 
 #include "ablations/variants.h"
+#include "harness/cli/ownership.h"
 #include "harness/cli/progress.h"
 #include "harness/cli/worker_pool.h"
 #include "harness/experiment/dataset_spec.h"
@@ -27,6 +29,10 @@ namespace dmdbench::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A RUNNING row of another host is taken over when its heartbeat is older than this (its owner's liveness
+// cannot be checked from here).
+constexpr double kStaleHeartbeatSeconds = 60;
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -47,6 +53,7 @@ std::vector<std::string> worker_argv(const AblationArgs& a) {
   if (a.fast) v.push_back("--fast");
   if (a.force) v.push_back("--force");
   for (const auto& s : a.sets) v.insert(v.end(), {"--set", s});
+  if (!a.owner.empty()) v.insert(v.end(), {"--owner", a.owner});
   return v;
 }
 
@@ -71,7 +78,10 @@ Plan plan_of(AblationArgs& a) {
   const DatasetSpec spec = parse_dataset_spec(a.dataset);
   if (a.profile.empty()) a.profile = default_profile(spec);
   find_profile(a.profile);
+  if (a.jobs < 0) throw ConfigError(fmt::format("--jobs is {}, expected 0 (one per core) or more", a.jobs));
+  if (a.emit_sbatch < 0) throw ConfigError(fmt::format("--emit-sbatch is {}, expected a number of shards", a.emit_sbatch));
   const std::string family = spec.known_family();
+  if (a.worker < 0) spec.require_file();
   const bool have_bert = !a.bert.empty();
   bool text_model = false;
   for (const auto& name : ablations::parse_variant_list(a.variants)) {
@@ -95,106 +105,199 @@ int run_ablation(AblationArgs a) {
   if (a.emit_sbatch > 0) return emit_sbatch(a);
   const Shard shard = parse_shard(a.shard);
   const std::vector<PlannedRun> runs = shard_runs(plan, shard);
+  if (runs.empty()) {
+    std::cout << fmt::format("dmdbench run-ablation: shard {}/{} holds none of the plan's {} run(s); nothing to do\n",
+                             shard.index, shard.count, plan.runs.size());
+    return 0;
+  }
   const DeviceSetup dev = setup_device(a.device, a.fast);  // fail early on a bad device
   results::Store store(a.db);
   store.add_experiment({plan.experiment_id, results::utc_now(), a.command_line,
                         fmt::format("{} on {}, profile {}, seeds {}", a.variants, a.dataset, a.profile, a.seeds)});
-  store.mark_stale_interrupted(30);
+  const std::string owner = this_process(new_sweep_id()).token();
 
-  std::vector<int> todo;
+  std::deque<int> todo;
   int completed = 0;
   for (const auto& r : runs) {
     const auto row = store.find_run(r.run_id);
-    if (row && row->status == results::RunStatus::Completed && !a.force) {
+    if (row && row->status == results::RunStatus::Completed && !a.force)
       ++completed;
-      continue;
-    }
-    if (row && row->status == results::RunStatus::Running && !a.force) {
-      std::cerr << fmt::format("run {} ({} seed {}) is running in another process; skipping it\n", r.run_id,
-                               r.variant, r.seed);
-      continue;
-    }
-    todo.push_back(r.index);
+    else
+      todo.push_back(r.index);
   }
   const int jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const std::size_t to_run = todo.size();
   std::cout << fmt::format(
       "dmdbench run-ablation: experiment {}, {} runs in this shard ({}/{}), {} already completed, {} to run, "
       "{} job(s), {}, database {}\n",
-      plan.experiment_id, runs.size(), shard.index, shard.count, completed, todo.size(), jobs, dev.name, a.db);
+      plan.experiment_id, runs.size(), shard.index, shard.count, completed, to_run, jobs, dev.name, a.db);
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   const auto start = Clock::now();
-  WorkerPool pool(self_executable(), worker_argv(a));
+  AblationArgs wa = a;
+  wa.owner = owner;
+  WorkerPool pool(self_executable(), worker_argv(wa));
   std::map<int, std::string> epoch_of;  // plan index -> "epoch 2/6"
-  std::vector<std::string> failures;
-  std::size_t next = 0;
-  int finished = 0;
+  std::map<int, std::string> waiting;   // plan index -> the owner of the run another sweep is running
+  int finished = 0, executed = 0;
   double run_seconds_sum = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   auto eta = [&] {
-    if (finished == 0) return std::string("?");
-    const std::size_t left = todo.size() - finished;
-    return format_duration(run_seconds_sum / finished * left / std::min<std::size_t>(jobs, std::max<std::size_t>(1, left)));
+    if (executed == 0) return std::string("?");
+    const std::size_t left = to_run - finished;
+    return format_duration(run_seconds_sum / executed * left / std::min<std::size_t>(jobs, std::max<std::size_t>(1, left)));
   };
   auto describe = [&](int idx) { return fmt::format("{} seed {}", plan.runs[idx].variant, plan.runs[idx].seed); };
+  auto spec_of = [&](const PlannedRun& r) {
+    return results::RunSpec{r.run_id, plan.experiment_id, r.variant, r.dataset, r.profile, r.seed, r.index,
+                            r.config.dump()};
+  };
+  auto progress_line = [&] {
+    std::string jobs_line;
+    for (const auto& [i, e] : epoch_of) jobs_line += fmt::format("  [{}: {}]", describe(i), e);
+    for (const auto& [i, o] : waiting) jobs_line += fmt::format("  [{}: waiting for {}]", describe(i), describe_owner(o));
+    std::cout << fmt::format("[{}/{} runs, elapsed {}, remaining ~{}]{}", finished, to_run, format_duration(elapsed()),
+                             eta(), jobs_line)
+              << std::endl;
+  };
+  // Claims a run for this sweep, reclaiming it first when the sweep that held it is gone. Returns true when the
+  // run is ours to start; otherwise it is done (counted) or waits for the live sweep that holds it.
+  auto take = [&](int idx) {
+    const PlannedRun& r = plan.runs[idx];
+    for (;;) {
+      const auto claim = store.claim_run(spec_of(r), owner, a.force);
+      if (claim.claimed) return true;
+      if (claim.status == results::RunStatus::Completed) {
+        ++finished;
+        std::cout << fmt::format("[{}/{} runs] {} was completed by another sweep", finished, to_run, describe(idx))
+                  << std::endl;
+        return false;
+      }
+      // RUNNING under another owner: wait for it while it lives, take it over once it is gone.
+      const Liveness live = liveness(claim.owner);
+      bool gone = live == Liveness::Gone;
+      if (live == Liveness::Unknown) {
+        const auto row = store.find_run(r.run_id);
+        gone = row && results::seconds_since(row->heartbeat_at) > kStaleHeartbeatSeconds;
+      }
+      if (!gone) {
+        waiting[idx] = claim.owner;
+        return false;
+      }
+      store.reclaim_run(r.run_id, claim.owner,
+                        fmt::format("interrupted: its sweep ({}) is gone", describe_owner(claim.owner)));
+    }
+  };
 
   auto on_message = [&](const WorkerMessage& m) {
     if (m.event != WorkerMessage::Event::Epoch) return;
     epoch_of[m.run] = m.max_epochs > 0 ? fmt::format("epoch {}/{}", m.epoch, m.max_epochs)
                                        : fmt::format("epoch {}", m.epoch);
-    std::string jobs_line;
-    for (const auto& [i, e] : epoch_of) jobs_line += fmt::format("  [{}: {}]", describe(i), e);
-    std::cout << fmt::format("[{}/{} runs, elapsed {}, remaining ~{}]{}", finished, todo.size(),
-                             format_duration(elapsed()), eta(), jobs_line)
-              << std::endl;
+    progress_line();
+  };
+  // Failures the store could not take yet (another process held its lock): recorded as soon as it can.
+  struct Unrecorded {
+    std::string run_id, why;
+    results::RunStatus status;
+  };
+  std::vector<Unrecorded> unrecorded;
+  auto record = [&](const Unrecorded& u) {
+    try {
+      const auto row = store.find_run(u.run_id);
+      if (row && row->owner == owner && row->status == results::RunStatus::Running)
+        store.fail_run(u.run_id, u.why, owner, u.status);
+      return true;
+    } catch (const results::OwnershipLost&) {
+      return true;  // someone else holds it now
+    } catch (const results::StoreError& err) {
+      return false;
+    }
+  };
+  auto flush_unrecorded = [&] {
+    for (auto it = unrecorded.begin(); it != unrecorded.end();) it = record(*it) ? unrecorded.erase(it) : it + 1;
   };
   auto on_exit = [&](const WorkerPool::Exit& e) {
-    ++finished;
+    ++finished, ++executed;
     run_seconds_sum += e.seconds;
     epoch_of.erase(e.index);
     const auto& run = plan.runs[e.index];
     const auto row = store.find_run(run.run_id);
-    if (row && row->status == results::RunStatus::Completed) {
-      std::cout << fmt::format("[{}/{} runs] done {} in {}", finished, todo.size(), describe(e.index),
+    if (row && row->status == results::RunStatus::Completed && row->owner == owner) {
+      std::cout << fmt::format("[{}/{} runs] done {} in {}", finished, to_run, describe(e.index),
                                format_duration(e.seconds))
                 << std::endl;
       return;
     }
     const std::string why = e.last_error.empty() ? e.describe() : e.last_error;
-    if (g_stop)
-      store.fail_run(run.run_id, "interrupted: " + why);
-    else if (!row || row->status != results::RunStatus::Failed)
-      store.fail_run(run.run_id, why);
-    failures.push_back(fmt::format("{} ({}): {}", describe(e.index), run.run_id, why));
-    std::cout << fmt::format("[{}/{} runs] FAILED {}: {}\n", finished, todo.size(), describe(e.index), why);
+    const Unrecorded u{run.run_id, g_stop ? "interrupted: " + why : why,
+                       g_stop ? results::RunStatus::Interrupted : results::RunStatus::Failed};
+    if (!record(u)) unrecorded.push_back(u);
+    std::cout << fmt::format("[{}/{} runs] {} {}: {}\n", finished, to_run, g_stop ? "INTERRUPTED" : "FAILED",
+                             describe(e.index), why);
   };
 
-  while (next < todo.size() || pool.running() > 0) {
-    while (!g_stop && next < todo.size() && static_cast<int>(pool.running()) < jobs) {
-      epoch_of[todo[next]] = "starting";
-      pool.start(todo[next++]);
+  auto last_wait_check = Clock::now();
+  while (!todo.empty() || pool.running() > 0 || !waiting.empty()) {
+    while (!g_stop && !todo.empty() && static_cast<int>(pool.running()) < jobs) {
+      const int idx = todo.front();
+      todo.pop_front();
+      if (!take(idx)) continue;
+      epoch_of[idx] = "starting";
+      pool.start(idx);
     }
-    if (pool.running() == 0) break;
-    pool.poll(500, on_message, on_exit);
+    if (g_stop && pool.running() == 0) break;
+    if (pool.running() > 0)
+      pool.poll(500, on_message, on_exit);
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
     if (g_stop) pool.signal_all(SIGTERM);
+    flush_unrecorded();
+    // Runs another sweep holds: done when it completes them, ours again when it is gone.
+    if (!waiting.empty() && Clock::now() - last_wait_check > std::chrono::seconds(1)) {
+      last_wait_check = Clock::now();
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        const auto row = store.find_run(plan.runs[it->first].run_id);
+        if (row && row->status == results::RunStatus::Running && row->owner == it->second &&
+            liveness(it->second) != Liveness::Gone) {
+          ++it;
+          continue;
+        }
+        todo.push_front(it->first);  // take() counts it as completed or claims it
+        it = waiting.erase(it);
+      }
+      if (pool.running() == 0 && !waiting.empty()) progress_line();
+    }
   }
 
+  for (int attempt = 0; !unrecorded.empty() && attempt < 10; ++attempt) flush_unrecorded();  // each waits for the lock
+  for (const auto& u : unrecorded)
+    std::cerr << fmt::format("dmdbench run-ablation: could not record that run {} failed ({}): the database stayed "
+                             "locked\n", u.run_id, u.why);
   std::cout << "\n" << results::format_ls(store, plan.experiment_id);
-  std::cout << fmt::format("{} run(s) executed in {}\n", finished, format_duration(elapsed()));
+  std::cout << fmt::format("{} run(s) executed in {}\n", executed, format_duration(elapsed()));
   if (!a.no_report && !a.report.empty()) {
     reports::ReportOptions ro;
     ro.db_path = a.db, ro.out_path = a.report, ro.experiment = plan.experiment_id, ro.command = a.command_line;
     for (const auto& v : ablations::registry()) ro.variants.push_back({v.name, v.description});
     reports::write_report(store, ro);
   }
+  // The sweep succeeded only if every run of its plan (this shard) is COMPLETED now.
+  std::vector<std::string> incomplete;
+  for (const auto& r : runs) {
+    const auto row = store.find_run(r.run_id);
+    if (!row || row->status != results::RunStatus::Completed)
+      incomplete.push_back(fmt::format("{} ({}): {}{}", describe(r.index), r.run_id,
+                                       row ? results::status_name(row->status) : "not started",
+                                       row && !row->error.empty() ? ", " + row->error : ""));
+  }
   if (g_stop) {
     std::cerr << "run-ablation was interrupted; rerun the same command to resume\n";
     return 130;
   }
-  if (!failures.empty()) {
-    std::cerr << fmt::format("{} run(s) failed:\n", failures.size());
-    for (const auto& f : failures) std::cerr << "  " << f << "\n";
+  if (!incomplete.empty()) {
+    std::cerr << fmt::format("{} run(s) of the plan are not completed:\n", incomplete.size());
+    for (const auto& f : incomplete) std::cerr << "  " << f << "\n";
     return 1;
   }
   if (!a.no_report && !a.report.empty()) std::cout << "report: " << a.report << "\n";

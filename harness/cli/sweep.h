@@ -18,6 +18,7 @@ struct AblationArgs {
   bool force = false, fast = false, no_report = false;
   std::vector<std::string> sets;
   int worker = -1;           // internal: run plan entry N in this process (a child of run-ablation)
+  std::string owner;         // internal: the claim token of the parent that started this worker
   int emit_sbatch = 0;       // print a Slurm array script for N shards instead of running
   std::string command_line;  // as typed, for the report's provenance
 };

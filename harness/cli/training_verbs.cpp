@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -14,6 +12,7 @@
 #include "harness/data/dataset.h"
 #include "harness/io/bert_folder.h"
 #include "harness/io/checkpoint.h"
+#include "harness/io/output_file.h"
 #include "harness/training/device.h"
 #include "harness/training/evaluation.h"
 #include "harness/training/trainer.h"
@@ -76,6 +75,9 @@ int train_verb(const VerbArgs& va) {
       "set", po::value(&sets)->composing(), "override a hyperparameter: key=value (repeatable)");
   po::variables_map vm;
   if (!parse("train [options]", desc, va.args, vm)) return 0;
+  if (seed < 0) throw po::error(fmt::format("--seed is {}, expected 0 or more", seed));
+  if (threads < 1) throw po::error(fmt::format("--threads is {}, expected 1 or more", threads));
+  parse_dataset_spec(dataset).require_file();
 
   set_threads(threads);
   const DeviceSetup dev = setup_device(device, fast);
@@ -135,6 +137,7 @@ int evaluate_verb(const VerbArgs& va) {
       "zero-nan", po::bool_switch(&zero_nan), "replace NaN features by 0 instead of refusing the file");
   po::variables_map vm;
   if (!parse("evaluate --checkpoint PATH --data PATH --config mosi|mosei [options]", desc, va.args, vm)) return 0;
+  if (threads < 1) throw po::error(fmt::format("--threads is {}, expected 1 or more", threads));
 
   set_threads(threads);
   const DeviceSetup dev = setup_device(device);
@@ -149,7 +152,11 @@ int evaluate_verb(const VerbArgs& va) {
   const std::optional<BertFolder> bert = text_model_for(cfg, bert_dir);
   if (bert) check_text_bert(data, bert->config.vocab, bert->config.type_vocab);
   auto model = build_trainable(cfg, data.dims(), dev.device, bert ? &*bert : nullptr);
-  model->load_network_state(read_checkpoint(checkpoint));
+  const StateDict weights = read_checkpoint(checkpoint);
+  const std::string conversions =
+      check_loadable(weights, model->network_state(), model->network_parameter_names(), checkpoint);
+  if (!conversions.empty()) std::cout << conversions << "\n";
+  model->load_network_state(weights);
   EvalOptions eo;  // file order, the reference's batch size
   eo.batch_size = 16, eo.with_heads = true;
   const EvalPass pass = evaluate_split(*model, split, dev.device, eo);
@@ -159,24 +166,15 @@ int evaluate_verb(const VerbArgs& va) {
                            split.size(), dev.name);
   print_metrics(std::cout, m);
   if (!predictions.empty()) {
-    const std::string tmp = predictions + ".tmp";
-    {
-      std::ofstream csv(tmp);
-      if (!csv) throw std::runtime_error(fmt::format("cannot write predictions file {}", predictions));
-      csv << "id,label,prediction";
-      for (const auto& [name, values] : pass.heads) csv << ',' << name;
-      csv << '\n';
-      for (std::size_t r = 0; r < pass.predictions.size(); ++r) {
-        csv << split.ids.at(pass.indices[r]) << ',' << fmt::format("{:.9g},{:.9g}", pass.labels[r], pass.predictions[r]);
-        for (const auto& [name, values] : pass.heads) csv << ',' << fmt::format("{:.9g}", values[r]);
-        csv << '\n';
-      }
-      csv.close();
-      if (!csv || std::rename(tmp.c_str(), predictions.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error(fmt::format("cannot write predictions file {}", predictions));
-      }
+    std::string csv = "id,label,prediction";
+    for (const auto& [name, values] : pass.heads) csv += "," + name;
+    csv += '\n';
+    for (std::size_t r = 0; r < pass.predictions.size(); ++r) {
+      csv += split.ids.at(pass.indices[r]) + fmt::format(",{:.9g},{:.9g}", pass.labels[r], pass.predictions[r]);
+      for (const auto& [name, values] : pass.heads) csv += fmt::format(",{:.9g}", values[r]);
+      csv += '\n';
     }
+    write_file_atomically(predictions, csv);
     std::cout << "wrote predictions to " << predictions << "\n";
   }
   return 0;
@@ -205,9 +203,9 @@ int ablation_verb(const VerbArgs& va) {
       "fast", po::bool_switch(&a.fast), "CUDA: allow TF32 and cuDNN autotuning (recorded)")(
       "report", po::value(&a.report)->default_value(a.report), "write the Markdown report here at the end")(
       "no-report", po::bool_switch(&a.no_report), "do not write the report")(
-      "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0),
-      "print a Slurm array script for N shards and exit")("worker", po::value(&a.worker)->default_value(-1),
-                                                          "internal: run one plan entry in this process");
+      "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0), "print a Slurm array script for N shards and exit")(
+      "worker", po::value(&a.worker)->default_value(-1), "internal: run one plan entry in this process")(
+      "owner", po::value(&a.owner), "internal: the claim of the sweep that started this worker");
   po::variables_map vm;
   if (!parse("run-ablation [options]", desc, va.args, vm)) return 0;
   return run_ablation(a);

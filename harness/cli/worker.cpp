@@ -1,13 +1,19 @@
-// One plan entry of run-ablation, run in this process (a worker started by the sweep): load the data, train,
-// store every epoch and the final results, and tell the parent (worker_messages.h).
+// One plan entry of run-ablation, run in this process (a worker started by the sweep, which claimed the run):
+// load the data, train, store every epoch and the final results under the parent's claim, and tell the parent
+// (worker_messages.h). It stops at the next batch on SIGTERM (also sent when the parent dies), when its parent is
+// gone, or when the store fails in the heartbeat thread; the run is then INTERRUPTED or FAILED with the reason.
 #include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "harness/cli/ownership.h"
 #include "harness/cli/sweep.h"
 #include "harness/cli/worker_messages.h"
 #include "harness/data/dataset.h"
@@ -20,6 +26,9 @@ namespace dmdbench::cli {
 
 namespace {
 
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal = sig; }
+
 std::vector<results::MetricRow> metric_rows(const results::MetricValues& m, const std::string& split, int epoch) {
   std::vector<results::MetricRow> rows;
   for (const auto& [name, value] : m.all()) rows.push_back({split, name, value, epoch});
@@ -30,22 +39,70 @@ void tell(const WorkerMessage& m) { std::cout << encode(m) << std::endl; }
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// Why the run should stop now, from any thread; the first reason wins. A signal or a lost parent interrupts the
+// run; a store error fails it.
+class StopReason {
+ public:
+  void set(const std::string& why, results::RunStatus status = results::RunStatus::Interrupted) {
+    std::lock_guard lock(mu_);
+    if (why_.empty()) why_ = why, status_ = status;
+  }
+  std::string get() {
+    if (const int sig = g_signal.load()) set(fmt::format("interrupted by signal {} ({})", sig, strsignal(sig)));
+    std::lock_guard lock(mu_);
+    return why_;
+  }
+  results::RunStatus status() {
+    std::lock_guard lock(mu_);
+    return status_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string why_;
+  results::RunStatus status_ = results::RunStatus::Interrupted;
+};
+
 }  // namespace
 
 int run_worker(const AblationArgs& a, const Plan& plan, int index) {
   if (index < 0 || index >= static_cast<int>(plan.runs.size()))
     throw ConfigError(fmt::format("worker index {} is outside the plan (0..{})", index, plan.runs.size() - 1));
+  signal(SIGTERM, on_signal);
+  signal(SIGINT, on_signal);
+  const pid_t parent = getppid();
   const PlannedRun& run = plan.runs[index];
   set_threads(1);
   const DeviceSetup dev = setup_device(a.device, a.fast);
   results::Store store(a.db);
-  results::RunSpec spec{run.run_id, plan.experiment_id, run.variant, run.dataset, run.profile,
-                        run.seed,   run.index,          run.config.dump()};
+  const results::RunSpec spec{run.run_id, plan.experiment_id, run.variant, run.dataset, run.profile,
+                              run.seed,   run.index,          run.config.dump()};
+  std::string owner = a.owner;
+  if (owner.empty()) {  // started by hand: claim the run for this process
+    owner = this_process(new_sweep_id()).token();
+    const auto claim = store.claim_run(spec, owner, a.force);
+    if (!claim.claimed)
+      throw ConfigError(fmt::format("run {} is {} ({}); not running it", run.run_id, status_name(claim.status),
+                                    describe_owner(claim.owner)));
+  }
+  auto finish = [&](const std::string& error, results::RunStatus status) {
+    try {
+      store.fail_run(run.run_id, error, owner, status);
+    } catch (const results::OwnershipLost&) {
+      // another sweep took the run over; its rows are its own
+    } catch (const results::StoreError&) {
+      // the store itself fails (locked, full): the parent records the error with its own connection
+    }
+    WorkerMessage m;
+    m.event = WorkerMessage::Event::Failed, m.run = index, m.error = error;
+    tell(m);
+    return status == results::RunStatus::Interrupted ? 128 + SIGTERM : 1;
+  };
+
   results::Provenance prov = process_provenance(dev);
   prov.dataset_name = run.dataset;
   Dataset data;
   std::optional<BertFolder> bert;
-  std::string load_error;
   try {
     LoadOptions lo;
     lo.zero_nan = run.config.flag("zero_nan");
@@ -62,33 +119,38 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
       prov.text_model_config = bert->config_json;
       prov.text_width = bert->config.hidden;
     }
+    store.set_provenance(run.run_id, prov, owner);
+  } catch (const results::OwnershipLost& e) {
+    return finish(first_line(e.what()), results::RunStatus::Interrupted);
   } catch (const std::exception& e) {
-    load_error = first_line(e.what());
+    return finish(first_line(e.what()), results::RunStatus::Failed);
   }
-  if (a.force) store.delete_run(run.run_id);  // --force redoes a completed run
-  store.start_run(spec, prov);
-  auto fail = [&](const std::string& error) {
-    store.fail_run(run.run_id, error);
-    WorkerMessage m;
-    m.event = WorkerMessage::Event::Failed, m.run = index, m.error = error;
-    tell(m);
-    return 1;
-  };
-  if (!load_error.empty()) return fail(load_error);
 
+  StopReason stop;
   std::atomic<bool> done{false};
-  std::thread beat([&] {  // heartbeat on its own connection
-    results::Store hb(a.db);
-    while (!done) {
-      for (int i = 0; i < 50 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (!done) hb.heartbeat(run.run_id);
+  std::thread beat([&] {  // heartbeat on its own connection; it also watches the parent
+    try {
+      results::Store hb(a.db);
+      while (!done) {
+        for (int i = 0; i < 50 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (done) break;
+        if (getppid() != parent) stop.set("its run-ablation parent process is gone");
+        hb.heartbeat(run.run_id, owner);
+      }
+    } catch (const std::exception& e) {  // a store error must not take the process down: the run stops with it
+      stop.set(first_line(e.what()), results::RunStatus::Failed);
     }
   });
+  auto join = [&] {
+    done = true;
+    beat.join();
+  };
   try {
     TrainHooks hooks;
+    hooks.should_stop = [&] { return stop.get(); };
     hooks.on_epoch = [&](const EpochReport& r) {
       store.add_epoch(run.run_id, {static_cast<int>(r.epoch), r.train_loss, r.valid_loss, r.lr, r.seconds, r.grad_norm},
-                      metric_rows(r.valid, "valid", static_cast<int>(r.epoch)));
+                      metric_rows(r.valid, "valid", static_cast<int>(r.epoch)), owner);
       WorkerMessage m;
       m.event = WorkerMessage::Event::Epoch, m.run = index, m.epoch = static_cast<int>(r.epoch);
       m.max_epochs = static_cast<int>(run.config.integer("max_epochs")), m.valid_loss = r.valid_loss;
@@ -109,19 +171,26 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
       for (int f = 0; f < 3; ++f)
         for (int t = 0; t < 3; ++t)
           if (f != t) edges.push_back({r.edge_spaces[s], names[f], names[t], r.edges[s][f][t]});
-    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges);
-    done = true;
-    beat.join();
+    join();
+    if (const std::string why = stop.get(); !why.empty()) return finish(why, stop.status());
+    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges, owner);
     WorkerMessage m;
     m.event = WorkerMessage::Event::Done, m.run = index, m.wall_seconds = r.wall_seconds;
     for (const auto& def : results::metric_defs())
       if (auto v = def.in_summary ? r.test.find(def.name) : std::nullopt) m.summary.emplace_back(def.name, *v);
     tell(m);
     return 0;
+  } catch (const Interrupted& e) {
+    join();
+    return finish(first_line(e.what()), stop.status());
+  } catch (const results::OwnershipLost& e) {
+    join();
+    return finish(first_line(e.what()), results::RunStatus::Interrupted);
   } catch (const std::exception& e) {
-    done = true;
-    beat.join();
-    return fail(first_line(e.what()));
+    join();
+    // A store error seen by the heartbeat thread is the cause of whatever failed after it.
+    const std::string why = stop.get();
+    return finish(why.empty() ? first_line(e.what()) : why, results::RunStatus::Failed);
   }
 }
 

@@ -36,7 +36,7 @@ std::optional<WorkerMessage> decode(const std::string& line, bool* malformed) {
     if (malformed) *malformed = true;
     return std::nullopt;
   };
-  const auto j = nlohmann::json::parse(line.substr(std::char_traits<char>::length(kTag)), nullptr, false);
+  const auto j = nlohmann::ordered_json::parse(line.substr(std::char_traits<char>::length(kTag)), nullptr, false);
   if (!j.is_object() || !j.contains("event") || !j["event"].is_string() || !j.contains("run")) return bad();
   try {
     WorkerMessage m;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,12 +28,17 @@ void WorkerPool::start(int index) {
   if (pipe(fds) != 0) throw std::runtime_error("cannot create a pipe for a worker");
   std::vector<std::string> args = argv_;
   args.insert(args.end(), {"--worker", std::to_string(index)});
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]), close(fds[1]);
     throw std::runtime_error("cannot start a worker process");
   }
   if (pid == 0) {
+    // A worker dies with its parent: SIGTERM when the parent goes (it then stops at the next batch and marks
+    // its run INTERRUPTED); a parent that died before this line is noticed at once.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);  // one thread per worker, read by OpenBLAS when it loads
     setenv("OMP_NUM_THREADS", "1", 1);
     dup2(fds[1], STDOUT_FILENO);

@@ -51,7 +51,7 @@ const NonFiniteCount* find_count(const Dataset& ds, const std::string& split, co
 int data_info(const std::string& spec, std::ostream& out) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadOptions opts;
-  opts.zero_nan = true;  // report NaN instead of refusing the file
+  opts.inspect = true;  // report non-finite values instead of refusing the file
   const Dataset ds = open_dataset(spec, opts);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const bool synthetic = spec.rfind("synthetic-", 0) == 0;

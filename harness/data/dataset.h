@@ -55,14 +55,16 @@ struct Dataset {
 void check_text_bert(const Dataset& data, int64_t vocab, int64_t type_vocab);
 
 struct LoadOptions {
-  bool zero_nan = false;      // replace NaN by 0 instead of refusing the file
+  bool zero_nan = false;      // replace NaN and ±inf in the features by 0 instead of refusing the file
+  bool inspect = false;       // `data info`: count every non-finite value, replace them all by 0, refuse nothing
   bool compute_sha256 = true;
 };
 
 // Load an MMSA pickle ({train, valid, test} dicts). family is "mosi" or "mosei" (the audio and vision dims must
 // match: 5/20 or 74/35; the text features may have any width), or "" to guess it from the audio dim. text_bert
-// [n,3,L] is read when present (NaN refused). Checks shapes across keys and splits and names
-// the wrong key; refuses NaN unless zero_nan; replaces audio -inf by 0 as the reference loader does. The file
+// [n,3,L] is read when present (non-finite values refused). Checks shapes across keys and splits and names the
+// wrong key; refuses NaN and ±inf in the features unless zero_nan and in the labels always (audio -inf becomes 0,
+// as the reference loader does). The file
 // is memory-mapped and every modality is copied once, straight into its float32 tensor. Errors: DataError.
 Dataset load_mmsa(const std::string& path, const std::string& family, const LoadOptions& opts = {});
 

@@ -35,7 +35,7 @@ struct Counts {
 
 struct Cleaning {
   bool neg_inf_to_zero = false;  // audio, as the reference loader
-  bool nan_to_zero = false;      // LoadOptions::zero_nan
+  bool nan_to_zero = false;      // LoadOptions::zero_nan: NaN and ±inf become 0
 };
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
@@ -70,13 +70,13 @@ void convert(const pk::NdArray& a, float* out, const Cleaning& clean, Counts* co
       if (!std::isfinite(f)) {
         if (std::isnan(f)) {
           ++nan;
-          if (clean.nan_to_zero) f = 0.0f;
         } else if (f < 0) {
           ++neg;
           if (clean.neg_inf_to_zero) f = 0.0f;
         } else {
           ++pos;
         }
+        if (clean.nan_to_zero) f = 0.0f;
       }
       out[c] = f;
       if (!fortran) {
@@ -275,8 +275,10 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
   if (!family_in.empty() && family_in != "mosi" && family_in != "mosei") {
     throw DataError(fmt::format("unknown dataset family '{}', expected mosi or mosei", family_in));
   }
+  pk::MappedFile file;
+  auto truncated = [&] { return DataError(fmt::format("file {} was truncated while it was being read", path)); };
   try {
-    pk::MappedFile file = pk::map_file(path);
+    file = pk::map_file(path);
     const pk::Value root = pk::loads(file.data, file.size, file.owner, pk::GlobalPolicy::numpy());
     if (!std::holds_alternative<pk::Dict>(root.v)) {
       throw DataError(fmt::format("the pickle holds {}, expected a dict with train, valid and test", root.type_name()));
@@ -303,12 +305,12 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
       torch::Tensor* dst[3] = {&sp.text, &sp.audio, &sp.vision};
       for (int m = 0; m < 3; ++m) {
         NonFiniteCount rec{r.name, kModalities[m], 0, 0, 0, ""};
-        Cleaning clean{m == 1, opts.zero_nan};
+        Cleaning clean{m == 1, opts.zero_nan || opts.inspect};
         *dst[m] = to_float_tensor(*r.mod[m], r.mod[m]->shape, clean, &rec);
         ds.non_finite.push_back(rec);
       }
       NonFiniteCount rec{r.name, "labels", 0, 0, 0, ""};
-      sp.labels = read_labels(r, n, Cleaning{false, opts.zero_nan}, &rec);
+      sp.labels = read_labels(r, n, Cleaning{false, opts.inspect}, &rec);
       ds.non_finite.push_back(rec);
       sp.ids = read_ids(r, n);
       if (r.text_bert) {
@@ -320,20 +322,31 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
                                       r.name, tb.nan + tb.neg_inf + tb.pos_inf));
       }
     }
-    if (!opts.zero_nan) {
-      for (const auto& c : ds.non_finite) {
-        if (c.nan > 0) {
-          throw DataError(fmt::format("split '{}' {} holds {} NaN value{}; refusing the file (the zero-NaN "
-                                      "option replaces NaN by 0)",
-                                      c.split, c.modality, c.nan, c.nan == 1 ? "" : "s"));
-        }
-      }
+    // Non-finite values the reference would feed to the model: refused, unless zero_nan (features only; a label
+    // is never made up). Audio -inf is the reference loader's own cleaning and always becomes 0.
+    for (const auto& c : ds.non_finite) {
+      if (opts.inspect) break;
+      const bool labels = c.modality == "labels";
+      if (!labels && opts.zero_nan) continue;
+      const int64_t neg = c.modality == "audio" ? 0 : c.neg_inf;
+      if (c.nan + neg + c.pos_inf == 0) continue;
+      std::string what;
+      for (const auto& [n, name] : {std::pair{c.nan, "NaN"}, std::pair{neg, "-inf"}, std::pair{c.pos_inf, "+inf"}})
+        if (n > 0) what += fmt::format("{}{} {}", what.empty() ? "" : ", ", n, name);
+      throw DataError(fmt::format("split '{}' {} holds non-finite values ({}); refusing the file ({})", c.split,
+                                  c.modality, what,
+                                  labels ? "labels must be finite"
+                                         : "--set zero_nan=true replaces NaN and ±inf in the features by 0"));
     }
+    if (file.truncated()) throw truncated();
     return ds;
   } catch (const pk::PickleError& e) {  // messages from map_file already name the path
+    if (file.truncated()) throw truncated();
     const std::string msg = e.what();
     throw DataError(msg.find(path) != std::string::npos ? msg : fmt::format("{}: {}", path, msg));
   } catch (const DataError& e) {
+    if (file.truncated()) throw truncated();
+    if (std::string(e.what()).find(path) != std::string::npos) throw;
     throw DataError(fmt::format("{}: {}", path, e.what()));
   }
 }

@@ -68,6 +68,41 @@ void Config::set_from_string(const std::string& assignment) {
   throw ConfigError(fmt::format("configuration key '{}' expects a {}, got '{}'", key, old.type_name(), text));
 }
 
+void Config::validate() const {
+  auto need = [&](bool ok, const std::string& key, const char* expected) {
+    if (!ok)
+      throw ConfigError(fmt::format("configuration key '{}' is {}, expected {}", key, at(key).dump(), expected));
+  };
+  auto at_least = [&](const char* key, int64_t lo) {
+    if (has(key)) need(integer(key) >= lo, key, lo == 0 ? "0 or more" : "a positive integer");
+  };
+  auto positive = [&](const char* key) {
+    if (has(key)) need(std::isfinite(num(key)) && num(key) > 0, key, "a positive number");
+  };
+  auto non_negative = [&](const char* key) {
+    if (has(key)) need(std::isfinite(num(key)) && num(key) >= 0, key, "a number of 0 or more");
+  };
+  auto probability = [&](const char* key) {
+    if (has(key)) need(num(key) >= 0 && num(key) < 1, key, "a probability in [0, 1)");
+  };
+  for (const char* k : {"d", "heads", "nlevels", "kernel_l", "kernel_a", "kernel_v", "batch_size", "update_epochs",
+                        "early_stop"})
+    at_least(k, 1);
+  for (const char* k : {"max_epochs", "plateau_patience"}) at_least(k, 0);
+  if (integer("d") % integer("heads") != 0)
+    throw ConfigError(fmt::format("configuration key 'heads' is {}, which does not divide d = {}", integer("heads"),
+                                  integer("d")));
+  for (const char* k : {"learning_rate", "grad_clip"}) positive(k);
+  for (const char* k : {"plateau_threshold", "w_task", "w_homo", "w_hetero", "w_decouple", "w_sim_ort"})
+    non_negative(k);
+  if (has("plateau_factor")) need(num("plateau_factor") > 0 && num("plateau_factor") < 1, "plateau_factor", "a number in (0, 1)");
+  for (const char* k : {"attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "embed_dropout",
+                        "res_dropout", "text_dropout", "output_dropout"})
+    probability(k);
+  if (has("synthetic_scale"))
+    need(num("synthetic_scale") > 0 && num("synthetic_scale") <= 16, "synthetic_scale", "a number in (0, 16]");
+}
+
 std::string Config::pretty() const {
   std::string s;
   for (auto it = j_.begin(); it != j_.end(); ++it) s += fmt::format("  {:<22} = {}\n", it.key(), it.value().dump());

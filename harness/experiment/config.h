@@ -33,6 +33,10 @@ class Config {
   // "key=value" from the command line, parsed according to the key's type.
   void set_from_string(const std::string& assignment);
 
+  // ConfigError, in one sentence, for the first value out of its range: sizes and counts that must be positive,
+  // probabilities outside [0, 1), a learning rate that is not positive, heads that do not divide d, ...
+  void validate() const;
+
   const nlohmann::ordered_json& json() const { return j_; }
   std::string dump() const { return j_.dump(); }
   std::string pretty() const;  // "key = value" lines, for printing

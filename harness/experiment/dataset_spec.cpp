@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 
 #include "harness/experiment/config.h"
@@ -73,6 +77,14 @@ DatasetSpec parse_dataset_spec(const std::string& text) {
   else if (lower.find("mosi") != std::string::npos) s.family = "mosi";
   s.path = text;
   return s;
+}
+
+void DatasetSpec::require_file() const {
+  if (synthetic) return;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw ConfigError(fmt::format("dataset file {} cannot be read: {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) throw ConfigError(fmt::format("dataset file {} is not a regular file", path));
 }
 
 const std::string& DatasetSpec::known_family() const {

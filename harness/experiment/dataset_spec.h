@@ -30,6 +30,8 @@ struct DatasetSpec {
   double scale = 0;          // synthetic: the @scale suffix in (0, 1]; 0 = the profile's fraction
   // The family, or ConfigError saying to write mosi:PATH or mosei:PATH (what a plan needs before loading).
   const std::string& known_family() const;
+  // ConfigError when a real dataset's file is missing or not a regular file (checked before anything is stored).
+  void require_file() const;
 };
 
 // "synthetic-mosi", "synthetic-mosei@0.1", "mosi:PATH", "mosei:PATH", or a bare PATH (its family read from the

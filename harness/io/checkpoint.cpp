@@ -3,15 +3,15 @@
 #include "harness/io/checkpoint.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 
+#include "harness/io/output_file.h"
 #include "harness/io/pickle.h"
 
 namespace dmdbench {
@@ -236,11 +236,10 @@ std::string state_dict_pickle(const std::vector<std::pair<std::string, torch::Te
 }  // namespace
 
 StateDict read_checkpoint(const std::string& path) {
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-  } else {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
     throw CheckpointError(fmt::format("cannot open file {}: {}", path, std::strerror(errno)));
-  }
+  if (!S_ISREG(st.st_mode)) throw CheckpointError(fmt::format("cannot read file {}: not a regular file", path));
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     if (!reader.hasRecord("data.pkl")) {
@@ -274,22 +273,42 @@ StateDict read_checkpoint(const std::string& path) {
   }
 }
 
+std::string check_loadable(const StateDict& checkpoint, const StateDict& model,
+                           const std::vector<std::string>& parameters, const std::string& path) {
+  std::map<std::string, const torch::Tensor*> expected;
+  for (const auto& [name, t] : model) expected[name] = &t;
+  std::vector<std::string> bad, converted;
+  for (const auto& [name, t] : checkpoint) {
+    auto it = expected.find(name);
+    if (it == expected.end()) continue;  // the strict load names unexpected keys
+    if (t.scalar_type() != it->second->scalar_type())
+      converted.push_back(fmt::format("{} ({} to {})", name, c10::toString(t.scalar_type()),
+                                      c10::toString(it->second->scalar_type())));
+    if (!t.is_floating_point() || std::find(parameters.begin(), parameters.end(), name) == parameters.end()) continue;
+    const int64_t nan = torch::isnan(t).sum().item<int64_t>(), inf = torch::isinf(t).sum().item<int64_t>();
+    if (nan + inf > 0) bad.push_back(fmt::format("{} ({} NaN, {} inf)", name, nan, inf));
+  }
+  if (!bad.empty())
+    throw CheckpointError(fmt::format("checkpoint {} holds non-finite weights in {} tensor{}: {}", path, bad.size(),
+                                      bad.size() == 1 ? "" : "s", fmt::join(bad, ", ")));
+  if (converted.empty()) return "";
+  return fmt::format("converted {} tensor{} of checkpoint {} on load: {}", converted.size(),
+                     converted.size() == 1 ? "" : "s", path, fmt::join(converted, ", "));
+}
+
 void write_checkpoint(const std::string& path, const StateDict& state) {
-  const std::string tmp = path + ".tmp";
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& [name, t] : state) {
+    if (!t.defined())
+      throw CheckpointError(fmt::format("cannot write checkpoint {}: tensor '{}' is undefined", path, name));
+    tensors.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
+    storage_name(tensors.back().second.scalar_type());
+  }
   try {
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
-    for (const auto& [name, t] : state) {
-      if (!t.defined()) throw CheckpointError(fmt::format("cannot write checkpoint {}: tensor '{}' is undefined",
-                                                          path, name));
-      tensors.emplace_back(name, t.detach().to(torch::kCPU).contiguous());
-      storage_name(tensors.back().second.scalar_type());
-    }
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw CheckpointError(fmt::format("cannot write file {}: {}", tmp, std::strerror(errno)));
-    {
+    write_file_atomically(path, [&](const FileSink& sink) {
       caffe2::serialize::PyTorchStreamWriter writer([&](const void* buf, size_t n) -> size_t {
-        out.write(static_cast<const char*>(buf), static_cast<std::streamsize>(n));
-        return out ? n : 0;
+        sink(buf, n);
+        return n;
       });
       const std::string pkl = state_dict_pickle(tensors);
       writer.writeRecord("data.pkl", pkl.data(), pkl.size());
@@ -304,18 +323,11 @@ void write_checkpoint(const std::string& path, const StateDict& state) {
         writer.writeRecord("data/" + k, data, t.numel() * t.element_size());
       }
       writer.writeEndOfFile();  // adds the "version" record
-    }
-    out.close();
-    if (!out) throw CheckpointError(fmt::format("cannot write file {}: {}", tmp, std::strerror(errno)));
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      throw CheckpointError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
-    }
+    });
   } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
     throw CheckpointError(fmt::format("cannot write checkpoint {}: {}", path, first_line(e.what_without_backtrace())));
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
+  } catch (const FileError& e) {
+    throw CheckpointError(e.what());
   }
 }
 

@@ -22,8 +22,14 @@ using models::StateDict;
 // copies with the stored dtype (float32/float64/int64/bool...). Errors name the path and what is wrong.
 StateDict read_checkpoint(const std::string& path);
 
+// Before loading `checkpoint` into a model whose state is `model` (names, shapes, dtypes): CheckpointError naming
+// the tensors of `parameters` (the model's trainable tensors; unused buffers may hold garbage, as the reference's
+// do) that hold NaN or ±inf. Returns one line naming the tensors whose dtype the load converts, "" when none.
+std::string check_loadable(const StateDict& checkpoint, const StateDict& model,
+                           const std::vector<std::string>& parameters, const std::string& path);
+
 // Writes a torch.save-compatible zip that Python's torch.load + load_state_dict accepts (an OrderedDict).
-// Tensors are moved to CPU. The write goes to PATH.tmp and is renamed, so a failed write leaves nothing.
+// Tensors are moved to CPU. Written whole or not at all (harness/io/output_file.h).
 void write_checkpoint(const std::string& path, const StateDict& state);
 
 }  // namespace dmdbench

@@ -7,11 +7,14 @@
 #include "harness/io/pickle.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -1071,8 +1074,75 @@ GlobalPolicy GlobalPolicy::numpy() {
 // ---------------------------------------------------------------------------------------------------------
 // files
 
+namespace {
+
+// The mappings the SIGBUS handler may repair: fixed slots, claimed and released with atomics (no locks, no
+// allocation: the handler runs inside a signal).
+struct MappingSlot {
+  std::atomic<uintptr_t> begin{0}, end{0};
+  std::atomic<bool> truncated{false};
+};
+constexpr int kMappingSlots = 64;
+MappingSlot g_mappings[kMappingSlots];
+struct sigaction g_previous_bus;
+
+void on_bus(int sig, siginfo_t* info, void* context) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (auto& m : g_mappings) {
+    const uintptr_t begin = m.begin.load(), end = m.end.load();
+    if (begin == 0 || addr < begin || addr >= end) continue;
+    // The file shrank under this mapping: zeros over the rest of it, so the faulting read and the ones after it
+    // complete; the reader checks truncated() before it trusts what it read.
+    const uintptr_t page = addr & ~(static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE)) - 1);
+    ::mmap(reinterpret_cast<void*>(page), end - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    m.truncated = true;
+    return;
+  }
+  // Not ours: what would have happened without this handler.
+  if (g_previous_bus.sa_flags & SA_SIGINFO && g_previous_bus.sa_sigaction) {
+    g_previous_bus.sa_sigaction(sig, info, context);
+  } else if (g_previous_bus.sa_handler != SIG_DFL && g_previous_bus.sa_handler != SIG_IGN && g_previous_bus.sa_handler) {
+    g_previous_bus.sa_handler(sig);
+  } else {
+    ::signal(SIGBUS, SIG_DFL);
+    ::raise(SIGBUS);
+  }
+}
+
+int register_mapping(const void* addr, std::size_t size) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_bus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &g_previous_bus);
+  });
+  const auto begin = reinterpret_cast<uintptr_t>(addr);
+  for (int i = 0; i < kMappingSlots; ++i) {
+    uintptr_t expected = 0;
+    if (g_mappings[i].begin.compare_exchange_strong(expected, begin)) {
+      g_mappings[i].truncated = false;
+      g_mappings[i].end = begin + size;
+      return i;
+    }
+  }
+  return -1;  // more than 64 files mapped at once: this one is not protected
+}
+
+void unregister_mapping(int slot) {
+  if (slot < 0) return;
+  g_mappings[slot].end = 0;
+  g_mappings[slot].begin = 0;
+}
+
+}  // namespace
+
+bool MappedFile::truncated() const { return slot >= 0 && g_mappings[slot].truncated.load(); }
+
 MappedFile map_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw PickleError(fmt::format("cannot open file {}: {}", path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -1097,15 +1167,24 @@ MappedFile map_file(const std::string& path) {
   ::madvise(addr, f.size, MADV_SEQUENTIAL);
   std::size_t n = f.size;
   f.data = static_cast<const std::byte*>(addr);
-  f.owner = std::shared_ptr<const void>(addr, [n](const void* p) { ::munmap(const_cast<void*>(p), n); });
+  f.slot = register_mapping(addr, n);
+  const int slot = f.slot;
+  f.owner = std::shared_ptr<const void>(addr, [n, slot](const void* p) {
+    unregister_mapping(slot);
+    ::munmap(const_cast<void*>(p), n);
+  });
   return f;
 }
 
 Value load_file(const std::string& path, const GlobalPolicy& policy, const PersistentLoader& persistent) {
   MappedFile f = map_file(path);
+  auto truncated = [&] { return PickleError(fmt::format("file {} was truncated while it was being read", path)); };
   try {
-    return loads(f.data, f.size, f.owner, policy, persistent);
+    Value v = loads(f.data, f.size, f.owner, policy, persistent);
+    if (f.truncated()) throw truncated();
+    return v;
   } catch (const PickleError& e) {
+    if (f.truncated()) throw truncated();
     throw PickleError(fmt::format("{}: {}", path, e.what()));
   }
 }

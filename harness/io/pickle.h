@@ -123,11 +123,15 @@ constexpr int kMaxDepth = 256;
 Value loads(const std::byte* data, std::size_t size, std::shared_ptr<const void> owner,
             const GlobalPolicy& policy, const PersistentLoader& persistent = nullptr);
 
-// A read-only memory map of a whole file; errors name the path.
+// A read-only memory map of a whole regular file; errors name the path. A file that shrinks while it is mapped
+// would make the next read of the lost pages raise SIGBUS and end the process: instead, a SIGBUS handler maps
+// zeros over the lost part and marks the mapping truncated, so the reader finishes and then asks truncated().
 struct MappedFile {
   const std::byte* data = nullptr;
   std::size_t size = 0;
   std::shared_ptr<const void> owner;  // unmaps when the last reference goes
+  bool truncated() const;             // the file shrank under the mapping; what was read from it is not the file
+  int slot = -1;                      // internal: the mapping's entry in the SIGBUS handler's table
 };
 MappedFile map_file(const std::string& path);
 

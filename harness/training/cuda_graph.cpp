@@ -90,7 +90,7 @@ GraphedTrainStep::GraphedTrainStep([[maybe_unused]] Trainable& model, [[maybe_un
   {
     c10::cuda::CUDAStreamGuard guard(side);
     impl_->graph.capture_begin();
-    impl_->loss = loss_and_backward(model, impl_->in, autocast_bf16);
+    impl_->loss = loss_and_backward(model, impl_->in, autocast_bf16).total;
     impl_->graph.capture_end();
   }
   torch::cuda::synchronize();

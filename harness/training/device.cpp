@@ -99,7 +99,6 @@ void set_threads(int threads) {
 int current_threads() { return torch::get_num_threads(); }
 
 std::string libtorch_version() { return TORCH_VERSION; }
-std::string git_commit() { return build_git_commit(); }
 
 std::string host_name() {
   char buf[256] = {0};
@@ -126,7 +125,7 @@ int64_t peak_memory_bytes(const torch::Device& device) {
 
 results::Provenance process_provenance(const DeviceSetup& dev) {
   results::Provenance p;
-  p.git_commit = git_commit(), p.libtorch_version = libtorch_version(), p.device = dev.name;
+  p.git_commit = build_git_commit(), p.libtorch_version = libtorch_version(), p.device = dev.name;
   p.host = host_name(), p.threads = current_threads(), p.deterministic = dev.deterministic;
   p.determinism_flags = dev.determinism_flags;
   return p;

@@ -29,7 +29,6 @@ int current_threads();
 results::Provenance process_provenance(const DeviceSetup& dev);
 
 std::string libtorch_version();
-std::string git_commit();
 std::string host_name();
 std::string cpu_model();
 // Peak resident memory of this process (CPU) or peak allocated memory on the device (CUDA), in bytes.

@@ -50,7 +50,6 @@ void install_cpu_tracking() {
   static CountingAllocator alloc(c10::GetCPUAllocator());
   c10::SetCPUAllocator(&alloc, /*priority=*/100);
 }
-bool cpu_tracking_installed() { return g_installed; }
 int64_t cpu_live_bytes() { return g_live; }
 int64_t cpu_peak_bytes() { return g_peak; }
 void reset_cpu_peak() { g_peak = g_live.load(); }

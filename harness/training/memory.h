@@ -8,7 +8,6 @@ namespace dmdbench::memory {
 
 // Installs the counting allocator in front of LibTorch's CPU allocator (idempotent).
 void install_cpu_tracking();
-bool cpu_tracking_installed();
 int64_t cpu_live_bytes();
 int64_t cpu_peak_bytes();
 void reset_cpu_peak();  // peak := live

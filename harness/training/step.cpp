@@ -19,24 +19,24 @@ void TrainStep::use_cuda_graph(const Batch& example) {
   graph_ = std::make_unique<GraphedTrainStep>(model_, params_, bf16_, example);
 }
 
-torch::Tensor TrainStep::run(const Batch& b, bool first_of_group, bool last_of_group, double* grad_norm) {
+StepLoss TrainStep::run(const Batch& b, bool first_of_group, bool last_of_group, double* grad_norm) {
   if (first_of_group) {  // optimizer.zero_grad()
     if (graph_)
       graph_->zero_grads();
     else
       grads_.reset();
   }
-  torch::Tensor total;
+  StepLoss loss;
   if (graph_) {
-    total = graph_->run(b);  // forward, loss and backward replayed
+    loss.total = graph_->run(b);  // forward, loss and backward replayed
   } else {
-    total = loss_and_backward(model_, b, bf16_);
+    loss = loss_and_backward(model_, b, bf16_);
     grads_.after_backward();
   }
   if (grad_norm) *grad_norm = grad_l2_norm(params_);
   clip_grad_value(params_, clip_);
   if (last_of_group) optimizer_.step();
-  return total;
+  return loss;
 }
 
 void TrainStep::optimizer_step() { optimizer_.step(); }

@@ -27,8 +27,9 @@ class TrainStep {
   // Captures the step as a CUDA graph on `example`'s shapes (the cuda_graph option); ConfigError without CUDA.
   void use_cuda_graph(const Batch& example);
   // One batch: drop the gradients first when `first_of_group`; after the backward, the gradient's L2 norm before
-  // clipping into *grad_norm when given; clip; Adam when `last_of_group`. Returns the loss (a scalar tensor).
-  torch::Tensor run(const Batch& b, bool first_of_group, bool last_of_group, double* grad_norm = nullptr);
+  // clipping into *grad_norm when given; clip; Adam when `last_of_group`. Returns the loss and its terms (a CUDA
+  // graph's replay gives the total only).
+  StepLoss run(const Batch& b, bool first_of_group, bool last_of_group, double* grad_norm = nullptr);
   void optimizer_step();  // a kept trailing partial group's step at the end of an epoch
   void set_learning_rate(double lr);
   const std::vector<torch::Tensor>& parameters() const { return params_; }

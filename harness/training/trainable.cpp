@@ -103,7 +103,16 @@ class DMDTrainable : public Trainable {
 
   StepLoss loss(const Batch& b) override {
     const models::DMDOutput out = net_->forward(text_of(b), b.audio, b.vision);
-    return {models::dmd_loss(out, b.labels, homo_, hetero_, loss_).total};
+    const models::LossTerms t = models::dmd_loss(out, b.labels, homo_, hetero_, loss_);
+    StepLoss s{t.total, {}};
+    const std::pair<const char*, const torch::Tensor*> parts[] = {
+        {"task", &t.task},           {"recon", &t.recon},           {"cycle", &t.cycle},
+        {"ortho", &t.ortho},         {"margin", &t.margin},         {"homo_reg", &t.homo_reg},
+        {"homo_logit", &t.homo_logit}, {"hetero_reg", &t.hetero_reg}, {"hetero_logit", &t.hetero_logit},
+        {"hetero_repr", &t.hetero_repr}};
+    for (const auto& [name, term] : parts)
+      if (term->defined()) s.terms.emplace_back(name, term->detach());
+    return s;
   }
 
   torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges,
@@ -162,6 +171,7 @@ class DMDTrainable : public Trainable {
     with.emplace_back(kPositionIds, net_->text_model()->position_ids.clone());
     models::load_state_dict(*net_, with);
   }
+  std::vector<std::string> network_parameter_names() override { return net_->named_parameters().keys(); }
   int64_t parameter_count() override {
     return models::count_parameters(*net_) + models::count_parameters(*homo_) + models::count_parameters(*hetero_);
   }
@@ -187,7 +197,8 @@ class MulTTrainable : public Trainable {
   std::vector<torch::Tensor> parameters() override { return net_->parameters(); }
   void train(bool on) override { net_->train(on); }
   StepLoss loss(const Batch& b) override {
-    return {torch::l1_loss(net_->forward(b.text, b.audio, b.vision).view({-1}), b.labels)};
+    const torch::Tensor task = torch::l1_loss(net_->forward(b.text, b.audio, b.vision).view({-1}), b.labels);
+    return {task, {{"task", task.detach()}}};
   }
   torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges,
                         std::vector<std::pair<std::string, torch::Tensor>>* heads) override {
@@ -199,6 +210,7 @@ class MulTTrainable : public Trainable {
   void restore(const models::StateDict& s) override { models::load_state_dict(*net_, s); }
   models::StateDict network_state() override { return snapshot(); }
   void load_network_state(const models::StateDict& s) override { restore(s); }
+  std::vector<std::string> network_parameter_names() override { return net_->named_parameters().keys(); }
   int64_t parameter_count() override { return models::count_parameters(*net_); }
 
  private:
@@ -213,14 +225,20 @@ std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims&
   return std::make_unique<DMDTrainable>(cfg, dims, device, bert);
 }
 
-torch::Tensor loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16) {
-  torch::Tensor total;
+StepLoss loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16) {
+  StepLoss loss;
   {
     models::compat::AutocastGuard autocast(b.text.device().type(), autocast_bf16);
-    total = model.loss(b).total;
+    loss = model.loss(b);
   }
-  total.backward();
-  return total;
+  loss.total.backward();
+  return loss;
+}
+
+std::string non_finite_term(const StepLoss& loss) {
+  for (const auto& [name, t] : loss.terms)
+    if (!torch::isfinite(t).all().item<bool>()) return name;
+  return loss.total.defined() && !torch::isfinite(loss.total).all().item<bool>() ? "total" : "";
 }
 
 void accumulate_edges(const torch::Tensor& edges_6xB, EdgeMatrix& sum) {

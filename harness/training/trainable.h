@@ -25,6 +25,7 @@ using EdgeMatrix = std::array<std::array<double, 3>, 3>;
 
 struct StepLoss {
   torch::Tensor total;  // what backward() runs on
+  std::vector<std::pair<std::string, torch::Tensor>> terms;  // its parts by the spec's names (task, recon, ...)
 };
 
 class Trainable {
@@ -46,6 +47,7 @@ class Trainable {
   // (models::StateDictMismatch names every missing, unexpected and mis-shaped tensor).
   virtual models::StateDict network_state() = 0;
   virtual void load_network_state(const models::StateDict& s) = 0;
+  virtual std::vector<std::string> network_parameter_names() = 0;  // the trainable tensors of network_state()
   virtual int64_t parameter_count() = 0;
 };
 
@@ -66,7 +68,10 @@ std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims&
 
 // The eager training step's forward, loss and backward on one batch (bf16 autocast on the batch's device when
 // asked); returns the loss. The trainer, the CUDA-graph capture and the benchmark all step through this.
-torch::Tensor loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16 = false);
+StepLoss loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16 = false);
+
+// The name of the first loss term (or "total") that is not finite, "" when all are: a diverged run's diagnosis.
+std::string non_finite_term(const StepLoss& loss);
 
 // Sums edge weights over a batch into a 3x3 [from][to] matrix (edge x = (student j, teacher i)).
 void accumulate_edges(const torch::Tensor& edges_6xB, EdgeMatrix& sum);

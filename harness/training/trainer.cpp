@@ -29,6 +29,8 @@ uint64_t stream_seed(int64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+std::string non_finite_text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
+
 }  // namespace
 
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
@@ -88,12 +90,18 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
       const bool first = accumulation.zero_before_batch();
       const bool last = accumulation.step_after_batch();
       const Batch b = train_batches.get(i);
-      const torch::Tensor total = step.run(b, first, last, i == n_batches - 1 ? &rep.grad_norm : nullptr);
+      const StepLoss loss = step.run(b, first, last, i == n_batches - 1 ? &rep.grad_norm : nullptr);
+      const double value = loss.total.item<double>();
+      if (!std::isfinite(value))
+        throw Diverged(fmt::format("the training loss became {} at epoch {}, batch {} (term '{}')",
+                                   non_finite_text(value), epoch, i + 1, non_finite_term(loss)));
       rep.optimizer_steps += last;
-      loss_sum += total.item<double>();
+      loss_sum += value;
       step_ms.push_back(ms_since(t0));
       train_samples += b.labels.size(0);
       if (hooks.on_batch) hooks.on_batch(epoch, i + 1, n_batches);
+      if (hooks.should_stop)
+        if (const std::string why = hooks.should_stop(); !why.empty()) throw Interrupted(why);
     }
     if (accumulation.step_at_epoch_end()) {
       step.optimizer_step();
@@ -104,6 +112,8 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
 
     eval.seed = stream_seed(seed, 2 + epoch), eval.with_edges = false;
     const EvalPass valid = evaluate_split(*model, data.valid, device, eval);
+    if (!std::isfinite(valid.loss))
+      throw Diverged(fmt::format("the validation loss became {} at epoch {}", non_finite_text(valid.loss), epoch));
     rep.valid_loss = results::round4(valid.loss);
     rep.valid = results::regression_metrics(valid.predictions, valid.labels);
     step.set_learning_rate(scheduler.step(rep.valid_loss));

@@ -53,6 +53,16 @@ struct TrainResult {
 struct TrainHooks {
   std::function<void(const EpochReport&)> on_epoch;             // after each epoch
   std::function<void(int64_t epoch, int64_t batch, int64_t batches)> on_batch;  // after each training batch
+  std::function<std::string()> should_stop;  // after each batch: a reason to stop (Interrupted), "" to go on
+};
+
+// A run whose training or validation loss became NaN or infinite; the message names the epoch and the term.
+struct Diverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// A run stopped from outside (should_stop gave a reason: a signal, a lost parent, a store error).
+struct Interrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // Trains one run. `cfg` is the resolved configuration; the run's seed drives model initialisation, dropout
