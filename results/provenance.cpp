@@ -19,6 +19,8 @@ const std::vector<ProvenanceField>& provenance_fields() {
       {"text_model_sha256", "text model sha256", &P::text_model_sha256, 3},
       {"text_model_config", "text model config", &P::text_model_config, 3},
       {"text_width", "text width", &P::text_width, 3},
+      {"audio_width", "audio width", &P::audio_width, 3},
+      {"vision_width", "vision width", &P::vision_width, 3},
   };
   return fields;
 }

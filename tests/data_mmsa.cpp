@@ -126,8 +126,19 @@ TEST(DataMmsa, NamesTheWrongKey) {
                     fixture("mmsa_mismatch_dim.pkl") +
                         ": split 'valid' key 'audio' has shape [1,2,4], expected [1,2,5] as in split 'train'");
   expect_data_error([] { load_mmsa(fixture("mmsa_missing_key.pkl"), "mosi"); }, "split 'test' has no key 'vision'");
-  expect_data_error([] { load_mmsa(fixture("mmsa_aligned.pkl"), "mosei"); },
-                    "the feature dims are text 768 / audio 5 / vision 20, expected any / 74 / 35 for mosei");
+}
+
+// Feature widths come from the data (the family names the recipe only): MOSI-width audio and vision read as
+// MOSEI, and the golden bert-tiny pickle's 32-d text features.
+TEST(DataMmsa, AnyFeatureWidthsLoad) {
+  const FeatureDims d = load_mmsa(fixture("mmsa_aligned.pkl"), "mosei").dims();
+  EXPECT_EQ(d.text, 768);
+  EXPECT_EQ(d.audio, 5);
+  EXPECT_EQ(d.vision, 20);
+  const FeatureDims g = load_mmsa(std::string(DMDBENCH_SHARED_DIR) + "/golden/bert-tiny/data.pkl", "mosei").dims();
+  EXPECT_EQ(g.text, 32);
+  EXPECT_EQ(g.audio, 74);
+  EXPECT_EQ(g.vision, 35);
 }
 
 TEST(DataMmsa, FileErrorsAreOneSentence) {

@@ -228,21 +228,6 @@ TEST(ModelsGoldenBert, TrainTermsNormsAndOneAdamStepMatchReference) {
             << check_close(bert_norm, expected.at("grad_l2_norm_bert_params").get<double>(), 1e-4, 0.0, "bert norm")
             << "\n";
   EXPECT_EQ(pad_norm, expected.at("grad_l2_norm_pad_embedding_row").get<double>());
-  {  // DIAGNOSTIC
-    auto clipped = [](const std::vector<Tensor>& params) {
-      double sq = 0;
-      for (const auto& p : params)
-        if (p.grad().defined()) sq += p.grad().clamp(-0.6, 0.6).to(torch::kDouble).pow(2).sum().item<double>();
-      return std::sqrt(sq);
-    };
-    std::vector<Tensor> rest;
-    for (const auto& kv : net->named_parameters())
-      if (kv.key().rfind("text_model.", 0) != 0) rest.push_back(kv.value());
-    std::cout << "DIAG clipped dmd " << clipped(net->parameters()) << " clipped bert " << clipped(net->text_model()->parameters())
-              << " non-bert " << norm(rest) << " clipped non-bert " << clipped(rest) << "\n";
-    for (const auto& kv : net->text_model()->named_parameters())
-      if (kv.value().grad().defined()) std::cout << "DIAG " << kv.key() << " " << kv.value().grad().norm().item<double>() << " max " << kv.value().grad().abs().max().item<double>() << "\n";
-  }
   EXPECT_EQ(net->text_model()->pooler_dense->weight.grad().defined(), expected.at("pooler_has_grad").get<bool>());
 
   // One step through the harness's own training step: clip_grad_value_(0.6), then Adam(lr 1e-4) over DMD and

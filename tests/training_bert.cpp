@@ -12,6 +12,7 @@
 #include "ablations/variants.h"
 #include "harness/io/bert_folder.h"
 #include "harness/io/checkpoint.h"
+#include "harness/training/trainable.h"
 #include "harness/training/trainer.h"
 #include "tests/training_support.h"
 
@@ -115,5 +116,23 @@ TEST(TrainingBert, TheTextModelNeedsABertAndItsVocabulary) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("token ids outside the vocabulary 0..199"), std::string::npos)
         << e.what();
+  }
+}
+
+// The projections read the data's widths: 32-d text features, MOSI-width audio and vision under the MOSEI recipe.
+TEST(TrainingBert, ProjectionsAreSizedFromTheDataWidths) {
+  const Config cfg = ablations::resolve_config("mosei", "dmd", "smoke", {"text_encoder=features"});
+  FeatureDims d;
+  d.text = 32, d.audio = 5, d.vision = 20;
+  const models::DMDConfig m = dmd_config_of(cfg, d);
+  EXPECT_EQ(m.text_dim, 32);
+  EXPECT_EQ(m.audio_dim, 5);
+  EXPECT_EQ(m.vision_dim, 20);
+  torch::manual_seed(1);
+  auto t = build_trainable(cfg, d, torch::kCPU);
+  for (const auto& [name, tensor] : t->network_state()) {
+    if (name == "proj_l.weight") EXPECT_EQ(tensor.size(1), 32);
+    if (name == "proj_a.weight") EXPECT_EQ(tensor.size(1), 5);
+    if (name == "proj_v.weight") EXPECT_EQ(tensor.size(1), 20);
   }
 }

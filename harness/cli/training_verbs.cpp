@@ -37,6 +37,9 @@ std::optional<BertFolder> text_model_for(const Config& cfg, const std::string& d
 }
 
 void print_text_encoder(std::ostream& out, const Config& cfg, const Dataset& data, const BertFolder* bert) {
+  const FeatureDims d = data.dims();
+  out << fmt::format("input widths: text {} / audio {} / vision {} (from the data)\n", bert ? bert->config.hidden : d.text,
+                     d.audio, d.vision);
   if (!bert) {
     out << fmt::format("text encoder: {} ({}-d text features)\n", cfg.str("text_encoder"), data.dims().text);
     return;

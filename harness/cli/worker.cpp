@@ -109,7 +109,7 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
     data = open_dataset(run.dataset, lo, run.config.num("synthetic_scale"),
                         static_cast<uint64_t>(run.config.integer("synthetic_seed")));
     prov.dataset_sha256 = data.source_sha256;
-    prov.text_width = data.dims().text;
+    prov.text_width = data.dims().text, prov.audio_width = data.dims().audio, prov.vision_width = data.dims().vision;
     if (uses_text_model(run.config)) {
       bert = load_bert_folder(a.bert);
       if (bert->weights_sha256 != plan.text_model_sha256)

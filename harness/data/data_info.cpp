@@ -11,6 +11,7 @@
 #include "harness/io/bert_folder.h"
 #include "harness/io/checkpoint.h"
 #include "harness/data/dataset.h"
+#include "harness/experiment/dataset_spec.h"
 
 namespace dmdbench {
 namespace {
@@ -61,6 +62,14 @@ int data_info(const std::string& spec, std::ostream& out) {
                      dims.text,
                      dims.text_bert_len > 0 ? fmt::format(" and text_bert [3,{}] for a BERT", dims.text_bert_len)
                                             : std::string(", no text_bert"));
+  const FeatureDims ref = reference_dims(ds.family);
+  const bool as_reference = dims.text == ref.text && dims.audio == ref.audio && dims.vision == ref.vision;
+  out << fmt::format("widths   text {} / audio {} / vision {} ({}; the projections read these){}\n", dims.text,
+                     dims.audio, dims.vision,
+                     as_reference ? fmt::format("the reference's {} widths", ds.family)
+                                  : fmt::format("the reference's {} widths are {} / {} / {}", ds.family, ref.text,
+                                                ref.audio, ref.vision),
+                     dims.text == 300 ? "; 300-d text: GloVe features" : "");
   out << fmt::format("sha256   {} ({})\n", ds.source_sha256,
                      synthetic ? "of the generator's parameters" : "of the file");
   out << fmt::format("{:<6} {:>6}  {:<17} {:<17} {:<17} {:>8} {:>8} {:>8} {:>7}\n", "split", "n", "text [T,D]",
