@@ -132,8 +132,10 @@ TEST(CliBert, SmokeAblationWithARandomBertRunsEveryVariantAndRecordsIt) {
   const fs::path dir = temp_dir("smoke");
   const fs::path bert = random_bert(dir, 1);
   const std::string db = (dir / "smoke.sqlite").string();
+  // Small: 5% of synthetic MOSI, 2 epochs (CI budget).
+  const std::string small = " --dataset synthetic-mosi@0.05 --set max_epochs=2";
   const auto r = run_dmdbench("run-ablation --profile smoke --seeds 1111 --jobs 2 --no-report --db " + db +
-                              " --bert " + bert.string());
+                              small + " --bert " + bert.string());
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream weights(bert / "model.safetensors", std::ios::binary);
   ASSERT_TRUE(weights);
@@ -164,9 +166,8 @@ TEST(CliBert, SmokeAblationWithARandomBertRunsEveryVariantAndRecordsIt) {
   // variants.
   const fs::path other = random_bert(dir, 2);
   const auto again = run_dmdbench(
-      "run-ablation --profile smoke --seeds 1111 --variants dmd,mult --jobs 1 "
-      "--no-report --db " +
-      db + " --bert " + other.string());
+      "run-ablation --profile smoke --seeds 1111 --variants dmd,mult --jobs 1 --no-report --db " + db + small +
+      " --bert " + other.string());
   ASSERT_EQ(again.code, 0) << again.out;
   EXPECT_NE(again.out.find("1 already completed, 1 to run"), std::string::npos)
       << again.out;  // mult unchanged
