@@ -103,6 +103,9 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
        }},
+      // 3: the text encoder's provenance (text_model_sha256, text_model_config) and the input widths (text_width,
+      // audio_width, vision_width); the columns come from provenance_fields().
+      {3, {}},
   };
   return all;
 }

@@ -66,8 +66,9 @@ struct Interrupted : std::runtime_error {
 };
 
 // Trains one run. `cfg` is the resolved configuration; the run's seed drives model initialisation, dropout
-// and the batch order (each through generators the run owns).
+// and the batch order (each through generators the run owns). A configuration with a text model needs `bert`
+// (its architecture and starting weights) and data whose text_bert fits its vocabulary (DataError otherwise).
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
-                      const TrainHooks& hooks = {});
+                      const TrainHooks& hooks = {}, const BertFolder* bert = nullptr);
 
 }  // namespace dmdbench
