@@ -84,6 +84,18 @@ std::string run_setting(const results::RunRow& run) {
   return "";
 }
 
+std::string run_text_protocol(const results::RunRow& run) {
+  const auto config = nlohmann::json::parse(run.spec.config_json, nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object() || !config.contains("text_encoder") || !config["text_encoder"].is_string())
+    return "";
+  const std::string enc = config["text_encoder"].get<std::string>();
+  if (enc == "bert-finetune" || enc == "bert-frozen") return enc;
+  int64_t width = run.prov.text_width;
+  if (width == 0 && enc == "bert-features (frozen)") width = 768;  // before text_encoder had its three values
+  if (width == 300) return "features (GloVe 300-d)";
+  return width > 0 ? fmt::format("features ({}-d)", width) : "features";
+}
+
 Collected collect(const results::Store& store, const std::string& which,
                   const std::vector<std::string>& variant_order) {
   Collected c;
@@ -99,6 +111,7 @@ Collected collect(const results::Store& store, const std::string& which,
   for (auto& row : store.runs(c.experiment_id)) {
     RunData d;
     d.setting = run_setting(row);
+    d.text = run_text_protocol(row);
     for (const auto& m : store.metrics(row.spec.run_id)) {
       if (m.epoch != -1) continue;
       if (m.split == "test") d.test[m.name] = m.value;

@@ -283,12 +283,26 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
     if (print_judgments(c, g, o.require_valid, out, {kFullModel}) && o.require_valid) ++invalid_groups;
     for (const auto& note : published_protocol_notes(c, g))
       out << fmt::format("{}: protocol differs from the published runs: {}\n", g.title(), note);
+    // The paper row of our text protocol (GloVe features: the unstarred row; anything else: the starred BERT
+    // row, the reference's protocol), labelled with whether the protocol is the same.
+    std::vector<std::string> protocols;
+    for (size_t i : g.completed.at(kFullModel)) protocols.push_back(c.runs[i].text);
+    std::sort(protocols.begin(), protocols.end());
+    protocols.erase(std::unique(protocols.begin(), protocols.end()), protocols.end());
+    const std::string ours = protocols.size() == 1 ? protocols[0] : "mixed";
+    const std::string want_text = ours == "features (GloVe 300-d)" ? "glove" : "bert";
+    auto protocol_note = [&](const PublishedRow& r) {
+      const std::string theirs = published_text_protocol(r);
+      return theirs == ours
+                 ? fmt::format("same text protocol, {}", ours)
+                 : fmt::format("text protocol {}, ours {}", theirs.empty() ? "unknown" : theirs, ours);
+    };
     const PublishedRow* paper = nullptr;
     std::vector<const PublishedRow*> reruns;
     for (const auto& r : pub.rows) {
       if (r.method != kFullModel || r.dataset != family || r.setting != setting) continue;
       if (r.source == kPaperSource) {
-        if (!paper || (paper->text != "bert" && r.text == "bert")) paper = &r;  // our features are BERT
+        if (!paper || (paper->text != want_text && r.text == want_text)) paper = &r;
       } else {
         reruns.push_back(&r);
       }
@@ -309,7 +323,8 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
       }
     };
     if (paper)
-      compare(fmt::format("paper ({}, {}, {} text features)", paper->source, paper->setting, paper->text),
+      compare(fmt::format("paper ({}, {}, {} text features; {})", paper->source, paper->setting, paper->text,
+                          protocol_note(*paper)),
               o.paper_tolerance, [&](const char* name) -> std::optional<double> {
                 return std::string(name) == "acc2" ? paper->acc2 : std::string(name) == "f1" ? paper->f1 : paper->acc7;
               });
@@ -318,7 +333,7 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
     } else {
       std::string names;
       for (const auto* r : reruns) names += (names.empty() ? "" : ", ") + r->source;
-      compare(fmt::format("rerun mean ({})", names), o.rerun_tolerance,
+      compare(fmt::format("rerun mean ({}; {})", names, protocol_note(*reruns.front())), o.rerun_tolerance,
               [&](const char* name) -> std::optional<double> {
                 std::vector<double> v;
                 for (const auto* r : reruns) {

@@ -15,7 +15,7 @@ namespace {
 
 Config cfg_of(const std::string& variant, const std::string& family = "mosi") {
   // Dropout off so that two forwards of the same batch agree.
-  Config c = ablations::resolve_config(family, variant, "paper", {});
+  Config c = ablations::resolve_config(family, variant, "paper", {"text_encoder=features"});
   for (const char* k : {"attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "embed_dropout",
                         "res_dropout", "text_dropout", "output_dropout"})
     c.set(k, 0.0);

@@ -103,19 +103,19 @@ TEST_F(ReportTest, SummaryTableCellsBoldAndOrder) {
   EXPECT_NE(md.find("Runs: 12 completed, 1 failed, 0 interrupted, 0 running, 0 queued."), std::string::npos);
   EXPECT_EQ(md.find("0.9900"), std::string::npos) << "the older experiment must not appear";
   EXPECT_NE(md.find("## synthetic-mosi · profile smoke"), std::string::npos);
-  EXPECT_NE(md.find("| variant | n | MAE | Corr | Acc-2 has0 | F1 has0 | Acc-2 non0 | F1 non0 | Acc-3 | Acc-5 | Acc-7 |"),
+  EXPECT_NE(md.find("| variant | text | n | MAE | Corr | Acc-2 has0 | F1 has0 | Acc-2 non0 | F1 non0 | Acc-3 | Acc-5 | Acc-7 |"),
             std::string::npos);
   // Rows in registry order (dmd, dmd_nohetero, dmd_nohomo), the unknown name last; MAE tie -> both bold.
   // Columns where every variant ties (has0, Acc-5, Acc-7 here) have no bold.
-  EXPECT_NE(md.find("| `dmd` | 3 | **0.7000 ± 0.0100** | **0.7700 ± 0.0100** | 84.00 ± 1.00 | 83.00 ± 1.00 | "
+  EXPECT_NE(md.find("| `dmd` | features (768-d) | 3 | **0.7000 ± 0.0100** | **0.7700 ± 0.0100** | 84.00 ± 1.00 | 83.00 ± 1.00 | "
                     "86.00 ± 1.00 | 85.00 ± 1.00 | 60.00 ± 0.00 | 52.00 ± 1.00 | 46.00 ± 1.00 |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| `dmd_nohetero` | 3 | **0.7000 ± 0.0100** | 0.7600 ± 0.0100 | 84.00 ± 1.00 | "
+  EXPECT_NE(md.find("| `dmd_nohetero` | features (768-d) | 3 | **0.7000 ± 0.0100** | 0.7600 ± 0.0100 | 84.00 ± 1.00 | "
                     "83.00 ± 1.00 | **87.00 ± 1.00** | **86.00 ± 1.00** |"),
             std::string::npos);
-  EXPECT_NE(md.find("| `dmd_nohomo` | 3 | 0.7300 ± 0.0100 | 0.7500 ± 0.0100 |"), std::string::npos);
-  EXPECT_NE(md.find("| `mystery` | 1 | 0.8000 | 0.7000 |"), std::string::npos);
+  EXPECT_NE(md.find("| `dmd_nohomo` | features (768-d) | 3 | 0.7300 ± 0.0100 | 0.7500 ± 0.0100 |"), std::string::npos);
+  EXPECT_NE(md.find("| `mystery` | features (768-d) | 1 | 0.8000 | 0.7000 |"), std::string::npos);
   const auto dmd = md.find("| `dmd` | 3"), nohetero = md.find("| `dmd_nohetero` | 3"),
              nohomo = md.find("| `dmd_nohomo` | 3"), mystery = md.find("| `mystery` | 1");
   EXPECT_LT(dmd, nohetero);
@@ -153,11 +153,12 @@ TEST_F(ReportTest, LegendPublishedThroughputRunsBenchAndFooter) {
 
   EXPECT_NE(md.find("No published reference applies to synthetic data."), std::string::npos);
   EXPECT_NE(md.find("## mosi:/data/MOSI/aligned_50.pkl · aligned · profile smoke"), std::string::npos);
-  EXPECT_NE(md.find("| `dmd-cvpr2023` | dmd | aligned | bert | 45.60 | 86.00 | 86.00 | — | — |"), std::string::npos);
-  EXPECT_NE(md.find("| `dlf-aaai2025` | dmd | aligned | bert | 46.06 | 83.23 | 83.29 | 0.7520 | — |"),
+  EXPECT_NE(md.find("| `dmd-cvpr2023` | dmd | aligned | bert | yes | 45.60 | 86.00 | 86.00 | — | — |"), std::string::npos);
+  EXPECT_NE(md.find("| `dlf-aaai2025` | dmd | aligned | bert | yes | 46.06 | 83.23 | 83.29 | 0.7520 | — |"),
             std::string::npos);
   EXPECT_EQ(md.find("| unaligned |"), std::string::npos) << "only the matching setting";
   EXPECT_NE(md.find("The paper's Acc-2 convention is unstated"), std::string::npos);
+  EXPECT_NE(md.find("Our full DMD's text protocol: bert-finetune."), std::string::npos);
   EXPECT_NE(md.find("- `dmd-cvpr2023`: Li, Wang, Cui. Decoupled Multimodal Distilling"), std::string::npos);
   EXPECT_EQ(md.find("No completed full DMD"), std::string::npos);
 
@@ -214,13 +215,13 @@ TEST_F(ReportTest, MissingGnuplotIsSaidNotFatal) {
   const auto md = report();
   EXPECT_NE(md.find("Figures were not drawn: " + options_.gnuplot + " was not found"), std::string::npos);
   EXPECT_EQ(md.find("](latest-figures/"), std::string::npos);
-  EXPECT_NE(md.find("| `dmd` | 3 | **0.7000 ± 0.0100**"), std::string::npos);
+  EXPECT_NE(md.find("| `dmd` | features (768-d) | 3 | **0.7000 ± 0.0100**"), std::string::npos);
 }
 
 TEST_F(ReportTest, ExperimentSelection) {
   options_.experiment = "exp-old";
   const auto md = report();
-  EXPECT_NE(md.find("| `dmd` | 1 | 0.9900 |"), std::string::npos);
+  EXPECT_NE(md.find("| `dmd` | features (768-d) | 1 | 0.9900 |"), std::string::npos);
   EXPECT_NE(md.find("Only full DMD (`dmd`) has completed runs in this group."), std::string::npos);
   options_.experiment = "nope";
   try {

@@ -241,23 +241,23 @@ TEST(StoreTest, UndefinedMetricIsNotStored) {
   EXPECT_EQ(store.find_run("flat")->status, RunStatus::Completed);
 }
 
-TEST(StoreTest, VersionTwoDatabaseIsMigratedKeepingItsRows) {
-  // A schema-2 database (a new one rolled back: migration 3 undone) gains the batch_order table; its runs stay.
+TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
+  // A schema-3 database (a new one rolled back: migration 4 undone) gains the batch_order table; its runs stay.
   TempDir dir;
-  const auto path = dir.file("v2.sqlite");
+  const auto path = dir.file("v3.sqlite");
   {
-    Store v3(path);
-    full_run(v3, spec("kept"));
+    Store v4(path);
+    full_run(v4, spec("kept"));
   }
-  // Roll the file back to version 2: drop what migration 3 added and lower the version.
+  // Roll the file back to version 3: drop what migration 4 added and lower the version.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE batch_order; DELETE FROM schema_version WHERE version = 3; "
-                             "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE batch_order; DELETE FROM schema_version WHERE version = 4; "
+                             "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
-  EXPECT_NE(error_of([&] { Store s(path, true); }).find("older than this dmdbench (3)"), std::string::npos);
+  EXPECT_NE(error_of([&] { Store s(path, true); }).find("older than this dmdbench (4)"), std::string::npos);
   Store migrated(path);
-  EXPECT_EQ(migrated.schema_version(), 3);
+  EXPECT_EQ(migrated.schema_version(), 4);
   EXPECT_EQ(migrated.find_run("kept")->status, RunStatus::Completed);
   EXPECT_EQ(migrated.metrics("kept").size(), 4u + 9u);
   EXPECT_TRUE(migrated.batch_orders("kept").empty());

@@ -34,10 +34,12 @@ std::string non_finite_text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "
 }  // namespace
 
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
-                      const TrainHooks& hooks) {
+                      const TrainHooks& hooks, const BertFolder* bert) {
   const auto run_start = Clock::now();
+  const bool text_model = cfg.str("model") == "dmd" && uses_text_model(cfg);
+  if (text_model && bert) check_text_bert(data, bert->config.vocab, bert->config.type_vocab);
   torch::manual_seed(static_cast<uint64_t>(seed));  // model initialisation and dropout
-  auto model = build_trainable(cfg, data.dims(), device);
+  auto model = build_trainable(cfg, data.dims(), device, text_model ? bert : nullptr);
 
   const int64_t batch_size = cfg.integer("batch_size");
   EvalOptions eval;

@@ -78,8 +78,9 @@ struct Interrupted : std::runtime_error {
 // and the batch order (each through generators the run owns). After the test pass with the best weights, the
 // test split is evaluated `test_shuffles` more times, each in a shuffled order from its own seed (derived from
 // the run's seed); those passes change nothing else (eval mode, own generators), so the clean test metrics are
-// what they are without them.
+// what they are without them. A configuration with a text model needs `bert` (its architecture and starting
+// weights) and data whose text_bert fits its vocabulary (DataError otherwise).
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
-                      const TrainHooks& hooks = {});
+                      const TrainHooks& hooks = {}, const BertFolder* bert = nullptr);
 
 }  // namespace dmdbench
