@@ -129,14 +129,14 @@ TEST(DataMmsa, NamesTheWrongKey) {
 }
 
 // Feature widths come from the data (the family names the recipe only): MOSI-width audio and vision read as
-// MOSEI, and the golden bert-tiny pickle's 32-d text features.
+// MOSEI; the golden bert-tiny pickle (MOSEI widths) as written by the reference.
 TEST(DataMmsa, AnyFeatureWidthsLoad) {
   const FeatureDims d = load_mmsa(fixture("mmsa_aligned.pkl"), "mosei").dims();
   EXPECT_EQ(d.text, 768);
   EXPECT_EQ(d.audio, 5);
   EXPECT_EQ(d.vision, 20);
   const FeatureDims g = load_mmsa(std::string(DMDBENCH_SHARED_DIR) + "/golden/bert-tiny/data.pkl", "mosei").dims();
-  EXPECT_EQ(g.text, 32);
+  EXPECT_EQ(g.text, 768);  // its precomputed `text` features; BERT reads `text_bert`
   EXPECT_EQ(g.audio, 74);
   EXPECT_EQ(g.vision, 35);
 }

@@ -97,10 +97,13 @@ const nlohmann::json& expected_train() {
 
 // A Trainable for the golden checkpoint: DMD from the configuration table with the reference's weights, and the
 // GD units' weights of expected_train.json.
-std::unique_ptr<Trainable> golden_trainable(bool no_dropout) {
+// The reference DMD with its BERT and the GD units' recorded state; `text_encoder` as in the configuration table.
+std::unique_ptr<Trainable> golden_trainable(bool no_dropout, const std::string& text_encoder = "bert-finetune") {
   const BertFolder folder = no_dropout ? folder_without_dropout() : golden_folder();
   torch::manual_seed(0);
-  auto t = build_trainable(golden_config(no_dropout), golden_data().dims(), torch::kCPU, &folder);
+  Config cfg = golden_config(no_dropout);
+  cfg.set("text_encoder", text_encoder);
+  auto t = build_trainable(cfg, golden_data().dims(), torch::kCPU, &folder);
   t->load_network_state(read_checkpoint(kGolden + "/state_dict.pth"));
   m::StateDict snap = t->snapshot();
   for (auto& [name, tensor] : snap)
@@ -213,10 +216,13 @@ TEST(ModelsGoldenBert, TrainTermsNormsAndOneAdamStepMatchReference) {
     std::cout << "[golden bert train] " << name << " rel err " << rel << "\n";
   }
   t.total.backward();
+  // The reference's expected_train.json records the gradient norms after clip_grad_value_(0.6) (the state the
+  // optimizer steps from): a few BERT and DMD gradient elements exceed 0.6 here, so the norms are of the clamped
+  // gradients (the unclamped ones are ~1.5% larger).
   auto norm = [](const std::vector<Tensor>& params) {
     double sq = 0;
     for (const auto& p : params)
-      if (p.grad().defined()) sq += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
+      if (p.grad().defined()) sq += p.grad().clamp(-0.6, 0.6).to(torch::kDouble).pow(2).sum().item<double>();
     return std::sqrt(sq);
   };
   const double dmd_norm = norm(net->parameters()), bert_norm = norm(net->text_model()->parameters());
@@ -240,7 +246,7 @@ TEST(ModelsGoldenBert, TrainTermsNormsAndOneAdamStepMatchReference) {
   TrainStep step(*trainable, step_cfg);
   trainable->train(true);
   double grad_norm = 0;
-  const Tensor total = step.run(batch, true, true, &grad_norm);
+  const Tensor total = step.run(batch, true, true, &grad_norm).total;
   check_close(total.item<double>(), expected.at("terms").at("total").get<double>(), 1e-5, 0.0, "step total");
   const m::StateDict after = trainable->network_state();
   ASSERT_EQ(before.size(), after.size());
@@ -262,16 +268,13 @@ TEST(ModelsGoldenBert, TrainTermsNormsAndOneAdamStepMatchReference) {
 }
 
 TEST(ModelsGoldenBert, FrozenBertGetsNoGradientButStaysInTheOptimizer) {
-  const BertFolder folder = folder_without_dropout();
   Config cfg = golden_config(true);
   cfg.set("text_encoder", std::string("bert-frozen"));
-  torch::manual_seed(0);
-  auto t = build_trainable(cfg, golden_data().dims(), torch::kCPU, &folder);
-  t->load_network_state(read_checkpoint(kGolden + "/state_dict.pth"));
+  auto t = golden_trainable(true, "bert-frozen");
   const m::StateDict before = t->network_state();
   TrainStep step(*t, cfg);
   t->train(true);
-  const Tensor total = step.run(whole_split(golden_data().valid), true, true);
+  const Tensor total = step.run(whole_split(golden_data().valid), true, true).total;
   // The same forward as fine-tuning (dropout 0), so the same loss; BERT itself does not move.
   check_close(total.item<double>(), expected_train().at("terms").at("total").get<double>(), 1e-5, 0.0, "total");
   const m::StateDict after = t->network_state();
