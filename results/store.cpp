@@ -383,23 +383,30 @@ int Store::queue_runs(const std::vector<RunSpec>& specs) {
   return added;
 }
 
+// The row of a run that starts now (its earlier child rows removed): RUNNING, no error yet ('' ), no wall time (0),
+// no best epoch (-1), with its owner and claim count. One statement for start_run and claim_run.
+static void write_running_row(sqlite3* db, const std::string& path, const RunSpec& spec, const Provenance& prov,
+                       const std::string& owner, int attempts) {
+  delete_children(db, path, spec.run_id);
+  const std::string now = utc_now();
+  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
+                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, ?, ?)";
+  Statement s(db, path, sql.c_str());
+  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
+             spec.plan_index, now, spec.config_json);
+  const int next = bind_provenance(s, 10, prov);
+  s.bind_all_from(next, now, owner, attempts);
+  s.run();
+}
+
 void Store::start_run(const RunSpec& spec, const Provenance& prov) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   if (status_of(db_, path_, spec.run_id) == RunStatus::Completed)
     throw StoreError(fmt::format("run {} in database {} is already completed; delete it to run it again",
                                  spec.run_id, path_));
-  delete_children(db_, path_, spec.run_id);
-  const std::string now = utc_now();
-  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
-                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, '', 1)";
-  Statement s(db_, path_, sql.c_str());
-  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
-             spec.plan_index, now, spec.config_json);
-  const int next = bind_provenance(s, 10, prov);
-  s.bind(next, now);
-  s.run();
+  write_running_row(db_, path_, spec, prov, "", 1);
   tx.commit();
 }
 
@@ -422,17 +429,7 @@ ClaimResult Store::claim_run(const RunSpec& spec, const std::string& owner, bool
                     r.status == RunStatus::Interrupted || (r.status == RunStatus::Completed && redo_completed) ||
                     (r.status == RunStatus::Running && !stale_owner.empty() && r.owner == stale_owner);
   if (!free) return r;  // rolled back; nothing written
-  delete_children(db_, path_, spec.run_id);
-  const std::string now = utc_now();
-  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
-                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, ?, ?)";
-  Statement s(db_, path_, sql.c_str());
-  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
-             spec.plan_index, now, spec.config_json);
-  const int next = bind_provenance(s, 10, Provenance{});
-  s.bind_all_from(next, now, owner, attempts + 1);
-  s.run();
+  write_running_row(db_, path_, spec, Provenance{}, owner, attempts + 1);
   tx.commit();
   r.claimed = true;
   r.owner = owner;
