@@ -117,12 +117,17 @@ std::vector<std::string> parse_variant_list(const std::string& list) {
 }
 
 Config resolve_config(const std::string& family, const std::string& variant, const std::string& profile,
-                      const std::vector<std::string>& overrides) {
+                      const std::vector<std::string>& overrides, bool have_bert) {
   const Variant& v = find_variant(variant);
   Config cfg = reference_config(family, v.model);
   apply_profile(cfg, find_profile(profile));
   v.change(cfg);
-  for (const auto& o : overrides) cfg.set_from_string(o);
+  resolve_text_encoder(cfg, have_bert);
+  for (const auto& o : overrides) {
+    // The text encoder is DMD's choice; MulT reads the features as MMSA's MulT does (its reference).
+    if (o.rfind("text_encoder=", 0) == 0 && v.model != "dmd") continue;
+    cfg.set_from_string(o);
+  }
   cfg.validate();
   return cfg;
 }

@@ -39,9 +39,11 @@ const std::vector<VariantSet>& variant_sets();
 // name, or a comma-separated list of variant names; duplicates and unknown names are refused.
 std::vector<std::string> parse_variant_list(const std::string& list);
 
-// reference_config(family, variant.model) -> profile -> variant change -> overrides ("key=value"), then
-// Config::validate (ConfigError naming the first value out of range).
+// reference_config(family, variant.model) -> profile -> variant change -> the text encoder a given BERT
+// implies (resolve_text_encoder) -> overrides ("key=value"), then Config::validate (ConfigError naming the first
+// value out of range). A text_encoder override applies to DMD variants only: MulT reads the text features, as
+// MMSA's MulT does.
 Config resolve_config(const std::string& family, const std::string& variant, const std::string& profile,
-                      const std::vector<std::string>& overrides);
+                      const std::vector<std::string>& overrides, bool have_bert = false);
 
 }  // namespace dmdbench::ablations

@@ -15,7 +15,7 @@ namespace {
 
 Config cfg_of(const std::string& variant, const std::string& family = "mosi") {
   // Dropout off so that two forwards of the same batch agree.
-  Config c = ablations::resolve_config(family, variant, "paper", {});
+  Config c = ablations::resolve_config(family, variant, "paper", {"text_encoder=features"});
   for (const char* k : {"attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "embed_dropout",
                         "res_dropout", "text_dropout", "output_dropout"})
     c.set(k, 0.0);
@@ -245,9 +245,13 @@ TEST(ModelFromTable, TrainAndEvaluateBuildIdenticalArchitectures) {
     SCOPED_TRACE(family);
     const FeatureDims dims = reference_dims(family);
     torch::manual_seed(1);
-    auto trained = build_trainable(ablations::resolve_config(family, "dmd", "paper", {}), dims, torch::kCPU);
+    // The frozen-feature protocol (what `evaluate` builds without --bert); BERT architectures: models_golden_bert.
+    auto trained =
+        build_trainable(ablations::resolve_config(family, "dmd", "paper", {"text_encoder=features"}), dims, torch::kCPU);
     torch::manual_seed(2);
-    auto evaluated = build_trainable(reference_config(family, "dmd"), dims, torch::kCPU);
+    Config reference = reference_config(family, "dmd");
+    reference.set("text_encoder", "features");
+    auto evaluated = build_trainable(reference, dims, torch::kCPU);
     const auto a = trained->network_state(), b = evaluated->network_state();
     ASSERT_EQ(a.size(), b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -262,6 +266,8 @@ TEST(ModelFromTable, TrainAndEvaluateBuildIdenticalArchitectures) {
 
 TEST(ModelFromTable, EvaluateArchitectureMatchesTheReferenceCheckpoint) {
   // The golden MOSEI checkpoint of the reference code: every name and shape, strictly.
-  auto model = build_trainable(reference_config("mosei", "dmd"), reference_dims("mosei"), torch::kCPU);
+  Config cfg = reference_config("mosei", "dmd");
+  cfg.set("text_encoder", "features");  // use_bert=False: 768-d text features
+  auto model = build_trainable(cfg, reference_dims("mosei"), torch::kCPU);
   EXPECT_NO_THROW(model->load_network_state(read_checkpoint(std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/state_dict.pth")));
 }

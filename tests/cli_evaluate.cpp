@@ -62,11 +62,13 @@ TEST(CliEvaluate, UnalignedGoldenCheckpointReproducesExpectedEval) {
   check_golden_eval("mosei-unaligned", 12, 1e-4, 1e-6);
 }
 
-TEST(CliEvaluate, DataOfTheWrongFamilyIsRefused) {
-  // MOSEI features under the MOSI configuration: one line naming the dims and what was expected.
+TEST(CliEvaluate, CheckpointOfTheWrongFamilyIsRefused) {
+  // MOSEI data and checkpoint under the MOSI configuration: the data loads (widths come from the data), the
+  // model is MOSI's (d = 50), and the strict load names the mis-shaped tensors.
   const std::string golden = std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/";
   const auto r = dmdbench::testing::run_dmdbench("evaluate --device cpu --config mosi --checkpoint " + golden +
                                                  "state_dict.pth --data " + golden + "data.pkl");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.out.find("expected 768 / 5 / 20 for mosi"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("state dict does not match the model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("proj_l.weight expected [50,768,5] got [30,768,5]"), std::string::npos) << r.out;
 }

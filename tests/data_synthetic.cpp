@@ -96,7 +96,7 @@ TEST(Synthetic, RealShapesAndSplitSizes) {
   std::cout << "[ timing ] make_synthetic(mosi, full size): " << seconds << " s\n";
   EXPECT_EQ(mosi.name, "synthetic-mosi");
   EXPECT_EQ(mosi.setting, "aligned");
-  EXPECT_EQ(mosi.text_encoder, "bert-features (frozen)");
+
   EXPECT_EQ(mosi.train.size(), 1284);
   EXPECT_EQ(mosi.valid.size(), 229);
   EXPECT_EQ(mosi.test.size(), 686);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "ablations/variants.h"
+#include "harness/experiment/dataset_spec.h"
 
 #include <map>
 
@@ -134,4 +135,43 @@ TEST(Config, ProfilesSetScaleAndEpochCap) {
   // paper is the reference recipe exactly: only the (synthetic) scale and the cap are set, to their defaults.
   const Config paper = ablations::resolve_config("mosi", "dmd", "paper", {});
   EXPECT_EQ(paper.json(), reference_config("mosi", "dmd").json());
+}
+
+TEST(Config, TextEncoderProtocols) {
+  // The reference fine-tunes BERT; MMSA's MulT reads the features; the short profiles read the features
+  // unless a BERT is given; an explicit override wins, for DMD only.
+  EXPECT_EQ(reference_config("mosi", "dmd").str("text_encoder"), "bert-finetune");
+  EXPECT_EQ(reference_config("mosi", "mult").str("text_encoder"), "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "smoke", {}).str("text_encoder"), "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "quick", {}, true).str("text_encoder"), "bert-finetune");
+  EXPECT_EQ(ablations::resolve_config("mosi", "mult", "quick", {}, true).str("text_encoder"), "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "quick", {"text_encoder=bert-frozen"}, true)
+                .str("text_encoder"),
+            "bert-frozen");
+  EXPECT_EQ(
+      ablations::resolve_config("mosi", "mult", "paper", {"text_encoder=bert-frozen"}).str("text_encoder"),
+      "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "paper", {"text_encoder=features"}).str("text_encoder"),
+            "features");
+  Config c = reference_config("mosi", "dmd");
+  EXPECT_THROW(c.set("text_encoder", std::string("bert")), ConfigError);
+  Config mult = reference_config("mosi", "mult");
+  EXPECT_THROW(mult.set("text_encoder", std::string("bert-finetune")), ConfigError);
+  EXPECT_TRUE(uses_text_model(reference_config("mosi", "dmd")));
+  EXPECT_FALSE(uses_text_model(mult));
+  EXPECT_NO_THROW(require_text_model(reference_config("mosi", "dmd"), true));
+  EXPECT_NO_THROW(require_text_model(mult, false));
+  try {
+    require_text_model(reference_config("mosei", "dmd"), false);
+    FAIL() << "no refusal";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos);
+    EXPECT_NE(m.find("needs --bert DIR, a Hugging Face model folder"), std::string::npos) << m;
+    EXPECT_NE(m.find("https://huggingface.co/bert-base-uncased"), std::string::npos) << m;
+    EXPECT_NE(m.find("--set text_encoder=features runs the frozen-feature protocol instead"),
+              std::string::npos);
+  }
+  EXPECT_EQ(default_profile(parse_dataset_spec("synthetic-mosei")), "quick");
+  EXPECT_EQ(default_profile(parse_dataset_spec("mosi:/data/MOSI/aligned_50.pkl")), "paper");
 }

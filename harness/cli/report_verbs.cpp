@@ -52,9 +52,13 @@ int regress_verb(const VerbArgs& a) {
       "paper-tolerance", po::value(&o.paper_tolerance)->default_value(o.paper_tolerance),
       "--against published: points allowed below the paper")(
       "rerun-tolerance", po::value(&o.rerun_tolerance)->default_value(o.rerun_tolerance),
-      "--against published: points allowed below the mean of independent reruns");
+      "--against published: points allowed below the mean of independent reruns")(
+      "require-valid", po::bool_switch(&o.require_valid),
+      "also fail when the results are judged INVALID (runs not converged at their epoch cap, predictions collapsed "
+      "toward the mean, mixed protocols)");
   po::variables_map vm;
-  if (!parse("regress --db PATH --baseline FILE.json [--update-baseline] [--against published]", desc, a.args, vm))
+  if (!parse("regress --db PATH --baseline FILE.json [--update-baseline] [--against published] [--require-valid]",
+             desc, a.args, vm))
     return 0;
   results::Store store(db, /*read_only=*/true);
   return reports::regress(store, o, std::cout);

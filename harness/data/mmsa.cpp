@@ -122,6 +122,7 @@ struct RawSplit {
   const pk::NdArray* mod[3] = {nullptr, nullptr, nullptr};  // text, audio, vision
   const pk::Value* labels = nullptr;
   const pk::Value* ids = nullptr;
+  const pk::NdArray* text_bert = nullptr;  // [n,3,L], optional
 };
 
 const pk::Value& need_key(const pk::Value& split, const std::string& name, const char* key) {
@@ -149,6 +150,14 @@ RawSplit parse_split(const pk::Value& root, const std::string& name) {
   }
   r.labels = &need_key(*s, name, "regression_labels");
   r.ids = s->find("id");
+  if (const pk::Value* tb = s->find("text_bert")) {
+    const auto* a = std::get_if<pk::NdArray>(&tb->v);
+    if (!a || a->shape.size() != 3 || a->shape[1] != 3 || a->shape[2] < 1)
+      throw DataError(fmt::format("split '{}' key 'text_bert' is {}, expected an array [n, 3, L] (token ids, "
+                                  "attention mask, segment ids)",
+                                  name, a ? fmt::format("an array {}", shape_str(a->shape)) : tb->type_name()));
+    r.text_bert = a;
+  }
   return r;
 }
 
@@ -221,13 +230,32 @@ std::vector<std::string> read_ids(const RawSplit& r, int64_t n) {
   return ids;
 }
 
-void check_family(const std::string& family, const std::vector<RawSplit>& splits) {
-  const int64_t dl = splits[0].mod[0]->shape[2], da = splits[0].mod[1]->shape[2], dv = splits[0].mod[2]->shape[2];
-  const int64_t want_a = family == "mosi" ? 5 : 74, want_v = family == "mosi" ? 20 : 35;
-  if (dl != 768 || da != want_a || dv != want_v) {
-    throw DataError(fmt::format("the feature dims are text {} / audio {} / vision {}, expected 768 / {} / {} for {}",
-                                dl, da, dv, want_a, want_v, family));
+// text_bert present in all splits or none, n as the features', L the same across splits.
+void check_text_bert_shapes(const std::vector<RawSplit>& splits) {
+  for (const RawSplit& r : splits) {
+    if ((r.text_bert != nullptr) != (splits[0].text_bert != nullptr)) {
+      const RawSplit& with = r.text_bert ? r : splits[0];
+      const RawSplit& without = r.text_bert ? splits[0] : r;
+      throw DataError(fmt::format("split '{}' has key 'text_bert' but split '{}' has none", with.name, without.name));
+    }
+    if (!r.text_bert) continue;
+    if (r.text_bert->shape[0] != r.mod[0]->shape[0])
+      throw DataError(fmt::format("split '{}' key 'text_bert' has {} samples, expected {} as key 'text'", r.name,
+                                  r.text_bert->shape[0], r.mod[0]->shape[0]));
+    if (r.text_bert->shape[2] != splits[0].text_bert->shape[2])
+      throw DataError(fmt::format("split '{}' key 'text_bert' has length {}, expected {} as in split '{}'", r.name,
+                                  r.text_bert->shape[2], splits[0].text_bert->shape[2], splits[0].name));
   }
+}
+
+// Every feature width may differ from the reference's (text 768-d BERT features, 300-d GloVe or a small BERT's
+// hidden size; other audio and vision extractors): the projections are sized from the data and the widths
+// recorded with each run. A width of 0 leaves nothing to project.
+void check_widths(const std::vector<RawSplit>& splits) {
+  const int64_t dl = splits[0].mod[0]->shape[2], da = splits[0].mod[1]->shape[2], dv = splits[0].mod[2]->shape[2];
+  if (dl < 1 || da < 1 || dv < 1)
+    throw DataError(fmt::format("the feature widths are text {} / audio {} / vision {}, expected at least 1 each",
+                                dl, da, dv));
 }
 
 std::string guess_family(const std::vector<RawSplit>& splits) {
@@ -256,15 +284,15 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
     std::vector<RawSplit> raw;
     for (const char* s : kSplits) raw.push_back(parse_split(root, s));
     check_shapes(raw);
+    check_text_bert_shapes(raw);
     const std::string family = family_in.empty() ? guess_family(raw) : family_in;
-    check_family(family, raw);
+    check_widths(raw);
 
     Dataset ds;
     ds.name = family + ":" + path;
     ds.family = family;
     const auto& tr = raw[0].mod;
     ds.setting = (tr[0]->shape[1] == tr[1]->shape[1] && tr[1]->shape[1] == tr[2]->shape[1]) ? "aligned" : "unaligned";
-    ds.text_encoder = "bert-features (frozen)";
     if (opts.compute_sha256) ds.source_sha256 = sha256_bytes(file.data, file.size);
     Split* out[3] = {&ds.train, &ds.valid, &ds.test};
     for (std::size_t s = 0; s < 3; ++s) {
@@ -283,6 +311,14 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
       sp.labels = read_labels(r, n, Cleaning{false, opts.inspect}, &rec);
       ds.non_finite.push_back(rec);
       sp.ids = read_ids(r, n);
+      if (r.text_bert) {
+        NonFiniteCount tb{r.name, "text_bert", 0, 0, 0, ""};
+        sp.text_bert = to_float_tensor(*r.text_bert, r.text_bert->shape, Cleaning{}, &tb);
+        if (tb.nan + tb.neg_inf + tb.pos_inf > 0)
+          throw DataError(fmt::format("split '{}' text_bert holds {} non-finite values, expected token ids, a 0/1 "
+                                      "mask and segment ids",
+                                      r.name, tb.nan + tb.neg_inf + tb.pos_inf));
+      }
     }
     // Non-finite values the reference would feed to the model: refused, unless zero_nan (features only; a label
     // is never made up). Audio -inf is the reference loader's own cleaning and always becomes 0.

@@ -43,7 +43,7 @@ inline int32_t lane_sum_centred(uint64_t u) {
   return static_cast<int32_t>((u & 0xffff) + ((u >> 16) & 0xffff) + ((u >> 32) & 0xffff) + (u >> 48)) - 131070;
 }
 
-enum Tag : uint64_t { kProj = 1, kBias = 2, kSample = 3, kNoise = 4 };
+enum Tag : uint64_t { kProj = 1, kBias = 2, kSample = 3, kNoise = 4, kText = 5 };
 
 // Per modality (text, audio, vision): signal amplitude, frame noise, weight of u_m[0] in the label.
 constexpr double kAmp[3] = {1.0, 0.7, 0.8};
@@ -154,6 +154,37 @@ void fill_modality(float* out, const std::vector<SampleFactors>& f, const Projec
   });
 }
 
+// text_bert (docs/synthetic-data.md): [CLS] words [SEP] [PAD]..., as many tokens as the sample has unpadded
+// frames; a word inside the signal window names the bucket of the text's label part s = 1.2 z0 + 0.9 u_l0 (16
+// buckets of 0.5 over [-4, 4), 8 synonyms each), a word outside it is one of 256 neutral fillers.
+constexpr int64_t kPadId = 0, kClsId = 101, kSepId = 102, kSentimentBase = 103, kSynonyms = 8, kBuckets = 16,
+                  kFillerBase = kSentimentBase + kBuckets * kSynonyms, kFillers = 256;
+
+void fill_text_bert(float* out, const SampleFactors& f, uint64_t key, int64_t T) {
+  float* ids = out;
+  float* mask = out + T;
+  float* types = out + 2 * T;
+  const int64_t tokens = T - f.pad;  // [CLS] + words + [SEP]
+  const double s = kSharedWeight * f.z[0] + kLabelWeight[0] * f.u[0][0];
+  const int64_t bucket = std::clamp<int64_t>(static_cast<int64_t>(std::floor((s + 4.0) * 2.0)), 0, kBuckets - 1);
+  for (int64_t j = 0; j < T; ++j) {
+    int64_t id = kPadId;
+    if (j == 0) {
+      id = kClsId;
+    } else if (j == tokens - 1) {
+      id = kSepId;
+    } else if (j < tokens - 1) {
+      const uint64_t u = draw(key, static_cast<uint64_t>(j));
+      const bool in_window = f.pad + j >= f.win_begin && f.pad + j < f.win_end;
+      id = in_window ? kSentimentBase + bucket * kSynonyms + static_cast<int64_t>(u % kSynonyms)
+                     : kFillerBase + static_cast<int64_t>(u % kFillers);
+    }
+    ids[j] = static_cast<float>(id);
+    mask[j] = j < tokens ? 1.0f : 0.0f;
+    types[j] = 0.0f;
+  }
+}
+
 constexpr const char* kSplitNames[3] = {"train", "valid", "test"};
 constexpr const char* kModalityNames[3] = {"text", "audio", "vision"};
 
@@ -187,7 +218,6 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
   ds.name = "synthetic-" + spec.family + (unaligned ? "-unaligned" : "");
   ds.family = spec.family;
   ds.setting = spec.setting;
-  ds.text_encoder = "bert-features (frozen)";
   std::string key =
       fmt::format("dmdbench-synthetic v1 family={} scale={} seed={} seq_len={} sizes={}/{}/{} dims={}/{}/{}",
                   spec.family, spec.scale, spec.seed, T, sizes[0], sizes[1], sizes[2], dims[0], dims[1], dims[2]);
@@ -210,6 +240,13 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
       fill_modality(dst[m]->data_ptr<float>(), f, proj[m], m, axes[m],
                     stream(spec.seed, kNoise, static_cast<uint64_t>(m), static_cast<uint64_t>(s)));
     }
+    sp.text_bert = torch::empty({n, 3, T}, torch::kFloat32);  // [n,3,T]
+    float* tb = sp.text_bert.data_ptr<float>();
+    at::parallel_for(0, n, 256, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        fill_text_bert(tb + i * 3 * T, f[static_cast<std::size_t>(i)],
+                       stream(spec.seed, kText, static_cast<uint64_t>(s), static_cast<uint64_t>(i)), T);
+    });
     // A few -inf in audio (never channel 0, never a padded frame), cleaned to 0 as the MMSA loader does.
     NonFiniteCount audio_rec{sp.name, "audio", 0, 0, 0, "float32"};
     float* audio = sp.audio.data_ptr<float>();

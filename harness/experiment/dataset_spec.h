@@ -11,6 +11,7 @@ namespace dmdbench {
 struct FeatureDims {
   int64_t text = 768, audio = 5, vision = 20;          // raw feature widths (l, a, v)
   int64_t text_len = 50, audio_len = 50, vision_len = 50;  // sequence lengths T (l, a, v)
+  int64_t text_bert_len = 0;  // L of the text_bert channel [N,3,L] (0: the dataset has none)
 };
 
 // The real files' shapes per family and setting ("aligned": every length 50; "unaligned": MOSI l/a/v 50/375/500,
