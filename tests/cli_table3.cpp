@@ -53,11 +53,11 @@ TEST(CliTable3, SmokeSweepOnSyntheticUnalignedMosiHasTheTable3Section) {
   ASSERT_FALSE(t3.empty()) << md;
   std::cout << t3 << "\n";
   // Our side and the paper's: setting and text protocol of both, and the plain verdict.
-  EXPECT_NE(t3.find("Ours: `synthetic-mosi-unaligned@0.001`, unaligned, text bert-features (frozen)"),
+  EXPECT_NE(t3.find("Ours: `synthetic-mosi-unaligned@0.001`, unaligned, text features (768-d)"),
             std::string::npos) << t3;
   EXPECT_NE(t3.find("unaligned glove"), std::string::npos) << t3;
   EXPECT_NE(t3.find("**Not comparable with the paper's numbers**: our data is synthetic, not CMU-MOSI; our text input "
-                    "is bert-features (frozen), the paper's 300-d GloVe features; profile smoke"),
+                    "is features (768-d), the paper's 300-d GloVe features; profile smoke"),
             std::string::npos) << t3;
   EXPECT_EQ(t3.find("our setting is"), std::string::npos) << "the setting is unaligned on both sides\n" << t3;
   // One row per Table 3 row, each with its variant, one completed seed and the paper's MOSI Acc-7 / F1.

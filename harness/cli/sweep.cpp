@@ -15,6 +15,7 @@
 #include "ablations/variants.h"
 #include "harness/cli/ownership.h"
 #include "harness/cli/progress.h"
+#include "harness/cli/verb.h"
 #include "harness/cli/worker_pool.h"
 #include "harness/experiment/dataset_spec.h"
 #include "harness/experiment/version.h"
@@ -115,8 +116,8 @@ int run_ablation(AblationArgs a) {
   const Plan plan = plan_of(a);
   if (a.worker >= 0) return run_worker(a, plan, a.worker);
   if (a.emit_sbatch > 0) return emit_sbatch(a);
-  if (const std::string note = mult_setting_note(a); !note.empty()) std::cout << note << std::endl;
   const Shard shard = parse_shard(a.shard);
+  if (const std::string note = mult_setting_note(a); !note.empty()) std::cout << note << std::endl;
   const std::vector<PlannedRun> runs = shard_runs(plan, shard);
   if (runs.empty()) {
     std::cout << fmt::format("dmdbench run-ablation: shard {}/{} holds none of the plan's {} run(s); nothing to do\n",
