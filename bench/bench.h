@@ -7,6 +7,7 @@
 #include <string>
 
 #include "harness/experiment/config.h"
+#include "harness/experiment/dataset_spec.h"
 #include "harness/io/bert_folder.h"
 
 namespace dmdbench::bench {
@@ -38,6 +39,11 @@ FlopCount count_flops(const std::string& family, const std::string& variant, int
                       const BertFolder* bert = nullptr);
 // The same for the BERT alone (forward; forward + backward of its last hidden state).
 FlopCount count_bert_flops(const BertFolder& bert, int64_t batch, int64_t length);
+
+// A case's data name: "mosi", "mosei" (aligned, the reference's lengths) or "mosi-unaligned", "mosei-unaligned"
+// (MMSA's unaligned lengths, MOSI 50/375/500, MOSEI 50/500/500). The family is the name without "-unaligned".
+std::string case_family(const std::string& data);
+FeatureDims case_dims(const std::string& data);
 
 // The configuration a case name's variant runs: registry variants on the text features; "dmd-bert" is full
 // DMD with its BERT fine-tuned (bert-finetune).

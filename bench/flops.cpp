@@ -55,7 +55,19 @@ double profiled_flops(Fn&& fn) {
 
 }  // namespace
 
-Config case_config(const std::string& family, const std::string& variant) {
+std::string case_family(const std::string& data) {
+  const std::string suffix = "-unaligned";
+  const bool unaligned = data.size() > suffix.size() && data.compare(data.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return unaligned ? data.substr(0, data.size() - suffix.size()) : data;
+}
+
+FeatureDims case_dims(const std::string& data) {
+  const std::string family = case_family(data);
+  return reference_dims(family, family == data ? "aligned" : "unaligned");
+}
+
+Config case_config(const std::string& data, const std::string& variant) {
+  const std::string family = case_family(data);
   if (variant == "dmd-bert")
     return ablations::resolve_config(family, "dmd", "paper", {"text_encoder=bert-finetune"}, true);
   return ablations::resolve_config(family, variant, "paper", {"text_encoder=features"});
@@ -81,7 +93,7 @@ FlopCount count_bert_flops(const BertFolder& bert, int64_t batch, int64_t length
 FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch,
                       const BertFolder* bert) {
   const Config cfg = case_config(family, variant);
-  FeatureDims d = reference_dims(family);
+  FeatureDims d = case_dims(family);
   const bool text_model = uses_text_model(cfg);
   if (text_model) d.text_bert_len = d.text_len;
   torch::manual_seed(1);

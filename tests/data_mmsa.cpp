@@ -293,3 +293,22 @@ TEST(DataMmsa, FortranAndFloat64ConvertedExactlyAcrossParallelChunks) {
   }
   EXPECT_EQ(ds.train.text.numel(), 40 * 50 * 768);  // 24 chunks of 65536 elements
 }
+
+// The MulT repository's pickles (yaohungt/Multimodal-Transformer, src/dataset.py): 300-d GloVe text, `labels`
+// [n,1,1] instead of `regression_labels`, `id` a bytes array [n,3]; values from scripts/make_fixtures.py.
+TEST(DataMmsa, ReadsTheMultRepositoryLayout) {
+  const Dataset ds = load_mmsa(fixture("mult_mosi_glove.pkl"), "");
+  EXPECT_EQ(ds.family, "mosi");  // audio width 5
+  EXPECT_EQ(ds.setting, "aligned");
+  EXPECT_EQ(ds.dims().text, 300);
+  EXPECT_EQ(ds.train.text.sizes(), (std::vector<int64_t>{3, 4, 300}));
+  EXPECT_FALSE(ds.train.text_bert.defined());
+  EXPECT_NEAR(total(ds.train.text), -36.2812464, 1e-4);
+  EXPECT_NEAR(total(ds.train.audio), -8.4646434, 1e-5);  // one -inf counted as 0
+  EXPECT_NEAR(total(ds.valid.text), 35.3235771, 1e-4);
+  EXPECT_EQ(ds.train.labels.sizes(), (std::vector<int64_t>{3}));
+  EXPECT_FLOAT_EQ(ds.train.labels[0].item<float>(), 3.0f);
+  EXPECT_FLOAT_EQ(ds.valid.labels[1].item<float>(), -1.3333333730697632f);
+  EXPECT_EQ(ds.test.ids, (std::vector<std::string>{"testvid0$_$0$_$1", "testvid1$_$1$_$2"}));
+  EXPECT_EQ(count(ds, "train", "audio").neg_inf, 1);
+}
