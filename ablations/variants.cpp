@@ -10,8 +10,8 @@ namespace dmdbench::ablations {
 namespace {
 
 // The paper's Table 3 (FD, HomoGD, CA, HeteroGD per row); reports/published-results.json holds its numbers.
-constexpr Table3Switches kTable3[6] = {{true, true, true, true},   {true, true, true, false},
-                                       {true, true, false, true},  {true, true, false, false},
+constexpr Table3Switches kTable3[6] = {{true, true, true, true},    {true, true, true, false},
+                                       {true, true, false, true},   {true, true, false, false},
                                        {true, false, false, false}, {false, false, false, false}};
 
 // "Table 3 row 3 (FD ✓, HomoGD ✓, CA ×, HeteroGD ✓)"
@@ -33,8 +33,8 @@ void table3_change(Config& c, int row) {
 }
 
 Variant table3_variant(const char* name, int row, const char* what) {
-  return {name, fmt::format("{}: {}", row_text(row), what), "dmd", row_text(row),
-          [row](Config& c) { table3_change(c, row); }, row};
+  return {name,          fmt::format("{}: {}", row_text(row), what),  "dmd",
+          row_text(row), [row](Config& c) { table3_change(c, row); }, row};
 }
 
 }  // namespace
@@ -46,13 +46,14 @@ Table3Switches table3_switches(int row) {
 
 const std::vector<Variant>& registry() {
   static const std::vector<Variant> list = {
-      {"dmd", "full DMD: the reference model and recipe", "dmd", row_text(1) + ", the full model", [](Config&) {},
-       1},
+      {"dmd", "full DMD: the reference model and recipe", "dmd", row_text(1) + ", the full model",
+       [](Config&) {}, 1},
       {"no-decoupling",
-       "no feature decoupling: c_m = s_m = projected features; decoders and recon/cycle/ortho/margin losses dropped",
+       "no feature decoupling: c_m = s_m = projected features; decoders and recon/cycle/ortho/margin losses "
+       "dropped",
        "dmd", "none (FD off but HomoGD, CA and HeteroGD kept)", [](Config& c) { c.set("decouple", false); }},
-      {"fixed-edges", "both GD units use their prior as fixed edge weights (no edge network, no regulariser)", "dmd",
-       "none (no fixed-edge variant in the paper)", [](Config& c) { c.set("learn_edges", false); }},
+      {"fixed-edges", "both GD units use their prior as fixed edge weights (no edge network, no regulariser)",
+       "dmd", "none (no fixed-edge variant in the paper)", [](Config& c) { c.set("learn_edges", false); }},
       {"homo-only", "HeteroGD's losses removed; HomoGD stays; architecture unchanged", "dmd", row_text(2),
        [](Config& c) { c.set("use_hetero_gd", false); }, 2},
       {"hetero-only", "HomoGD's losses removed; HeteroGD stays; architecture unchanged", "dmd",
@@ -69,8 +70,9 @@ const std::vector<Variant>& registry() {
                      "exclusive features (query, key and value); same shapes and parameters"),
       table3_variant("t3-fd-homogd", 4, "CA off and HeteroGD's losses removed"),
       table3_variant("t3-fd-only", 5, "CA off and both GD units' losses removed"),
-      table3_variant("t3-none", 6,
-                     "no decoupling (as no-decoupling), CA off and both GD units' losses removed: task loss only"),
+      table3_variant(
+          "t3-none", 6,
+          "no decoupling (as no-decoupling), CA off and both GD units' losses removed: task loss only"),
       {"mult", "MulT baseline (MMSA recipe, positional embedding on; MMSA trains it unaligned)", "mult",
        "MulT baseline (Tables 1-2)", [](Config&) {}},
   };
@@ -79,7 +81,8 @@ const std::vector<Variant>& registry() {
 
 const std::vector<VariantSet>& variant_sets() {
   static const std::vector<VariantSet> sets = {
-      {"paper-table3", "the six rows of the DMD paper's Table 3 (FD / HomoGD / CA / HeteroGD switched off in turn)",
+      {"paper-table3",
+       "the six rows of the DMD paper's Table 3 (FD / HomoGD / CA / HeteroGD switched off in turn)",
        {"t3-full", "t3-no-heterogd", "t3-no-ca", "t3-fd-homogd", "t3-fd-only", "t3-none"}},
   };
   return sets;

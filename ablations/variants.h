@@ -17,7 +17,7 @@ struct Variant {
   std::string model;        // "dmd" or "mult": which reference configuration it starts from
   std::string paper_row;    // where the variant sits in the DMD paper ("Table 3 row 2 (...)"), "" for nowhere
   std::function<void(Config&)> change;  // the one explicit change
-  int table3_row = 0;       // the DMD paper's Table 3 row (1-6) this variant reproduces, 0 for none
+  int table3_row = 0;  // the DMD paper's Table 3 row (1-6) this variant reproduces, 0 for none
 };
 
 // The Table 3 switches of a row (FD, HomoGD, CA, HeteroGD), as the paper's check marks.

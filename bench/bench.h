@@ -40,8 +40,9 @@ FlopCount count_flops(const std::string& family, const std::string& variant, int
 // The same for the BERT alone (forward; forward + backward of its last hidden state).
 FlopCount count_bert_flops(const BertFolder& bert, int64_t batch, int64_t length);
 
-// A case's data name: "mosi", "mosei" (aligned, the reference's lengths) or "mosi-unaligned", "mosei-unaligned"
-// (MMSA's unaligned lengths, MOSI 50/375/500, MOSEI 50/500/500). The family is the name without "-unaligned".
+// A case's data name: "mosi", "mosei" (aligned, the reference's lengths) or "mosi-unaligned",
+// "mosei-unaligned" (MMSA's unaligned lengths, MOSI 50/375/500, MOSEI 50/500/500). The family is the name
+// without "-unaligned".
 std::string case_family(const std::string& data);
 FeatureDims case_dims(const std::string& data);
 

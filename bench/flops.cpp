@@ -57,7 +57,8 @@ double profiled_flops(Fn&& fn) {
 
 std::string case_family(const std::string& data) {
   const std::string suffix = "-unaligned";
-  const bool unaligned = data.size() > suffix.size() && data.compare(data.size() - suffix.size(), suffix.size(), suffix) == 0;
+  const bool unaligned =
+      data.size() > suffix.size() && data.compare(data.size() - suffix.size(), suffix.size(), suffix) == 0;
   return unaligned ? data.substr(0, data.size() - suffix.size()) : data;
 }
 

@@ -245,14 +245,17 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   // query's own modality, so that trans_m_with_k becomes self-attention on s_m.
   const bool ca = cfg_.cross_modal_attention;
   auto kv = [&](const Tensor& own, const Tensor& other) -> const Tensor& { return ca ? other : own; };
-  Tensor h_l = torch::cat({p.trans_l_with_a(sl, kv(sl, sa), kv(sl, sa)), p.trans_l_with_v(sl, kv(sl, sv), kv(sl, sv))},
-                          2);  // [T'_l,N,2d]
+  Tensor h_l =
+      torch::cat({p.trans_l_with_a(sl, kv(sl, sa), kv(sl, sa)), p.trans_l_with_v(sl, kv(sl, sv), kv(sl, sv))},
+                 2);  // [T'_l,N,2d]
   out.last_h_l = p.trans_l_mem->forward(h_l, {}, {}, true);
-  Tensor h_a = torch::cat({p.trans_a_with_l(sa, kv(sa, sl), kv(sa, sl)), p.trans_a_with_v(sa, kv(sa, sv), kv(sa, sv))},
-                          2);  // [T'_a,N,2d]
+  Tensor h_a =
+      torch::cat({p.trans_a_with_l(sa, kv(sa, sl), kv(sa, sl)), p.trans_a_with_v(sa, kv(sa, sv), kv(sa, sv))},
+                 2);  // [T'_a,N,2d]
   out.last_h_a = p.trans_a_mem->forward(h_a, {}, {}, true);
-  Tensor h_v = torch::cat({p.trans_v_with_l(sv, kv(sv, sl), kv(sv, sl)), p.trans_v_with_a(sv, kv(sv, sa), kv(sv, sa))},
-                          2);  // [T'_v,N,2d]
+  Tensor h_v =
+      torch::cat({p.trans_v_with_l(sv, kv(sv, sl), kv(sv, sl)), p.trans_v_with_a(sv, kv(sv, sa), kv(sv, sa))},
+                 2);  // [T'_v,N,2d]
   out.last_h_v = p.trans_v_mem->forward(h_v, {}, {}, true);
 
   // 6. Hetero heads; repr is the post-residual vector.

@@ -190,12 +190,12 @@ DMD_INLINE void gather_transposed(SeqView x, int64_t T, int64_t T8, int64_t n, i
   }
 }
 
-// Scores s_j = q~_rows . k_j of the 8 query rows i0..i0+7 against keys 0..jmax-1 into sc [jmax][8], -inf where
-// the band hides key j; returns each row's max. The forward and the recomputing backward both call it, so the
-// backward's probabilities are bit-identical to the forward's.
+// Scores s_j = q~_rows . k_j of the 8 query rows i0..i0+7 against keys 0..jmax-1 into sc [jmax][8], -inf
+// where the band hides key j; returns each row's max. The forward and the recomputing backward both call it,
+// so the backward's probabilities are bit-identical to the forward's.
 template <int kE>
-DMD_INLINE v8f block_scores(const AttentionProblem& pb, const Dims& m, const float* qT, const float* kr, int64_t i0,
-                            int64_t jmax, float* sc) {
+DMD_INLINE v8f block_scores(const AttentionProblem& pb, const Dims& m, const float* qT, const float* kr,
+                            int64_t i0, int64_t jmax, float* sc) {
   constexpr int kR = kE > 0 ? kE : kMaxStaticE;  // register block size (unused when kE == 0)
   const int64_t E = kE > 0 ? kE : m.E;
   const v8f neg_inf = splat(-std::numeric_limits<float>::infinity());
@@ -311,7 +311,8 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
       const float* st = probs + (b * m.blocks + blk) * 2 * kLanes;
       const v8f mx = load8(st), inv = load8(st + kLanes);
       block_scores<kE>(pb, m, qT, kr, i0, jmax, pr);
-      for (int64_t j = 0; j < jmax; ++j) store8(pr + j * kLanes, exp_nonpositive(load8(pr + j * kLanes) - mx) * inv);
+      for (int64_t j = 0; j < jmax; ++j)
+        store8(pr + j * kLanes, exp_nonpositive(load8(pr + j * kLanes) - mx) * inv);
       P = pr;
     }
     // pass 1: dv_j += p~_j go ; dp_j = (go . v_j) * mask ; rowdot = sum_j p_j dp_j

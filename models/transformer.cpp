@@ -164,9 +164,8 @@ Tensor attention_core(const Tensor& q, const Tensor& k, const Tensor& v, int64_t
   TORCH_CHECK(heads > 0 && q.size(2) % heads == 0, "attention: embed_dim ", q.size(2), " not divisible by ",
               heads);
   const double p = training ? dropout_p : 0.0;
-  const bool fused =
-      impl == AttentionImpl::Fused || impl == AttentionImpl::FusedRecompute ||
-      (impl == AttentionImpl::Auto && fused_supported(q, k, v));
+  const bool fused = impl == AttentionImpl::Fused || impl == AttentionImpl::FusedRecompute ||
+                     (impl == AttentionImpl::Auto && fused_supported(q, k, v));
   if (!fused) return attention_reference(q, k, v, heads, band, p);
   TORCH_CHECK(fused_supported(q, k, v), "fused attention needs float32 CPU tensors");
   const bool save =

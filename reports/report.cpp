@@ -1,19 +1,17 @@
 #include "reports/report.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <set>
-
-#include <fmt/format.h>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "harness/experiment/config.h"
 #include "harness/experiment/dataset_spec.h"
 #include "harness/io/output_file.h"
-
 #include "reports/collect.h"
 #include "reports/figures.h"
 #include "reports/judgment_text.h"
@@ -240,15 +238,18 @@ std::string table3_section(const Collected& c, const Group& g, const std::vector
   const std::string ours_setting = g.setting.empty() ? "setting unknown" : g.setting;
   std::vector<std::string> differences;
   if (real.empty()) differences.push_back("our data is synthetic, not " + dataset_name);
-  if (g.setting != "unaligned") differences.push_back("our setting is " + ours_setting + ", the paper's unaligned");
+  if (g.setting != "unaligned")
+    differences.push_back("our setting is " + ours_setting + ", the paper's unaligned");
   if (ours_text.find("GloVe") == std::string::npos)
     differences.push_back("our text input is " + ours_text + ", the paper's 300-d GloVe features");
   if (g.profile != "paper")
     differences.push_back("profile " + g.profile + " is not the reference recipe (epoch cap, data fraction)");
   std::string out = fmt::format(
-      "The paper's Table 3 switches off feature decoupling (FD), HomoGD, the cross-modal attention units (CA) and "
+      "The paper's Table 3 switches off feature decoupling (FD), HomoGD, the cross-modal attention units "
+      "(CA) and "
       "HeteroGD in turn. Paper: {}, {} ({}), Acc-7 / F1 in percent, number of runs unstated. Ours: `{}`, {}, "
-      "text {}, Acc-7 and F1 non0 (the reference code's F1) as mean ± std over seeds. CA off is our reading (the "
+      "text {}, Acc-7 and F1 non0 (the reference code's F1) as mean ± std over seeds. CA off is our reading "
+      "(the "
       "paper gives no code): each crossmodal transformer attends to its own modality's exclusive features "
       "(`cross_modal_attention=false`).\n\n",
       dataset_name, pub.ablation_setting, pub.ablation_source, g.dataset, ours_setting, ours_text);
@@ -278,8 +279,8 @@ std::string table3_section(const Collected& c, const Group& g, const std::vector
     for (const auto& label : labels) {
       const auto sa = summarize(g.values(c, label, "acc7")), sf = summarize(g.values(c, label, "f1_non0"));
       out += row({std::to_string(row_no), mark(a.fd), mark(a.homogd), mark(a.ca), mark(a.heterogd),
-                  label.empty() ? kNone : code(label), std::to_string(sa.n), mean_std(*acc7, sa), mean_std(*f1, sf),
-                  paper_acc7, paper_f1});
+                  label.empty() ? kNone : code(label), std::to_string(sa.n), mean_std(*acc7, sa),
+                  mean_std(*f1, sf), paper_acc7, paper_f1});
     }
   }
   return out;
@@ -479,7 +480,8 @@ void write_report(const results::Store& store, const ReportOptions& o) {
   md += "## Variants\n\n" + header({"variant", "description", "in the DMD paper"}, "lll");
   for (const auto& v : o.variants)
     if (std::find(seen.begin(), seen.end(), v.name) != seen.end())
-      md += row({code(v.name), cell_text(v.description), cell_text(v.paper_row.empty() ? "none" : v.paper_row)});
+      md += row(
+          {code(v.name), cell_text(v.description), cell_text(v.paper_row.empty() ? "none" : v.paper_row)});
   for (const auto& v : seen)
     if (std::find(order.begin(), order.end(), v) == order.end())
       md += row({code(v), "(not in the variant registry)", kNone});
@@ -490,7 +492,8 @@ void write_report(const results::Store& store, const ReportOptions& o) {
     md += results_table(c, g, judged[gi]);
     md += "\n### Difference from full DMD\n\n" + difference_table(g, judged[gi]);
     md += "\n### Judgments\n\n" + judgments_section(c, g, judged[gi]);
-    if (const std::string t3 = table3_section(c, g, o.variants); !t3.empty()) md += "\n### Paper Table 3\n\n" + t3;
+    if (const std::string t3 = table3_section(c, g, o.variants); !t3.empty())
+      md += "\n### Paper Table 3\n\n" + t3;
     md += "\n### Published reference\n\n" + published_section(c, g);
     md += "\n### Throughput\n\n" + throughput_table(c, g);
     md += "\n### Figures\n\n";

@@ -145,26 +145,26 @@ TEST(Variants, Table3NoCaKeepsParametersAndCutsTheFlowBetweenModalities) {
   full.net->eval(), no_ca.net->eval();
   const Batch b = batch_of(FeatureDims{}, 6);
   {
-  torch::NoGradGuard no_grad;
-  const torch::Tensor audio2 = b.audio + torch::randn(b.audio.sizes()), vision2 = b.vision * -1.5;
-  const auto base = no_ca.net->forward(b.text, b.audio, b.vision);
-  const auto moved_a = no_ca.net->forward(b.text, audio2, b.vision);
-  const auto moved_v = no_ca.net->forward(b.text, b.audio, vision2);
-  // Audio changed: text's and vision's hetero logits stay, audio's moves.
-  EXPECT_TRUE(torch::equal(moved_a.logits_l_hetero, base.logits_l_hetero));
-  EXPECT_TRUE(torch::equal(moved_a.logits_v_hetero, base.logits_v_hetero));
-  EXPECT_FALSE(torch::allclose(moved_a.logits_a_hetero, base.logits_a_hetero));
-  // Vision changed: text's and audio's stay.
-  EXPECT_TRUE(torch::equal(moved_v.logits_l_hetero, base.logits_l_hetero));
-  EXPECT_TRUE(torch::equal(moved_v.logits_a_hetero, base.logits_a_hetero));
-  EXPECT_FALSE(torch::allclose(moved_v.logits_v_hetero, base.logits_v_hetero));
-  // With CA on, audio reaches the text's hetero logit.
-  const auto full_base = full.net->forward(b.text, b.audio, b.vision);
-  const auto full_moved = full.net->forward(b.text, audio2, b.vision);
-  EXPECT_FALSE(torch::allclose(full_moved.logits_l_hetero, full_base.logits_l_hetero));
-  // The homogeneous side and the shared path are untouched by the switch.
-  EXPECT_TRUE(torch::equal(base.logits_l_homo, full_base.logits_l_homo));
-  EXPECT_TRUE(torch::equal(base.logits_c, full_base.logits_c));
+    torch::NoGradGuard no_grad;
+    const torch::Tensor audio2 = b.audio + torch::randn(b.audio.sizes()), vision2 = b.vision * -1.5;
+    const auto base = no_ca.net->forward(b.text, b.audio, b.vision);
+    const auto moved_a = no_ca.net->forward(b.text, audio2, b.vision);
+    const auto moved_v = no_ca.net->forward(b.text, b.audio, vision2);
+    // Audio changed: text's and vision's hetero logits stay, audio's moves.
+    EXPECT_TRUE(torch::equal(moved_a.logits_l_hetero, base.logits_l_hetero));
+    EXPECT_TRUE(torch::equal(moved_a.logits_v_hetero, base.logits_v_hetero));
+    EXPECT_FALSE(torch::allclose(moved_a.logits_a_hetero, base.logits_a_hetero));
+    // Vision changed: text's and audio's stay.
+    EXPECT_TRUE(torch::equal(moved_v.logits_l_hetero, base.logits_l_hetero));
+    EXPECT_TRUE(torch::equal(moved_v.logits_a_hetero, base.logits_a_hetero));
+    EXPECT_FALSE(torch::allclose(moved_v.logits_v_hetero, base.logits_v_hetero));
+    // With CA on, audio reaches the text's hetero logit.
+    const auto full_base = full.net->forward(b.text, b.audio, b.vision);
+    const auto full_moved = full.net->forward(b.text, audio2, b.vision);
+    EXPECT_FALSE(torch::allclose(full_moved.logits_l_hetero, full_base.logits_l_hetero));
+    // The homogeneous side and the shared path are untouched by the switch.
+    EXPECT_TRUE(torch::equal(base.logits_l_homo, full_base.logits_l_homo));
+    EXPECT_TRUE(torch::equal(base.logits_c, full_base.logits_c));
   }
   // The loss keeps every term of full DMD.
   no_ca.net->train();

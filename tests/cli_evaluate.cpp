@@ -55,9 +55,12 @@ void check_golden_eval(const std::string& set, std::size_t rows, double rel, dou
 
 }  // namespace
 
-TEST(CliEvaluate, GoldenCheckpointReproducesExpectedEval) { check_golden_eval("mosei", 16, 1e-5, 1e-6); }
+TEST(CliEvaluate, GoldenCheckpointReproducesExpectedEval) {
+  check_golden_eval("mosei", 16, 1e-5, 1e-6);
+}
 
-// The unaligned golden set (lengths 50/500/500): the model is sized from the file's lengths, the setting detected.
+// The unaligned golden set (lengths 50/500/500): the model is sized from the file's lengths, the setting
+// detected.
 TEST(CliEvaluate, UnalignedGoldenCheckpointReproducesExpectedEval) {
   check_golden_eval("mosei-unaligned", 12, 1e-4, 1e-6);
 }

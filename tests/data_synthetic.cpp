@@ -192,8 +192,9 @@ TEST(Synthetic, InformativenessTextOverVisionOverAudio) {
   EXPECT_GT(r[1], 0.05);  // audio is weak but still informative
 }
 
-// Unaligned (docs/synthetic-data.md): the reference's lengths, the aligned dataset's text and labels, and each
-// sample's audio/vision frames spread over the first floor((50 - pad) * T_m / 50) frames, zero-padded at the end.
+// Unaligned (docs/synthetic-data.md): the reference's lengths, the aligned dataset's text and labels, and
+// each sample's audio/vision frames spread over the first floor((50 - pad) * T_m / 50) frames, zero-padded at
+// the end.
 TEST(Synthetic, UnalignedHasTheReferenceLengthsAndSpreadsFramesByTheDocumentedRule) {
   for (const char* family : {"mosi", "mosei"}) {
     SCOPED_TRACE(family);
@@ -217,7 +218,8 @@ TEST(Synthetic, UnalignedHasTheReferenceLengthsAndSpreadsFramesByTheDocumentedRu
         for (const torch::Tensor* x : {&sp->audio, &sp->vision}) {
           const int64_t len = x->size(1), valid = (50 - pad) * len / 50;
           const torch::Tensor frames = (*x)[i];  // [T_m, D]
-          EXPECT_EQ(frames.select(1, 0).ne(0).sum().item<int64_t>(), valid) << "channel 0 non-zero on valid frames";
+          EXPECT_EQ(frames.select(1, 0).ne(0).sum().item<int64_t>(), valid)
+              << "channel 0 non-zero on valid frames";
           EXPECT_EQ(frames.slice(0, valid).abs().sum().item<double>(), 0.0) << "zero padding at the end";
         }
       }

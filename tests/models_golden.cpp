@@ -1,11 +1,9 @@
-// Parity with the reference implementation on the golden MOSEI files (../shared/golden/mosei, README there) and
-// on their unaligned counterpart (../shared/golden/mosei-unaligned: text/audio/vision lengths 50/500/500, audio and
-// vision zero-padded at the end): eval outputs of the test split, and every loss term, edge weight and the
-// gradient norm of one train batch. The model is sized from the data's lengths, as the harness sizes it.
+// Parity with the reference implementation on the golden MOSEI files (../shared/golden/mosei, README there)
+// and on their unaligned counterpart (../shared/golden/mosei-unaligned: text/audio/vision lengths 50/500/500,
+// audio and vision zero-padded at the end): eval outputs of the test split, and every loss term, edge weight
+// and the gradient norm of one train batch. The model is sized from the data's lengths, as the harness sizes
+// it.
 #include <gtest/gtest.h>
-
-#include "harness/experiment/config.h"
-#include "harness/training/trainable.h"
 #include <torch/torch.h>
 
 #include <cmath>
@@ -16,8 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "harness/io/checkpoint.h"
 #include "harness/data/dataset.h"
+#include "harness/experiment/config.h"
+#include "harness/io/checkpoint.h"
+#include "harness/training/trainable.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
 #include "models/loss.h"
@@ -28,7 +28,9 @@ using torch::Tensor;
 
 namespace {
 
-std::string golden_dir(const std::string& set) { return std::string(DMDBENCH_SHARED_DIR) + "/golden/" + set; }
+std::string golden_dir(const std::string& set) {
+  return std::string(DMDBENCH_SHARED_DIR) + "/golden/" + set;
+}
 
 // |got - want| <= rel*|want| or <= abs; returns the relative error for the report.
 double check_close(double got, double want, double rel, double abs, const std::string& what) {
@@ -41,7 +43,8 @@ double check_close(double got, double want, double rel, double abs, const std::s
 const dmdbench::Dataset& golden_data(const std::string& set) {
   static std::map<std::string, dmdbench::Dataset> cache;
   auto it = cache.find(set);
-  if (it == cache.end()) it = cache.emplace(set, dmdbench::load_mmsa(golden_dir(set) + "/data.pkl", "mosei")).first;
+  if (it == cache.end())
+    it = cache.emplace(set, dmdbench::load_mmsa(golden_dir(set) + "/data.pkl", "mosei")).first;
   return it->second;
 }
 
@@ -170,8 +173,8 @@ void check_train(const std::string& set, double rel_tol) {
     Tensor mean = edges->mean(1);
     double worst = 0;
     for (int x = 0; x < 6; ++x)
-      worst = std::max(
-          worst, check_close(mean[x].item<double>(), w[x], rel_tol, 0.0, key + "[" + std::to_string(x) + "]"));
+      worst = std::max(worst, check_close(mean[x].item<double>(), w[x], rel_tol, 0.0,
+                                          key + "[" + std::to_string(x) + "]"));
     std::cout << "[golden train " << set << "] " << key << " max rel err " << worst << "\n";
   }
 
@@ -184,15 +187,21 @@ void check_train(const std::string& set, double rel_tol) {
   std::cout << "[golden train] grad_l2_norm_dmd_params rel err " << rel << "\n";
 }
 
-TEST(ModelsGolden, EvalOutputsMatchReferenceOnTestSplit) { check_eval("mosei"); }
+TEST(ModelsGolden, EvalOutputsMatchReferenceOnTestSplit) {
+  check_eval("mosei");
+}
 
-TEST(ModelsGolden, TrainLossTermsEdgesAndGradientNormMatchReference) { check_train("mosei", 1e-4); }
+TEST(ModelsGolden, TrainLossTermsEdgesAndGradientNormMatchReference) {
+  check_train("mosei", 1e-4);
+}
 
-// Unaligned: the model sized from lengths 50/500/500 (T' 46/500/498), positions on sequences padded at the end.
+// Unaligned: the model sized from lengths 50/500/500 (T' 46/500/498), positions on sequences padded at the
+// end.
 TEST(ModelsGolden, UnalignedEvalOutputsMatchReferenceOnTestSplit) {
   const dmdbench::FeatureDims d = golden_data("mosei-unaligned").dims();
   ASSERT_EQ(golden_data("mosei-unaligned").setting, "unaligned");
-  ASSERT_EQ(std::vector<int64_t>({d.text_len, d.audio_len, d.vision_len}), std::vector<int64_t>({50, 500, 500}));
+  ASSERT_EQ(std::vector<int64_t>({d.text_len, d.audio_len, d.vision_len}),
+            std::vector<int64_t>({50, 500, 500}));
   check_eval("mosei-unaligned");
 }
 

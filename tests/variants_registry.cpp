@@ -1,10 +1,10 @@
 // The variant registry and configuration resolution (no LibTorch).
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "ablations/variants.h"
 #include "harness/experiment/dataset_spec.h"
-
-#include <map>
 
 using namespace dmdbench;
 
@@ -54,11 +54,14 @@ TEST(Variants, EachVariantChangesExactlyItsKeys) {
   EXPECT_EQ(diff("t3-no-heterogd"), std::vector<std::string>{"use_hetero_gd"});
   EXPECT_EQ(diff("t3-no-ca"), std::vector<std::string>{"cross_modal_attention"});
   EXPECT_EQ(diff("t3-fd-homogd"), (std::vector<std::string>{"cross_modal_attention", "use_hetero_gd"}));
-  EXPECT_EQ(diff("t3-fd-only"), (std::vector<std::string>{"cross_modal_attention", "use_homo_gd", "use_hetero_gd"}));
+  EXPECT_EQ(diff("t3-fd-only"),
+            (std::vector<std::string>{"cross_modal_attention", "use_homo_gd", "use_hetero_gd"}));
   EXPECT_EQ(diff("t3-none"),
             (std::vector<std::string>{"decouple", "cross_modal_attention", "use_homo_gd", "use_hetero_gd"}));
   // Rows 1 and 2 are the configurations of dmd and homo-only.
-  auto json_of = [](const std::string& v) { return ablations::resolve_config("mosi", v, "paper", {}).json(); };
+  auto json_of = [](const std::string& v) {
+    return ablations::resolve_config("mosi", v, "paper", {}).json();
+  };
   EXPECT_EQ(json_of("t3-full"), json_of("dmd"));
   EXPECT_EQ(json_of("t3-no-heterogd"), json_of("homo-only"));
   // The CA switch is on by default and DMD's only: MulT has no heterogeneous path to switch.
@@ -67,16 +70,17 @@ TEST(Variants, EachVariantChangesExactlyItsKeys) {
 }
 
 TEST(Variants, EachVariantNamesItsPlaceInThePaper) {
-  const std::map<std::string, int> rows = {{"dmd", 1},         {"homo-only", 2},    {"t3-full", 1},
-                                           {"t3-no-heterogd", 2}, {"t3-no-ca", 3},   {"t3-fd-homogd", 4},
-                                           {"t3-fd-only", 5},  {"t3-none", 6}};
+  const std::map<std::string, int> rows = {
+      {"dmd", 1},      {"homo-only", 2},    {"t3-full", 1},    {"t3-no-heterogd", 2},
+      {"t3-no-ca", 3}, {"t3-fd-homogd", 4}, {"t3-fd-only", 5}, {"t3-none", 6}};
   for (const auto& v : ablations::registry()) {
     SCOPED_TRACE(v.name);
     const auto it = rows.find(v.name);
     EXPECT_EQ(v.table3_row, it == rows.end() ? 0 : it->second);
     EXPECT_FALSE(v.paper_row.empty());  // the legend says where it is, or that it is nowhere
     if (v.table3_row > 0) {
-      EXPECT_EQ(v.paper_row.rfind("Table 3 row " + std::to_string(v.table3_row) + " (", 0), 0u) << v.paper_row;
+      EXPECT_EQ(v.paper_row.rfind("Table 3 row " + std::to_string(v.table3_row) + " (", 0), 0u)
+          << v.paper_row;
       // The row's switches are the configuration's.
       const Config c = ablations::resolve_config("mosei", v.name, "paper", {});
       const auto sw = ablations::table3_switches(v.table3_row);

@@ -75,14 +75,18 @@ int emit_sbatch(const AblationArgs& a) {
 
 std::string mult_setting_note(const AblationArgs& a) {
   bool mult = false;
-  for (const auto& name : ablations::parse_variant_list(a.variants)) mult = mult || ablations::find_variant(name).model == "mult";
+  for (const auto& name : ablations::parse_variant_list(a.variants))
+    mult = mult || ablations::find_variant(name).model == "mult";
   const DatasetSpec spec = parse_dataset_spec(a.dataset);
-  // A file's setting is known once it is read; its name says it for MMSA's files (aligned_50.pkl, unaligned_50.pkl).
-  const bool aligned = spec.synthetic ? spec.setting == "aligned" : spec.path.find("unaligned") == std::string::npos;
+  // A file's setting is known once it is read; its name says it for MMSA's files (aligned_50.pkl,
+  // unaligned_50.pkl).
+  const bool aligned =
+      spec.synthetic ? spec.setting == "aligned" : spec.path.find("unaligned") == std::string::npos;
   if (!mult || !aligned) return "";
-  return fmt::format("note: MulT runs here on aligned data ({}); MMSA trains MulT on unaligned data (unaligned_50.pkl) "
-                     "and MMSA's published MulT numbers are unaligned, so they do not compare with these runs",
-                     a.dataset);
+  return fmt::format(
+      "note: MulT runs here on aligned data ({}); MMSA trains MulT on unaligned data (unaligned_50.pkl) "
+      "and MMSA's published MulT numbers are unaligned, so they do not compare with these runs",
+      a.dataset);
 }
 
 Plan plan_of(AblationArgs& a) {

@@ -202,7 +202,8 @@ int ablation_verb(const VerbArgs& va) {
   po::options_description desc("options");
   desc.add_options()("dataset", po::value(&a.dataset)->default_value(a.dataset),
                      "synthetic-mosi[-unaligned] | synthetic-mosei[-unaligned] | mosi:PATH | mosei:PATH")(
-      "variants", po::value(&a.variants)->default_value(a.variants), "all | paper-table3 (the paper's Table 3 rows) | comma-separated registry names")(
+      "variants", po::value(&a.variants)->default_value(a.variants),
+      "all | paper-table3 (the paper's Table 3 rows) | comma-separated registry names")(
       "seeds", po::value(&a.seeds)->default_value(a.seeds), "comma-separated seeds")(
       "profile", po::value(&a.profile),
       "smoke | quick | paper (default: paper on real data, quick on synthetic)")(
@@ -218,8 +219,9 @@ int ablation_verb(const VerbArgs& va) {
       "fast", po::bool_switch(&a.fast), "CUDA: allow TF32 and cuDNN autotuning (recorded)")(
       "report", po::value(&a.report)->default_value(a.report), "write the Markdown report here at the end")(
       "no-report", po::bool_switch(&a.no_report), "do not write the report")(
-      "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0), "print a Slurm array script for N shards and exit")(
-      "worker", po::value(&a.worker)->default_value(-1), "internal: run one plan entry in this process")(
+      "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0),
+      "print a Slurm array script for N shards and exit")("worker", po::value(&a.worker)->default_value(-1),
+                                                          "internal: run one plan entry in this process")(
       "owner", po::value(&a.owner), "internal: the claim of the sweep that started this worker");
   po::variables_map vm;
   if (!parse("run-ablation [options]", desc, va.args, vm)) return 0;

@@ -77,14 +77,14 @@ struct SyntheticSpec {
   std::string family = "mosi";  // mosi: 768/5/20, 1284/229/686; mosei: 768/74/35, 16326/1871/4659
   double scale = 1.0;           // fraction of the real split sizes (at least 8 samples per split)
   uint64_t seed = 20230318;
-  int64_t seq_len = 50;               // T of the text (the word axis)
-  std::string setting = "aligned";    // "unaligned": audio/vision on the reference's longer axes, scaled to
-                                      // seq_len (MOSI 375/500, MOSEI 500/500 at T = 50)
+  int64_t seq_len = 50;             // T of the text (the word axis)
+  std::string setting = "aligned";  // "unaligned": audio/vision on the reference's longer axes, scaled to
+                                    // seq_len (MOSI 375/500, MOSEI 500/500 at T = 50)
 };
 Dataset make_synthetic(const SyntheticSpec& spec);
 
-// "synthetic-mosi", "synthetic-mosei[-unaligned][@scale]", "mosi:PATH", "mosei:PATH", or a bare PATH (family guessed
-// from the feature dims). Used by every verb that takes --dataset.
+// "synthetic-mosi", "synthetic-mosei[-unaligned][@scale]", "mosi:PATH", "mosei:PATH", or a bare PATH (family
+// guessed from the feature dims). Used by every verb that takes --dataset.
 Dataset open_dataset(const std::string& spec, const LoadOptions& opts = {}, double synthetic_scale = 1.0,
                      uint64_t synthetic_seed = 20230318);
 

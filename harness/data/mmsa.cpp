@@ -149,7 +149,8 @@ RawSplit parse_split(const pk::Value& root, const std::string& name) {
     }
     r.mod[m] = a;
   }
-  // MMSA's key, else the MulT repository's `labels` [n,1,1] (yaohungt/Multimodal-Transformer, src/dataset.py).
+  // MMSA's key, else the MulT repository's `labels` [n,1,1] (yaohungt/Multimodal-Transformer,
+  // src/dataset.py).
   r.labels_key = s->find("regression_labels") || !s->find("labels") ? "regression_labels" : "labels";
   r.labels = &need_key(*s, name, r.labels_key.c_str());
   r.ids = s->find("id");
@@ -191,15 +192,15 @@ torch::Tensor read_labels(const RawSplit& r, int64_t n, const Cleaning& clean, N
     // [n] or [n,1] (MMSA), [n,1,1] (MulT)
     bool ok = a->numel() == n && !a->shape.empty() && a->shape[0] == n;
     if (!ok) {
-      throw DataError(fmt::format("split '{}' key '{}' has shape {}, expected [{}], [{},1] or [{},1,1]", r.name,
-                                  r.labels_key, shape_str(a->shape), n, n, n));
+      throw DataError(fmt::format("split '{}' key '{}' has shape {}, expected [{}], [{},1] or [{},1,1]",
+                                  r.name, r.labels_key, shape_str(a->shape), n, n, n));
     }
     return to_float_tensor(*a, {n}, clean, record);
   }
   if (const auto* l = std::get_if<pk::List>(&r.labels->v)) {  // a plain list of numbers
     if (static_cast<int64_t>(l->size()) != n) {
-      throw DataError(fmt::format("split '{}' key '{}' has {} values, expected {}", r.name, r.labels_key,
-                                  l->size(), n));
+      throw DataError(
+          fmt::format("split '{}' key '{}' has {} values, expected {}", r.name, r.labels_key, l->size(), n));
     }
     std::vector<float> v;
     for (const auto& x : *l) v.push_back(static_cast<float>(x.number()));
@@ -219,10 +220,11 @@ std::vector<std::string> read_ids(const RawSplit& r, int64_t n) {
     for (int64_t i = 0; i < n; ++i) ids.push_back(fmt::format("{}$_${}", r.name, i));
     return ids;
   }
-  // A list of n strings (MMSA); a bytes array [n,k] (MulT's [n,3]: video id, start, end) arrives as k·n strings
-  // in row order, and a sample's k parts are joined with "$_$".
+  // A list of n strings (MMSA); a bytes array [n,k] (MulT's [n,3]: video id, start, end) arrives as k·n
+  // strings in row order, and a sample's k parts are joined with "$_$".
   const auto* l = std::get_if<pk::List>(&r.ids->v);
-  const int64_t parts = l && n > 0 && static_cast<int64_t>(l->size()) % n == 0 ? static_cast<int64_t>(l->size()) / n : 1;
+  const int64_t parts =
+      l && n > 0 && static_cast<int64_t>(l->size()) % n == 0 ? static_cast<int64_t>(l->size()) / n : 1;
   if (!l || static_cast<int64_t>(l->size()) != n * parts) {
     throw DataError(fmt::format("split '{}' key 'id' is {}{}, expected a list of {} strings", r.name,
                                 r.ids->type_name(), l ? fmt::format(" of {} items", l->size()) : "", n));
@@ -232,7 +234,8 @@ std::vector<std::string> read_ids(const RawSplit& r, int64_t n) {
     for (int64_t k = 0; k < parts; ++k) {
       const pk::Value& x = (*l)[static_cast<std::size_t>(i * parts + k)];
       const auto* s = std::get_if<std::string>(&x.v);
-      if (!s) throw DataError(fmt::format("split '{}' key 'id' holds {}, expected strings", r.name, x.type_name()));
+      if (!s)
+        throw DataError(fmt::format("split '{}' key 'id' holds {}, expected strings", r.name, x.type_name()));
       id += (k ? "$_$" : "") + *s;
     }
     ids.push_back(std::move(id));

@@ -100,10 +100,10 @@ Projection projection(uint64_t seed, int m, int64_t dim) {
 }
 
 // The frames of one modality on its own time axis of `len` frames, for a sample whose text (the word axis of
-// length T) has `pad` leading padded words. Aligned (len == T): frame u is word u; words before pad are padded.
-// Unaligned (len != T, docs/synthetic-data.md): the sample's T - pad valid words are spread over its first
-// floor((T - pad) * len / T) frames, frame u belonging to word pad + floor(u * T / len); the frames after them
-// are zero padding at the end, as in MMSA's unaligned files.
+// length T) has `pad` leading padded words. Aligned (len == T): frame u is word u; words before pad are
+// padded. Unaligned (len != T, docs/synthetic-data.md): the sample's T - pad valid words are spread over its
+// first floor((T - pad) * len / T) frames, frame u belonging to word pad + floor(u * T / len); the frames
+// after them are zero padding at the end, as in MMSA's unaligned files.
 struct FrameAxis {
   int64_t T, len;
   bool aligned() const { return len == T; }
@@ -114,10 +114,10 @@ struct FrameAxis {
   int64_t frame_of(int64_t t, int64_t pad) const { return aligned() ? t : ((t - pad) * len + T - 1) / T; }
 };
 
-// x[i, u, d] = 0 for padded frames, else bias[d] + amp * 1[word(u) in window] * (h_i P)[d] + noise_std * noise.
-// Summed in float32 in this order (bias + signal-or-0 + noise).
-void fill_modality(float* out, const std::vector<SampleFactors>& f, const Projection& p, int m, const FrameAxis& axis,
-                   uint64_t noise_key) {
+// x[i, u, d] = 0 for padded frames, else bias[d] + amp * 1[word(u) in window] * (h_i P)[d] + noise_std *
+// noise. Summed in float32 in this order (bias + signal-or-0 + noise).
+void fill_modality(float* out, const std::vector<SampleFactors>& f, const Projection& p, int m,
+                   const FrameAxis& axis, uint64_t noise_key) {
   const int64_t T = axis.len;
   const int64_t D = p.dim, n = static_cast<int64_t>(f.size());
   std::vector<float> bias(p.bias.begin(), p.bias.end());
@@ -194,7 +194,8 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
   if (spec.family != "mosi" && spec.family != "mosei")
     throw DataError(fmt::format("unknown synthetic family '{}', expected mosi or mosei", spec.family));
   if (spec.setting != "aligned" && spec.setting != "unaligned")
-    throw DataError(fmt::format("unknown synthetic setting '{}', expected aligned or unaligned", spec.setting));
+    throw DataError(
+        fmt::format("unknown synthetic setting '{}', expected aligned or unaligned", spec.setting));
   const bool unaligned = spec.setting == "unaligned";
   const SplitSizes real = reference_split_sizes(spec.family);
   const FeatureDims widths = reference_dims(spec.family, spec.setting);
@@ -208,8 +209,8 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
   const int64_t T = spec.seq_len;
   for (auto& s : sizes) s = std::max<int64_t>(8, std::llround(spec.scale * static_cast<double>(s)));
 
-  // Frame axes (text, audio, vision): the word axis T for text and for aligned data; the reference's unaligned
-  // lengths (MOSI 375/500, MOSEI 500/500) scaled to T for audio and vision.
+  // Frame axes (text, audio, vision): the word axis T for text and for aligned data; the reference's
+  // unaligned lengths (MOSI 375/500, MOSEI 500/500) scaled to T for audio and vision.
   const FrameAxis axes[3] = {{T, T},
                              {T, unaligned ? widths.audio_len * T / widths.text_len : T},
                              {T, unaligned ? widths.vision_len * T / widths.text_len : T}};
@@ -218,9 +219,9 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
   ds.name = "synthetic-" + spec.family + (unaligned ? "-unaligned" : "");
   ds.family = spec.family;
   ds.setting = spec.setting;
-  std::string key =
-      fmt::format("dmdbench-synthetic v1 family={} scale={} seed={} seq_len={} sizes={}/{}/{} dims={}/{}/{}",
-                  spec.family, spec.scale, spec.seed, T, sizes[0], sizes[1], sizes[2], dims[0], dims[1], dims[2]);
+  std::string key = fmt::format(
+      "dmdbench-synthetic v1 family={} scale={} seed={} seq_len={} sizes={}/{}/{} dims={}/{}/{}", spec.family,
+      spec.scale, spec.seed, T, sizes[0], sizes[1], sizes[2], dims[0], dims[1], dims[2]);
   if (unaligned) key += fmt::format(" unaligned lengths={}/{}/{}", axes[0].len, axes[1].len, axes[2].len);
   ds.source_sha256 = sha256_string(key);
   const Projection proj[3] = {projection(spec.seed, 0, dims[0]), projection(spec.seed, 1, dims[1]),

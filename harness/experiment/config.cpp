@@ -142,8 +142,8 @@ Config reference_config(const std::string& family, const std::string& model) {
     j["position_embedding"] = true;  // original MulT and DMD's copy; MMSA's current code has it off
   } else {
     j["decouple"] = true;     // off: the no-decoupling ablation
-    // off: the paper's Table 3 "without CA" rows; each crossmodal transformer of the heterogeneous path attends
-    // to its own modality's exclusive features (query, key and value), same shapes and parameters.
+    // off: the paper's Table 3 "without CA" rows; each crossmodal transformer of the heterogeneous path
+    // attends to its own modality's exclusive features (query, key and value), same shapes and parameters.
     j["cross_modal_attention"] = true;
     j["learn_edges"] = true;  // off: the fixed-edges ablation
     // Loss composition (spec §3.3).

@@ -59,14 +59,16 @@ DatasetSpec parse_dataset_spec(const std::string& text) {
     }
     s.setting = "aligned";
     const std::string suffix = "-unaligned";
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       s.setting = "unaligned";
       name = name.substr(0, name.size() - suffix.size());
     }
     if (name != "mosi" && name != "mosei")
-      throw ConfigError(fmt::format("unknown synthetic dataset '{}', expected synthetic-mosi, synthetic-mosei, "
-                                    "synthetic-mosi-unaligned or synthetic-mosei-unaligned",
-                                    text));
+      throw ConfigError(
+          fmt::format("unknown synthetic dataset '{}', expected synthetic-mosi, synthetic-mosei, "
+                      "synthetic-mosi-unaligned or synthetic-mosei-unaligned",
+                      text));
     s.family = name;
     return s;
   }

@@ -28,16 +28,17 @@ struct DatasetSpec {
   std::string family;        // "mosi" | "mosei"; "" for a bare PATH that names neither (the loader guesses)
   std::string path;          // the MMSA pickle (real data)
   double scale = 0;          // synthetic: the @scale suffix in (0, 1]; 0 = the profile's fraction
-  std::string setting;       // synthetic: "aligned" or "unaligned" (the -unaligned suffix); "" for a file, whose
-                             // setting the loader detects from its lengths
+  std::string setting;  // synthetic: "aligned" or "unaligned" (the -unaligned suffix); "" for a file, whose
+                        // setting the loader detects from its lengths
   // The family, or ConfigError saying to write mosi:PATH or mosei:PATH (what a plan needs before loading).
   const std::string& known_family() const;
   // ConfigError when a real dataset's file is missing or not a regular file (checked before anything is stored).
   void require_file() const;
 };
 
-// "synthetic-mosi", "synthetic-mosei@0.1", "synthetic-mosi-unaligned[@scale]", "mosi:PATH", "mosei:PATH", or a bare PATH (its family read from the
-// path when it names mosi or mosei, e.g. /data/MOSI/aligned_50.pkl). ConfigError (one sentence) for anything else.
+// "synthetic-mosi", "synthetic-mosei@0.1", "synthetic-mosi-unaligned[@scale]", "mosi:PATH", "mosei:PATH", or
+// a bare PATH (its family read from the path when it names mosi or mosei, e.g. /data/MOSI/aligned_50.pkl).
+// ConfigError (one sentence) for anything else.
 DatasetSpec parse_dataset_spec(const std::string& text);
 
 }  // namespace dmdbench
