@@ -134,8 +134,16 @@ TEST(Config, ProfilesSetScaleAndEpochCap) {
   EXPECT_EQ(smoke.integer("max_epochs"), 3);
   EXPECT_EQ(smoke.integer("update_epochs"), 1);
   const Config quick = ablations::resolve_config("mosi", "mult", "quick", {"update_epochs=4"});
-  EXPECT_EQ(quick.integer("max_epochs"), 6);
+  EXPECT_EQ(quick.integer("max_epochs"), 14);
   EXPECT_EQ(quick.integer("update_epochs"), 4);  // an explicit override wins over the profile
+  // quick's recipe changes, named and applied to every variant alike: learning rates x5, early stop after 3.
+  EXPECT_DOUBLE_EQ(quick.num("lr_scale"), 5.0);
+  EXPECT_EQ(quick.integer("early_stop"), 3);
+  EXPECT_DOUBLE_EQ(learning_rate(quick), 5 * 2e-3);  // MulT MOSI 2e-3
+  const Config quick_dmd = ablations::resolve_config("mosi", "dmd", "quick", {});
+  EXPECT_DOUBLE_EQ(learning_rate(quick_dmd), 5 * 1e-4);
+  EXPECT_DOUBLE_EQ(learning_rate(reference_config("mosi", "dmd")), 1e-4);  // lr_scale 1 in the reference
+  EXPECT_THROW(ablations::resolve_config("mosi", "dmd", "quick", {"lr_scale=0"}), ConfigError);
   // paper is the reference recipe exactly: only the (synthetic) scale and the cap are set, to their defaults.
   const Config paper = ablations::resolve_config("mosi", "dmd", "paper", {});
   EXPECT_EQ(paper.json(), reference_config("mosi", "dmd").json());

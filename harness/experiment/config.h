@@ -57,6 +57,9 @@ struct Profile {
   std::vector<std::string> recipe_changes;  // "key=value" departures from the reference recipe (none for paper)
 };
 const std::vector<Profile>& profiles();
+// The rate the optimizer and its plateau scheduler start from: learning_rate x lr_scale.
+double learning_rate(const Config& cfg);
+
 const Profile& find_profile(const std::string& name);  // ConfigError for an unknown name
 void apply_profile(Config& cfg, const Profile& p);
 // The profile a verb uses when none is named: paper (the reference, BERT fine-tuned) on a real dataset, quick
