@@ -108,6 +108,32 @@ TEST(Perturbation, MissingAllDrawsEachModalityAsItsOwnPerturbationDoes) {
   EXPECT_EQ(drop.vision.abs().sum().item<double>(), 0.0);
 }
 
+// A BERT run reads text_bert: drop:text turns every real token but [CLS] and [SEP] into [UNK] (mask and segments
+// as they were); noise:text and the other modalities leave the tokens alone.
+TEST(Perturbation, TextDropReachesTheBertTokens) {
+  const Dataset& d = testing_support::synthetic_mosi(0.05);
+  ASSERT_TRUE(d.test.text_bert.defined());
+  const ModalityStd std = training_std(d.train);
+  const Split drop = perturb_split(d.test, results::parse_perturbation("drop:text"), std, 1111);
+  const torch::Tensor ids = drop.text_bert.select(1, 0), mask = d.test.text_bert.select(1, 1);
+  EXPECT_TRUE(torch::equal(drop.text_bert.narrow(1, 1, 2), d.test.text_bert.narrow(1, 1, 2)));
+  int64_t unk = 0, real = 0;
+  for (int64_t i = 0; i < ids.size(0); ++i) {
+    const int64_t len = mask[i].sum().item<int64_t>();
+    ASSERT_GE(len, 2);
+    EXPECT_EQ(ids[i][0].item<int>(), 101) << i;        // [CLS]
+    EXPECT_EQ(ids[i][len - 1].item<int>(), 102) << i;  // [SEP]
+    for (int64_t j = 1; j < len - 1; ++j) unk += ids[i][j].item<int>() == 100;
+    real += len - 2;
+    EXPECT_TRUE(torch::equal(ids[i].narrow(0, len, ids.size(1) - len), d.test.text_bert.select(1, 0)[i].narrow(0, len, ids.size(1) - len)));
+  }
+  EXPECT_EQ(unk, real);
+  EXPECT_TRUE(torch::equal(perturb_split(d.test, results::parse_perturbation("noise:text@1"), std, 1111).text_bert,
+                           d.test.text_bert));
+  EXPECT_TRUE(torch::equal(perturb_split(d.test, results::parse_perturbation("drop:audio"), std, 1111).text_bert,
+                           d.test.text_bert));
+}
+
 TEST(RobustnessEvaluation, LevelZeroReproducesTheCleanTestAndIgnoredAudioDoesNotMatter) {
   torch::set_num_threads(1);
   const Dataset& d = testing_support::synthetic_mosi(0.05);

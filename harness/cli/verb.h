@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "reports/report.h"
+
 namespace dmdbench::cli {
 
 namespace po = boost::program_options;
@@ -42,6 +44,9 @@ std::vector<VerbImpl> bench_verbs();     // bench                          (benc
 // Adds --help, parses `args` into vm; prints the usage and returns false on --help.
 bool parse(const std::string& usage, po::options_description& desc, const std::vector<std::string>& args,
            po::variables_map& vm, const po::positional_options_description* pos = nullptr);
+
+// The variant registry as the report's legend reads it (report_verbs.cpp).
+std::vector<reports::VariantInfo> report_variants();
 
 // The default results database of every verb that takes --db.
 inline const char* kDefaultDatabase = "results/dmdbench.sqlite";

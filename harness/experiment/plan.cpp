@@ -18,8 +18,10 @@ Plan make_plan(const PlanRequest& req) {
   nlohmann::ordered_json request = {{"dataset", req.dataset},   {"variants", names},
                                     {"seeds", req.seeds},       {"profile", req.profile},
                                     {"overrides", req.overrides}, {"code", req.code_version}};
+  if (!req.text_model_sha256.empty()) request["text_model_sha256"] = req.text_model_sha256;
   Plan plan;
   plan.experiment_id = sha256_string(request.dump()).substr(0, 12);
+  plan.text_model_sha256 = req.text_model_sha256;
   int index = 0;
   for (const auto& [variant, cfg] : req.variants) {
     for (int64_t seed : req.seeds) {
@@ -28,6 +30,12 @@ Plan make_plan(const PlanRequest& req) {
       r.variant = variant, r.dataset = req.dataset, r.profile = req.profile, r.seed = seed, r.config = cfg;
       nlohmann::ordered_json key = {{"variant", variant}, {"dataset", req.dataset}, {"profile", req.profile},
                                     {"seed", seed},       {"config", cfg.json()},   {"code", req.code_version}};
+      if (uses_text_model(cfg)) {
+        if (req.text_model_sha256.empty())
+          throw ConfigError(
+              fmt::format("variant {} reads text through a BERT, and the plan has no BERT weights", variant));
+        key["text_model_sha256"] = req.text_model_sha256;
+      }
       r.run_id = sha256_string(key.dump()).substr(0, 16);
       plan.runs.push_back(std::move(r));
     }

@@ -115,6 +115,9 @@ Split perturb_split(const Split& s, const results::Perturbation& p, const Modali
     } else {
       const double rate = p.kind == results::PerturbKind::Drop ? 1.0 : p.level;
       out.*(t.member) = drop_frames(x, kept_frames(x.size(0), x.size(1), rate, key));
+      // A BERT reads the tokens: the same rule over the token axis, dropped tokens become [UNK].
+      if (t.member == &Split::text && s.text_bert.defined())
+        out.text_bert = missing_tokens(s.text_bert, kept_frames(s.text_bert.size(0), s.text_bert.size(2), rate, key));
     }
   }
   return out;

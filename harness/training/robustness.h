@@ -48,7 +48,10 @@ ModalityStd training_std(const Split& train);
 // The stream of one (run seed, perturbation kind, modality): the same for every level of the curve.
 uint64_t perturbation_key(int64_t seed, results::PerturbKind kind, const std::string& modality);
 
-// A copy of `s` with the perturbation applied (the other modalities and the labels shared, not copied).
+// A copy of `s` with the perturbation applied (the other modalities and the labels shared, not copied). A drop
+// or missing rate on text also applies to text_bert when the split has it (missing_tokens, over the token axis
+// with the text features' stream), so a run whose BERT reads the tokens sees the same perturbation; noise has no
+// token form and leaves text_bert as it is.
 Split perturb_split(const Split& s, const results::Perturbation& p, const ModalityStd& stds, int64_t seed);
 
 struct RobustnessPoint {

@@ -29,6 +29,8 @@ uint64_t stream_seed(int64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+constexpr uint64_t kTestStream = 1u << 20;  // the test passes' batch orders: streams 2^20, 2^20 + 1, ...
+
 std::string non_finite_text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
 
 }  // namespace
@@ -37,21 +39,23 @@ EvalOptions test_eval_options(const Config& cfg, int64_t seed) {
   EvalOptions o;
   o.batch_size = cfg.integer("batch_size"), o.shuffle = cfg.flag("eval_shuffle");
   o.autocast_bf16 = cfg.str("autocast") == "bf16";
-  o.seed = stream_seed(seed, 1u << 20);
+  o.seed = stream_seed(seed, kTestStream);
   return o;
 }
 
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
-                      const TrainHooks& hooks) {
+                      const TrainHooks& hooks, const BertFolder* bert) {
   const auto run_start = Clock::now();
+  const bool text_model = cfg.str("model") == "dmd" && uses_text_model(cfg);
+  if (text_model && bert) check_text_bert(data, bert->config.vocab, bert->config.type_vocab);
   torch::manual_seed(static_cast<uint64_t>(seed));  // model initialisation and dropout
-  auto model = build_trainable(cfg, data.dims(), device);
+  auto model = build_trainable(cfg, data.dims(), device, text_model ? bert : nullptr);
 
   const int64_t batch_size = cfg.integer("batch_size");
   EvalOptions eval;
   eval.batch_size = batch_size, eval.shuffle = cfg.flag("eval_shuffle"), eval.autocast_bf16 = cfg.str("autocast") == "bf16";
   TrainStep step(*model, cfg);
-  PlateauScheduler scheduler(cfg.num("learning_rate"), cfg.num("plateau_factor"), cfg.integer("plateau_patience"),
+  PlateauScheduler scheduler(learning_rate(cfg), cfg.num("plateau_factor"), cfg.integer("plateau_patience"),
                              cfg.num("plateau_threshold"));
   EarlyStopping stopping(cfg.integer("early_stop"), cfg.integer("max_epochs"));
   GradientAccumulation accumulation(cfg.integer("update_epochs"), cfg.flag("keep_partial_group"));
@@ -139,6 +143,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   test_options.with_edges = true;
   const EvalPass test = evaluate_split(*model, data.test, device, test_options);
   result.test = results::regression_metrics(test.predictions, test.labels);
+  result.test_seed = test_options.seed;
   result.test_predictions = test.predictions;
   result.test_labels = test.labels;
   result.edge_spaces = model->edge_spaces();
@@ -156,6 +161,16 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
                                results::percentile(step_ms, 0.5), results::percentile(step_ms, 0.95)});
   result.throughput.push_back({"eval", batch_size, test_ms > 0 ? data.test.size() / (test_ms / 1e3) : 0,
                                results::percentile(test.batch_ms, 0.5), results::percentile(test.batch_ms, 0.95)});
+
+  // Test-batch sensitivity: the same weights on the test split in other batch orders (always shuffled, also when
+  // eval_shuffle is off, since what is measured is the dependence on batch composition).
+  EvalOptions shuffled = test_options;
+  shuffled.shuffle = true, shuffled.with_edges = false;
+  for (int64_t i = 1; i <= cfg.integer("test_shuffles"); ++i) {
+    shuffled.seed = stream_seed(seed, kTestStream + static_cast<uint64_t>(i));
+    const EvalPass pass = evaluate_split(*model, data.test, device, shuffled);
+    result.test_shuffles.push_back({shuffled.seed, results::regression_metrics(pass.predictions, pass.labels)});
+  }
   result.peak_memory_bytes = peak_memory_bytes(device);
   result.wall_seconds = ms_since(run_start) / 1e3;
   return result;
