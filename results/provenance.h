@@ -17,6 +17,9 @@ struct Provenance {
   bool deterministic = true;
   std::string determinism_flags;  // e.g. "cpu" or "cuda:deterministic_algorithms,no_tf32,cublas_ws=:4096:8"
   std::string dataset_name, dataset_sha256;
+  // Under Slurm (empty elsewhere): the task's own job id (SLURM_JOB_ID) and its array task as ARRAYJOB_TASK
+  // (SLURM_ARRAY_JOB_ID _ SLURM_ARRAY_TASK_ID), the name scontrol, squeue and scancel take.
+  std::string slurm_job_id, slurm_array_task;
 };
 
 struct ProvenanceField {

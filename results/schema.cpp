@@ -103,6 +103,9 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
        }},
+      // Slurm provenance: the provenance fields slurm_job_id and slurm_array_task (results/provenance.cpp add
+      // their columns to run and bench).
+      {3, {}},
   };
   return all;
 }

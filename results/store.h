@@ -22,7 +22,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // How long a statement waits for another process's lock before it fails: 30 s, or DMDBENCH_BUSY_TIMEOUT_S.
 int busy_timeout_seconds();
 
