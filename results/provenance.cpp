@@ -16,8 +16,8 @@ const std::vector<ProvenanceField>& provenance_fields() {
       {"determinism_flags", "determinism flags", &P::determinism_flags, 1},
       {"dataset_name", "data", &P::dataset_name, 1},
       {"dataset_sha256", "data sha256", &P::dataset_sha256, 1},
-      {"slurm_job_id", "Slurm job", &P::slurm_job_id, 3},
-      {"slurm_array_task", "Slurm array task", &P::slurm_array_task, 3},
+      {"slurm_job_id", "Slurm job", &P::slurm_job_id, 3, true},
+      {"slurm_array_task", "Slurm array task", &P::slurm_array_task, 3, true},
   };
   return fields;
 }

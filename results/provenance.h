@@ -27,6 +27,7 @@ struct ProvenanceField {
   const char* label;   // the report footer's wording
   std::variant<std::string Provenance::*, int64_t Provenance::*, bool Provenance::*> member;
   int since_schema;    // the schema version whose migration adds the column
+  bool only_when_set = false;  // the report's footer leaves it out when no run has a value (Slurm ids)
 };
 
 const std::vector<ProvenanceField>& provenance_fields();

@@ -338,7 +338,10 @@ int run_ablation(const AblationArgs& a) {
                                        row && !row->error.empty() ? ", " + row->error : ""));
   }
   if (g_stop) {
-    std::cerr << "run-ablation was interrupted; rerun the same command to resume\n";
+    std::cerr << (slurm_env.array_task.empty()
+                      ? "run-ablation was interrupted; rerun the same command to resume\n"
+                      : "run-ablation was interrupted (Slurm task " + slurm_env.array_task +
+                            "); dmdbench slurm resubmit EXPERIMENT_DIR submits its runs again\n");
     return 130;
   }
   if (!incomplete.empty()) {
