@@ -6,6 +6,10 @@
 #include <ostream>
 #include <string>
 
+#include "harness/experiment/config.h"
+#include "harness/experiment/dataset_spec.h"
+#include "harness/io/bert_folder.h"
+
 namespace dmdbench::bench {
 
 struct BenchArgs {
@@ -16,6 +20,9 @@ struct BenchArgs {
   int repetitions = 3;
   double min_time = 0.2;  // seconds per repetition
   bool list = false;
+  // The dmd-bert cases' BERT: a Hugging Face folder; empty: bench/bert-base-uncased's config.json
+  // (bert-base-uncased's public architecture) with random weights.
+  std::string bert;
 };
 
 int run_suite(const BenchArgs& a);
@@ -27,6 +34,20 @@ int compare_sets(const std::string& db, const std::string& base, const std::stri
 struct FlopCount {
   double forward = 0, train_step = 0;
 };
-FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch);
+// `variant` is a registry name or "dmd-bert" (DMD with the text model `bert`, fine-tuned).
+FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch,
+                      const BertFolder* bert = nullptr);
+// The same for the BERT alone (forward; forward + backward of its last hidden state).
+FlopCount count_bert_flops(const BertFolder& bert, int64_t batch, int64_t length);
+
+// A case's data name: "mosi", "mosei" (aligned, the reference's lengths) or "mosi-unaligned",
+// "mosei-unaligned" (MMSA's unaligned lengths, MOSI 50/375/500, MOSEI 50/500/500). The family is the name
+// without "-unaligned".
+std::string case_family(const std::string& data);
+FeatureDims case_dims(const std::string& data);
+
+// The configuration a case name's variant runs: registry variants on the text features; "dmd-bert" is full
+// DMD with its BERT fine-tuned (bert-finetune).
+Config case_config(const std::string& family, const std::string& variant);
 
 }  // namespace dmdbench::bench

@@ -13,6 +13,7 @@
 #include "bench/bench.h"
 #include "bench/fixtures.h"
 #include "harness/training/trainable.h"
+#include "models/bert.h"
 
 namespace dmdbench::bench {
 namespace {
@@ -54,12 +55,52 @@ double profiled_flops(Fn&& fn) {
 
 }  // namespace
 
-FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch) {
-  const Config cfg = ablations::resolve_config(family, variant, "paper", {});
-  const FeatureDims d = reference_dims(family);
+std::string case_family(const std::string& data) {
+  const std::string suffix = "-unaligned";
+  const bool unaligned =
+      data.size() > suffix.size() && data.compare(data.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return unaligned ? data.substr(0, data.size() - suffix.size()) : data;
+}
+
+FeatureDims case_dims(const std::string& data) {
+  const std::string family = case_family(data);
+  return reference_dims(family, family == data ? "aligned" : "unaligned");
+}
+
+Config case_config(const std::string& data, const std::string& variant) {
+  const std::string family = case_family(data);
+  if (variant == "dmd-bert")
+    return ablations::resolve_config(family, "dmd", "paper", {"text_encoder=bert-finetune"}, true);
+  return ablations::resolve_config(family, variant, "paper", {"text_encoder=features"});
+}
+
+FlopCount count_bert_flops(const BertFolder& bert, int64_t batch, int64_t length) {
+  torch::manual_seed(3);
+  models::Bert model(bert.config);
+  const torch::Tensor tb = random_text_bert(batch, length, bert.config.vocab, torch::kCPU);
+  const torch::Tensor ids = tb.select(1, 0).to(torch::kLong), mask = tb.select(1, 1),
+                      types = tb.select(1, 2).to(torch::kLong);
+  FlopCount c;
+  model->train(false);
+  {
+    torch::NoGradGuard no_grad;
+    c.forward = profiled_flops([&] { model->forward(ids, mask, types); });
+  }
+  model->train(true);
+  c.train_step = profiled_flops([&] { model->forward(ids, mask, types).last_hidden_state.sum().backward(); });
+  return c;
+}
+
+FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch,
+                      const BertFolder* bert) {
+  const Config cfg = case_config(family, variant);
+  FeatureDims d = case_dims(family);
+  const bool text_model = uses_text_model(cfg);
+  if (text_model) d.text_bert_len = d.text_len;
   torch::manual_seed(1);
-  auto model = build_trainable(cfg, d, torch::kCPU);
-  const Batch b = random_batch(d, batch, torch::kCPU);
+  auto model = build_trainable(cfg, d, torch::kCPU, text_model ? bert : nullptr);
+  Batch b = random_batch(d, batch, torch::kCPU);
+  if (text_model) b.text_bert = random_text_bert(batch, d.text_len, bert->config.vocab, torch::kCPU);
   FlopCount c;
   model->train(false);
   {

@@ -1,29 +1,33 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <regex>
 #include <thread>
 #include <utility>
 
-#include <unistd.h>
-
 #include "ablations/variants.h"
 #include "bench/bench.h"
 #include "bench/fixtures.h"
 #include "harness/data/dataset.h"
-#include "harness/training/device.h"
-#include "harness/training/memory.h"
+#include "harness/experiment/plan.h"
 #include "harness/experiment/version.h"
 #include "harness/io/sha256.h"
+#include "harness/training/device.h"
+#include "harness/training/memory.h"
 #include "harness/training/step.h"
 #include "harness/training/trainable.h"
+#include "models/bert.h"
 #include "results/metrics.h"
 #include "results/store.h"
 
@@ -31,6 +35,38 @@ namespace dmdbench::bench {
 namespace {
 
 torch::Device g_device = torch::kCPU;
+std::string g_bert_dir;  // BenchArgs::bert
+
+// The dmd-bert cases' BERT, built once: the folder's weights when it has them, else random weights of its
+// config.json's architecture (the committed bert-base-uncased one by default).
+const BertFolder& bench_bert() {
+  static const BertFolder folder = [] {
+    const std::string dir = g_bert_dir.empty() ? std::string(DMDBENCH_BERT_BASE_DIR) : g_bert_dir;
+    const std::filesystem::path d(dir);
+    if (std::filesystem::exists(d / "model.safetensors") || std::filesystem::exists(d / "pytorch_model.bin"))
+      return load_bert_folder(dir);
+    BertFolder f;
+    const BertFolderIdentity id = [&] {
+      try {
+        return bert_folder_identity(dir);
+      } catch (const BertFolderError&) {  // config.json only: parse it the same way
+        std::ifstream in(d / "config.json");
+        if (!in) throw BertFolderError(fmt::format("bert folder {} has no config.json", dir));
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        BertFolderIdentity i;
+        i.config = parse_bert_config(text, (d / "config.json").string());
+        return i;
+      }
+    }();
+    f.config = id.config;
+    f.config_json = bert_config_json(id.config);
+    torch::manual_seed(2);
+    f.model = models::Bert(f.config);
+    f.note = "random weights";
+    return f;
+  }();
+  return folder;
+}
 
 void sync() {
   if (g_device.is_cuda()) torch::cuda::synchronize();
@@ -60,12 +96,16 @@ CaseSetup& setup_for(const std::string& family, const std::string& variant, int6
   if (slot.key != key) {
     slot = CaseSetup{};
     slot.key = key;
-    slot.cfg = ablations::resolve_config(family, variant, "paper", {});
-    const FeatureDims dims = reference_dims(family);
+    slot.cfg = case_config(family, variant);
+    FeatureDims dims = case_dims(family);
+    const bool text_model = uses_text_model(slot.cfg);
+    if (text_model) dims.text_bert_len = dims.text_len;
     torch::manual_seed(1);
-    slot.model = build_trainable(slot.cfg, dims, g_device);
+    slot.model = build_trainable(slot.cfg, dims, g_device, text_model ? &bench_bert() : nullptr);
     slot.step = std::make_unique<TrainStep>(*slot.model, slot.cfg);
     slot.batch = random_batch(dims, batch, g_device);
+    if (text_model)
+      slot.batch.text_bert = random_text_bert(batch, dims.text_len, bench_bert().config.vocab, g_device);
   }
   return slot;
 }
@@ -208,14 +248,29 @@ int register_cases(const BenchArgs& a, const std::regex& filter) {
       reg(fmt::format("data_pipeline/{}/batch:{}", family, batch),
           [=](benchmark::State& s) { data_case(s, family, batch); });
   }
+  // The unaligned setting (audio and vision 7.5-10x longer): DMD and MulT, MOSI, batch 16.
+  for (const std::string variant : {"dmd", "mult"})
+    for (int threads : thread_counts) {
+      const std::string tail = fmt::format("{}/mosi-unaligned/batch:16/threads:{}", variant, threads);
+      reg("eval/" + tail, [=](benchmark::State& s) { eval_case(s, "mosi-unaligned", variant, 16, threads); });
+      reg("train_step/" + tail,
+          [=](benchmark::State& s) { train_step_case(s, "mosi-unaligned", variant, 16, threads); });
+    }
+  // DMD with its text model fine-tuned (the reference protocol): bert-base-uncased's shape, MOSI, batch 16.
+  for (int threads : thread_counts) {
+    const std::string tail = fmt::format("dmd-bert/mosi/batch:16/threads:{}", threads);
+    reg("eval/" + tail, [=](benchmark::State& s) { eval_case(s, "mosi", "dmd-bert", 16, threads); });
+    reg("train_step/" + tail,
+        [=](benchmark::State& s) { train_step_case(s, "mosi", "dmd-bert", 16, threads); });
+  }
   return count;
 }
 
-// What LibTorch's matrix product reaches on this machine: [512x512] x [512x512] float32, GFLOP/s.
-double matmul_gflops(int threads) {
+// What LibTorch's matrix product reaches on this machine: [n x n] x [n x n] float32, GFLOP/s.
+double matmul_gflops(int threads, int64_t n_ = 512) {
   set_threads(threads);
   torch::manual_seed(0);
-  const torch::Tensor x = torch::randn({512, 512}).to(g_device), y = torch::randn({512, 512}).to(g_device);
+  const torch::Tensor x = torch::randn({n_, n_}).to(g_device), y = torch::randn({n_, n_}).to(g_device);
   torch::mm(x, y);
   sync();
   int64_t n = 0;
@@ -227,7 +282,61 @@ double matmul_gflops(int threads) {
     ++n;
     secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  return n * 2.0 * 512 * 512 * 512 / secs / 1e9;
+  return n * 2.0 * static_cast<double>(n_ * n_ * n_) / secs / 1e9;
+}
+
+// The BERT part of the dmd-bert cases, measured on its own right after them (same threads, same batch): the
+// BERT's forward (eval) or forward + backward of its last hidden state (train step) against the whole case,
+// and its own GFLOP/s against LibTorch's large (1024^3) matrix product at that moment.
+void print_text_model_share(const std::vector<results::BenchRow>& rows, std::ostream& out) {
+  const std::regex name_re(R"(^(eval|train_step)/dmd-bert/([^/]+)/batch:(\d+)/threads:(\d+)$)");
+  bool header = false;
+  for (const auto& r : rows) {
+    std::smatch m;
+    if (!std::regex_match(r.name, m, name_re) || r.median_ns <= 0) continue;
+    const bool train = m[1] == "train_step";
+    const int64_t batch = std::stoll(m[3]);
+    const int threads = std::stoi(m[4]);
+    set_threads(threads);
+    const BertFolder& bert = bench_bert();
+    torch::manual_seed(3);
+    models::Bert model(bert.config);
+    model->to(g_device);
+    model->train(train);
+    const torch::Tensor tb = random_text_bert(batch, 50, bert.config.vocab, g_device);
+    const torch::Tensor ids = tb.select(1, 0).to(torch::kLong), mask = tb.select(1, 1),
+                        types = tb.select(1, 2).to(torch::kLong);
+    auto once = [&] {
+      if (train) {
+        model->zero_grad();
+        model->forward(ids, mask, types).last_hidden_state.sum().backward();
+      } else {
+        torch::NoGradGuard no_grad;
+        model->forward(ids, mask, types);
+      }
+      sync();
+    };
+    once();  // warm-up
+    std::vector<double> ns;
+    for (int i = 0; i < 3; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      once();
+      ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ns.begin(), ns.end());
+    const double bert_ns = ns[1];
+    const FlopCount f = count_bert_flops(bert, batch, 50);
+    const double flops = train ? f.train_step : f.forward;
+    const double gflops = flops / (bert_ns * 1e-9) / 1e9, mm = matmul_gflops(threads, 1024);
+    if (!header) {
+      out << fmt::format("\n{:<44} {:>10} {:>10} {:>8} {:>12} {:>12} {:>7}\n", "text model (BERT) part",
+                         "case ms", "BERT ms", "share", "BERT GFLOP/s", "mm1024 GFLOP/s", "of mm");
+      header = true;
+    }
+    out << fmt::format("{:<44} {:>10.1f} {:>10.1f} {:>7.1f}% {:>12.2f} {:>12.1f} {:>6.1f}%\n", r.name,
+                       r.median_ns / 1e6, bert_ns / 1e6, 100 * bert_ns / r.median_ns, gflops, mm,
+                       100 * gflops / mm);
+  }
 }
 
 // GFLOP/s achieved by each train_step / eval case (profiler-counted matrix-product FLOPs over its median time),
@@ -244,7 +353,9 @@ void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, std:
     const int64_t batch = std::stoll(m[4]);
     const int threads = std::stoi(m[5]);
     const std::string key = fmt::format("{}/{}/{}", variant, family, batch);
-    if (!flops.count(key)) flops[key] = count_flops(family, variant, batch);
+    if (!flops.count(key))
+      flops[key] = count_flops(family, variant, batch,
+                               uses_text_model(case_config(family, variant)) ? &bench_bert() : nullptr);
     if (!peak.count(threads)) peak[threads] = matmul_gflops(threads);
     const double f = phase == "eval" ? flops[key].forward : flops[key].train_step;
     if (f <= 0) continue;
@@ -264,6 +375,7 @@ void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, std:
 int run_suite(const BenchArgs& a) {
   const DeviceSetup dev = setup_device(a.device);
   g_device = dev.device;
+  g_bert_dir = a.bert;
   memory::install_cpu_tracking();
   std::regex filter;
   try {
@@ -320,6 +432,7 @@ int run_suite(const BenchArgs& a) {
     rows.push_back(r);
   }
   if (!dev.device.is_cuda()) print_distance_to_hardware(rows, std::cout);
+  print_text_model_share(rows, std::cout);
   results::Store store(a.db);
   store.add_bench(rows);
   std::cout << fmt::format("stored {} benchmark cases as set {} in {}\n", rows.size(), set_id, a.db);

@@ -82,7 +82,13 @@ DMDImpl::DMDImpl(const DMDConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts>()
     return register_module(name, TransformerEncoder(o));
   };
 
-  // Registration order = the reference's state_dict order.
+  // Registration order = the reference's state_dict order: the text model first (dmd.py builds it first).
+  if (cfg.text_bert) {
+    TORCH_CHECK(cfg.text_dim == cfg.bert.hidden, "the text projection reads the BERT's hidden size ",
+                cfg.bert.hidden, ", got text_dim ", cfg.text_dim);
+    auto text_model = register_module("text_model", std::make_shared<torch::nn::Module>());
+    text_model_ = text_model->register_module("model", Bert(cfg.bert));
+  }
   p.proj_l = conv("proj_l", cfg.text_dim, d, cfg.kernel_l);
   p.proj_a = conv("proj_a", cfg.audio_dim, d, cfg.kernel_a);
   p.proj_v = conv("proj_v", cfg.vision_dim, d, cfg.kernel_v);
@@ -149,15 +155,31 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   const double pout = cfg_.output_dropout;
   TORCH_CHECK(text.dim() == 3 && audio.dim() == 3 && vision.dim() == 3,
               "DMD expects batch-first [N,T,D] text, audio and vision");
+  TORCH_CHECK(!cfg_.text_bert || text.size(1) == 3, "DMD with a text model expects text_bert [N,3,T], got ",
+              text.sizes());
+  const int64_t text_len = cfg_.text_bert ? text.size(2) : text.size(1);
   TORCH_CHECK(
-      text.size(1) == cfg_.seq_len && audio.size(1) == cfg_.audio_len && vision.size(1) == cfg_.vision_len,
+      text_len == cfg_.seq_len && audio.size(1) == cfg_.audio_len && vision.size(1) == cfg_.vision_len,
       "DMD was built for lengths (l,a,v) = (", cfg_.seq_len, ",", cfg_.audio_len, ",", cfg_.vision_len,
-      "), got (", text.size(1), ",", audio.size(1), ",", vision.size(1), ")");
+      "), got (", text_len, ",", audio.size(1), ",", vision.size(1), ")");
   const int64_t N = text.size(0);
   DMDOutput out;
 
+  // 0. Text model: BERT's last hidden state replaces the features (spec §1.2).                      [N,T,H]
+  Tensor features = text;
+  if (cfg_.text_bert) {
+    const Tensor ids = text.select(1, 0).to(torch::kLong), mask = text.select(1, 1),
+                 types = text.select(1, 2).to(torch::kLong);  // [N,T] each
+    if (cfg_.text_finetune) {
+      features = text_model_->forward(ids, mask, types).last_hidden_state;
+    } else {
+      torch::NoGradGuard no_grad;
+      features = text_model_->forward(ids, mask, types).last_hidden_state;
+    }
+  }
+
   // 1. Temporal projection (conv without bias), text dropout first.               [N,T',d] time-major
-  Tensor x_l = maybe_dropout(text, cfg_.text_dropout, training);
+  Tensor x_l = maybe_dropout(features, cfg_.text_dropout, training);
   Tensor proj_l = ops::temporal_conv(x_l, p.proj_l->weight);
   Tensor proj_a = ops::temporal_conv(audio, p.proj_a->weight);
   Tensor proj_v = ops::temporal_conv(vision, p.proj_v->weight);
@@ -219,11 +241,21 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   Tensor sl = cfg_.decouple ? out.s_l.contiguous() : c_l_seq;
   Tensor sv = cfg_.decouple ? out.s_v.contiguous() : c_v_seq;
   Tensor sa = cfg_.decouple ? out.s_a.contiguous() : c_a_seq;
-  Tensor h_l = torch::cat({p.trans_l_with_a(sl, sa, sa), p.trans_l_with_v(sl, sv, sv)}, 2);  // [T'_l,N,2d]
+  // Key/value source of each crossmodal transformer: the other modality, or (cross_modal_attention off) the
+  // query's own modality, so that trans_m_with_k becomes self-attention on s_m.
+  const bool ca = cfg_.cross_modal_attention;
+  auto kv = [&](const Tensor& own, const Tensor& other) -> const Tensor& { return ca ? other : own; };
+  Tensor h_l =
+      torch::cat({p.trans_l_with_a(sl, kv(sl, sa), kv(sl, sa)), p.trans_l_with_v(sl, kv(sl, sv), kv(sl, sv))},
+                 2);  // [T'_l,N,2d]
   out.last_h_l = p.trans_l_mem->forward(h_l, {}, {}, true);
-  Tensor h_a = torch::cat({p.trans_a_with_l(sa, sl, sl), p.trans_a_with_v(sa, sv, sv)}, 2);
+  Tensor h_a =
+      torch::cat({p.trans_a_with_l(sa, kv(sa, sl), kv(sa, sl)), p.trans_a_with_v(sa, kv(sa, sv), kv(sa, sv))},
+                 2);  // [T'_a,N,2d]
   out.last_h_a = p.trans_a_mem->forward(h_a, {}, {}, true);
-  Tensor h_v = torch::cat({p.trans_v_with_l(sv, sl, sl), p.trans_v_with_a(sv, sa, sa)}, 2);
+  Tensor h_v =
+      torch::cat({p.trans_v_with_l(sv, kv(sv, sl), kv(sv, sl)), p.trans_v_with_a(sv, kv(sv, sa), kv(sv, sa))},
+                 2);  // [T'_v,N,2d]
   out.last_h_v = p.trans_v_mem->forward(h_v, {}, {}, true);
 
   // 6. Hetero heads; repr is the post-residual vector.

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "models/bert.h"
+
 namespace dmdbench::models {
 
 // The module's sizes and switches. Its values come only from the configuration table
@@ -26,6 +28,19 @@ struct DMDConfig {
   // Ablation switch (off = the no-decoupling variant): shared/exclusive encoders become identity maps,
   // c_m = s_m = proj_x_m; decoders and align/proj_cosine layers are not built.
   bool decouple = true;
+  // Ablation switch (off = the paper's Table 3 rows without CA; the paper defines no code for it, this is our
+  // reading): each crossmodal transformer of the heterogeneous path (trans_m_with_k) takes its own modality's
+  // exclusive features s_m as query, key and value, i.e. self-attention with the same modules, shapes and
+  // parameters; no information flows between modalities before the fusion layer.
+  bool cross_modal_attention = true;
+  // Text encoder (spec §1.2). Off: `text` is precomputed features [N,T,D_l]. On: a BERT registered as
+  // text_model.model (transformers' names below it) reads text_bert [N,3,L] (token ids, attention mask, segment
+  // ids, stored as float), and its last hidden state [N,L,H] replaces the features; text_dim must equal H.
+  // text_finetune off: BERT runs under no_grad (the reference's use_finetune=false), its dropout still active in
+  // train mode.
+  bool text_bert = false;
+  bool text_finetune = true;
+  BertConfig bert;
 };
 
 // Every output the reference forward returns (spec §1.10). Tensors not produced in a variant are undefined.
@@ -46,12 +61,16 @@ struct DMDOutput {
 class DMDImpl : public torch::nn::Module {
  public:
   explicit DMDImpl(const DMDConfig& cfg);
-  // text [N,T,D_l], audio [N,T_a,D_a], vision [N,T_v,D_v] (batch-first, as the data loader gives them).
+  // text [N,T,D_l] features, or text_bert [N,3,T] with the text model; audio [N,T_a,D_a], vision [N,T_v,D_v]
+  // (batch-first, as the data loader gives them).
   DMDOutput forward(const torch::Tensor& text, const torch::Tensor& audio, const torch::Tensor& vision);
   const DMDConfig& config() const { return cfg_; }
+  // The BERT under text_model.model (nullptr without the text model).
+  Bert text_model() const { return text_model_; }
 
  private:
   DMDConfig cfg_;
+  Bert text_model_{nullptr};
   // submodules registered under the reference's names (proj_l, encoder_s_l, encoder_c, decoder_l, ...)
   struct Parts;
   std::shared_ptr<Parts> p_;

@@ -190,6 +190,31 @@ DMD_INLINE void gather_transposed(SeqView x, int64_t T, int64_t T8, int64_t n, i
   }
 }
 
+// Scores s_j = q~_rows . k_j of the 8 query rows i0..i0+7 against keys 0..jmax-1 into sc [jmax][8], -inf
+// where the band hides key j; returns each row's max. The forward and the recomputing backward both call it,
+// so the backward's probabilities are bit-identical to the forward's.
+template <int kE>
+DMD_INLINE v8f block_scores(const AttentionProblem& pb, const Dims& m, const float* qT, const float* kr,
+                            int64_t i0, int64_t jmax, float* sc) {
+  constexpr int kR = kE > 0 ? kE : kMaxStaticE;  // register block size (unused when kE == 0)
+  const int64_t E = kE > 0 ? kE : m.E;
+  const v8f neg_inf = splat(-std::numeric_limits<float>::infinity());
+  const v8i row = v8i{0, 1, 2, 3, 4, 5, 6, 7} + static_cast<int32_t>(i0);
+  v8f qb[kR];
+  if (kE > 0) {
+    for (int64_t e = 0; e < E; ++e) qb[e] = load8(qT + e * m.T8 + i0);
+  }
+  v8f mx = neg_inf;
+  for (int64_t j = 0; j < jmax; ++j) {
+    v8f s = splat(0.0f);
+    for (int64_t e = 0; e < E; ++e) s += (kE > 0 ? qb[e] : load8(qT + e * m.T8 + i0)) * kr[j * E + e];
+    if (pb.band_offset >= 0) s = row >= static_cast<int32_t>(j - pb.band_offset) ? s : neg_inf;
+    store8(sc + j * kLanes, s);
+    mx = vmax(mx, s);
+  }
+  return mx;
+}
+
 // One (n, head): forward over all row blocks. kE > 0 fixes the head dim at compile time.
 template <int kE>
 DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
@@ -205,26 +230,11 @@ DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const Dr
   gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
   gather_rows(k, m.S, n, col, E, kr);
   gather_rows(v, m.S, n, col, E, vr);
-  const v8f neg_inf = splat(-std::numeric_limits<float>::infinity());
-  const v8i lane = v8i{0, 1, 2, 3, 4, 5, 6, 7};
 
   for (int64_t blk = 0; blk < m.blocks; ++blk) {
     const int64_t i0 = blk * kLanes;
     const int64_t jmax = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
-    v8f qb[kR];
-    if (kE > 0) {
-      for (int64_t e = 0; e < E; ++e) qb[e] = load8(qT + e * m.T8 + i0);
-    }
-    const v8i row = lane + static_cast<int32_t>(i0);
-    // scores s_j = q~_rows . k_j, -inf where the band hides key j; running max per row
-    v8f mx = neg_inf;
-    for (int64_t j = 0; j < jmax; ++j) {
-      v8f s = splat(0.0f);
-      for (int64_t e = 0; e < E; ++e) s += (kE > 0 ? qb[e] : load8(qT + e * m.T8 + i0)) * kr[j * E + e];
-      if (pb.band_offset >= 0) s = row >= static_cast<int32_t>(j - pb.band_offset) ? s : neg_inf;
-      store8(sc + j * kLanes, s);
-      mx = vmax(mx, s);
-    }
+    const v8f mx = block_scores<kE>(pb, m, qT, kr, i0, jmax, sc);
     // softmax over keys, per row
     v8f sum = splat(0.0f);
     for (int64_t j = 0; j < jmax; ++j) {
@@ -233,7 +243,13 @@ DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const Dr
       sum += p;
     }
     const v8f inv = 1.0f / sum;
-    float* P = probs != nullptr ? probs + (b * m.blocks + blk) * m.S * kLanes : sc;
+    float* P = sc;
+    if (probs != nullptr && pb.recompute) {  // the rows' max and 1/sum: [N*H][blocks][2][8]
+      store8(probs + (b * m.blocks + blk) * 2 * kLanes, mx);
+      store8(probs + (b * m.blocks + blk) * 2 * kLanes + kLanes, inv);
+    } else if (probs != nullptr) {
+      P = probs + (b * m.blocks + blk) * m.S * kLanes;
+    }
     for (int64_t j = 0; j < jmax; ++j) store8(P + j * kLanes, load8(sc + j * kLanes) * inv);
     // out_rows = sum_j dropout(p_j) v_j
     v8f ob[kR];
@@ -280,6 +296,7 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
   float* dv = dk + m.S * E * kLanes;  // [S][E][8]
   float* dp = dv + m.S * E * kLanes;  // [S][8]
   float* gq = dp + m.S * kLanes;      // [E][8] (runtime-E path)
+  float* pr = gq + E * kLanes;        // [S][8] recomputed probabilities (pb.recompute)
   gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
   gather_transposed(go, m.T, m.T8, n, col, E, 1.0f, gT);
   gather_rows(k, m.S, n, col, E, kr);
@@ -290,6 +307,14 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
     const int64_t i0 = blk * kLanes;
     const int64_t jmax = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
     const float* P = probs + (b * m.blocks + blk) * m.S * kLanes;
+    if (pb.recompute) {  // p_j = exp(s_j - max) / sum, as the forward computed them
+      const float* st = probs + (b * m.blocks + blk) * 2 * kLanes;
+      const v8f mx = load8(st), inv = load8(st + kLanes);
+      block_scores<kE>(pb, m, qT, kr, i0, jmax, pr);
+      for (int64_t j = 0; j < jmax; ++j)
+        store8(pr + j * kLanes, exp_nonpositive(load8(pr + j * kLanes) - mx) * inv);
+      P = pr;
+    }
     // pass 1: dv_j += p~_j go ; dp_j = (go . v_j) * mask ; rowdot = sum_j p_j dp_j
     v8f gb[kR];
     if (kE > 0) {
@@ -407,7 +432,7 @@ void backward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, 
   const Dims m = dims_of(pb);
   const DropoutRule drop = dropout_rule(pb);
   std::vector<float> work(static_cast<size_t>(2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes +
-                                              m.S * kLanes + m.E * kLanes));
+                                              2 * m.S * kLanes + m.E * kLanes));
   for (int64_t b = 0; b < m.N * m.H; ++b) {
     switch (m.E) {
       case 5:
@@ -604,7 +629,12 @@ void adam_update(const AdamStep& s, int64_t n, float* p, const float* g, float* 
 
 int64_t probs_size(const AttentionProblem& pb) {
   const Dims m = dims_of(pb);
-  return m.N * m.H * m.blocks * m.S * kLanes;
+  return m.N * m.H * m.blocks * (pb.recompute ? 2 : m.S) * kLanes;
+}
+
+bool recompute_pays(const AttentionProblem& pb) {
+  const Dims m = dims_of(pb);
+  return m.N * m.H * m.blocks * m.S * kLanes * static_cast<int64_t>(sizeof(float)) > kSavedProbsLimitBytes;
 }
 
 void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out,

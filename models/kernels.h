@@ -26,11 +26,21 @@ struct AttentionProblem {
   int64_t band_offset = -1;  // < 0: no mask; else key j is visible to query i iff j < i + 1 + band_offset
   float dropout_p = 0.0f;    // dropout on the probabilities (0 = none)
   uint64_t seed = 0;         // dropout mask seed
+  // What the forward keeps for the backward. false: the probabilities (softmax before dropout), laid out
+  // [N*H][ceil(T/8)][S][8] (blocks of 8 query rows, rows last): O(T*S) memory. true: each row's max score and
+  // 1/sum, [N*H][ceil(T/8)][2][8]: O(T) memory; the backward recomputes a block's probabilities from q and k
+  // (one more q.k product per block), bit-identical to the forward's.
+  bool recompute = false;
 };
 
-// Number of floats of the saved probabilities (softmax before dropout), laid out [N*H][ceil(T/8)][S][8]:
-// blocks of 8 query rows with the rows in the last dimension.
+// Number of floats the forward saves for the backward (see AttentionProblem::recompute).
 int64_t probs_size(const AttentionProblem& pb);
+
+// Saved probabilities above this size are recomputed in the backward instead (the long unaligned sequences:
+// MOSI vision 500 x 500 at batch 16 would keep 160 MB per attention call).
+inline constexpr int64_t kSavedProbsLimitBytes = int64_t{16} << 20;
+// Whether pb's saved probabilities would exceed kSavedProbsLimitBytes.
+bool recompute_pays(const AttentionProblem& pb);
 
 // out: [T,N,d] contiguous. probs: probs_size(pb) floats, or nullptr when no backward will follow.
 void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out, float* probs);

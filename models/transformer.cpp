@@ -82,9 +82,10 @@ kernels::AttentionProblem make_problem(const Tensor& q, const Tensor& k, int64_t
 // mask from the saved seed and uses the saved (pre-dropout) probabilities.
 struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k,
-                        const Tensor& v, int64_t heads, bool band, double p, bool save) {
+                        const Tensor& v, int64_t heads, bool band, double p, bool save, bool recompute) {
     kernels::AttentionProblem pb = make_problem(q, k, heads, band, p);
     if (p > 0) pb.seed = compat::draw_seed();
+    pb.recompute = recompute || kernels::recompute_pays(pb);
     Tensor out = torch::empty({pb.tgt_len, pb.batch, q.size(2)}, q.options());
     Tensor probs;
     if (save) {
@@ -98,6 +99,7 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
       ctx->saved_data["band"] = band;
       ctx->saved_data["p"] = p;
       ctx->saved_data["seed"] = static_cast<int64_t>(pb.seed);
+      ctx->saved_data["recompute"] = pb.recompute;
     }
     return out;
   }
@@ -114,13 +116,14 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
         make_problem(q, k, ctx->saved_data["heads"].toInt(), ctx->saved_data["band"].toBool(),
                      ctx->saved_data["p"].toDouble());
     pb.seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+    pb.recompute = ctx->saved_data["recompute"].toBool();
     Tensor dq = torch::empty({pb.tgt_len, pb.batch, q.size(2)}, q.options());
     Tensor dk = torch::empty({pb.src_len, pb.batch, k.size(2)}, k.options());
     Tensor dv = torch::empty({pb.src_len, pb.batch, v.size(2)}, v.options());
     kernels::attention_backward(pb, seq_view(q), seq_view(k), seq_view(v), seq_view(go),
                                 compat::const_float_ptr(probs), dq.data_ptr<float>(), dk.data_ptr<float>(),
                                 dv.data_ptr<float>());
-    return {dq, dk, dv, Tensor(), Tensor(), Tensor(), Tensor()};
+    return {dq, dk, dv, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -161,14 +164,14 @@ Tensor attention_core(const Tensor& q, const Tensor& k, const Tensor& v, int64_t
   TORCH_CHECK(heads > 0 && q.size(2) % heads == 0, "attention: embed_dim ", q.size(2), " not divisible by ",
               heads);
   const double p = training ? dropout_p : 0.0;
-  const bool fused =
-      impl == AttentionImpl::Fused || (impl == AttentionImpl::Auto && fused_supported(q, k, v));
+  const bool fused = impl == AttentionImpl::Fused || impl == AttentionImpl::FusedRecompute ||
+                     (impl == AttentionImpl::Auto && fused_supported(q, k, v));
   if (!fused) return attention_reference(q, k, v, heads, band, p);
   TORCH_CHECK(fused_supported(q, k, v), "fused attention needs float32 CPU tensors");
   const bool save =
       torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   return FusedAttentionFunction::apply(unit_last_stride(q), unit_last_stride(k), unit_last_stride(v), heads,
-                                       band, p, save);
+                                       band, p, save, impl == AttentionImpl::FusedRecompute);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

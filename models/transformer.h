@@ -41,9 +41,11 @@ torch::Tensor future_mask(int64_t lq, int64_t lk);
 
 // Which implementation computes softmax(q k^T + mask) v inside the attention.
 enum class AttentionImpl {
-  Auto,       // fused CPU kernel for float32 CPU tensors, ATen otherwise
-  Fused,      // fused CPU kernel (float32 CPU only)
-  Reference,  // baddbmm + softmax + dropout + bmm, like the reference
+  Auto,   // as Fused for float32 CPU tensors, ATen otherwise
+  Fused,  // fused CPU kernel (float32 CPU only); the backward recomputes the probabilities when saving them
+          // would take more than kernels::kSavedProbsLimitBytes (long unaligned sequences)
+  FusedRecompute,  // the fused kernel, always recomputing the probabilities in the backward (tests)
+  Reference,       // baddbmm + softmax + dropout + bmm, like the reference
 };
 
 // The attention core after the in-projection: q [T,N,d] (not yet scaled), k and v [S,N,d]; returns [T,N,d]

@@ -84,6 +84,18 @@ std::string run_setting(const results::RunRow& run) {
   return "";
 }
 
+std::string run_text_protocol(const results::RunRow& run) {
+  const auto config = nlohmann::json::parse(run.spec.config_json, nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object() || !config.contains("text_encoder") || !config["text_encoder"].is_string())
+    return "";
+  const std::string enc = config["text_encoder"].get<std::string>();
+  if (enc == "bert-finetune" || enc == "bert-frozen") return enc;
+  int64_t width = run.prov.text_width;
+  if (width == 0 && enc == "bert-features (frozen)") width = 768;  // before text_encoder had its three values
+  if (width == 300) return "features (GloVe 300-d)";
+  return width > 0 ? fmt::format("features ({}-d)", width) : "features";
+}
+
 Collected collect(const results::Store& store, const std::string& which,
                   const std::vector<std::string>& variant_order) {
   Collected c;
@@ -99,9 +111,13 @@ Collected collect(const results::Store& store, const std::string& which,
   for (auto& row : store.runs(c.experiment_id)) {
     RunData d;
     d.setting = run_setting(row);
-    for (const auto& m : store.metrics(row.spec.run_id))
-      if (m.split == "test" && m.epoch == -1) d.test[m.name] = m.value;
-      else if (m.split == "train" && m.epoch == -1) d.train[m.name] = m.value;
+    d.text = run_text_protocol(row);
+    for (const auto& m : store.metrics(row.spec.run_id)) {
+      if (m.epoch != -1) continue;
+      if (m.split == "test") d.test[m.name] = m.value;
+      else if (m.split == "train") d.train[m.name] = m.value;
+      else if (m.split.rfind("test_shuffle_", 0) == 0) d.shuffled[m.split][m.name] = m.value;
+    }
     d.epochs = store.epochs(row.spec.run_id);
     d.throughput = store.throughput(row.spec.run_id);
     d.edges = store.edges(row.spec.run_id);

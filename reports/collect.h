@@ -20,8 +20,11 @@ struct RunData {
   std::string label;                   // the variant, plus " [key=value, ...]" when that variant's runs in the
                                        // group differ in configuration (each configuration is its own row)
   std::string setting;                 // "aligned" | "unaligned" | "" (unknown)
+  std::string text;                    // the text protocol (run_text_protocol)
   std::map<std::string, double> test;  // final test metrics (split "test", epoch -1), as stored
   std::map<std::string, double> train; // checks recorded on the training side (split "train", epoch -1)
+  // The same weights on the test split in other batch orders: split "test_shuffle_<i>" -> metrics.
+  std::map<std::string, std::map<std::string, double>> shuffled;
   std::vector<results::EpochRow> epochs;
   std::vector<results::ThroughputRow> throughput;
   std::vector<results::EdgeRow> edges;
@@ -53,5 +56,11 @@ std::string variant_of(const std::string& label);
 // The data setting of a run: config_json's "setting" (top level or under "data"/"dataset"), else "unaligned" or
 // "aligned" when the dataset name says so, else empty.
 std::string run_setting(const results::RunRow& run);
+
+// The text protocol of a run, from its configuration's text_encoder and its recorded text width:
+// "bert-finetune" (the reference: BERT fine-tuned in the one Adam), "bert-frozen", "features (768-d)" (frozen
+// precomputed BERT features; runs from before the key had values record "bert-features (frozen)"),
+// "features (GloVe 300-d)"; "" when the run records none.
+std::string run_text_protocol(const results::RunRow& run);
 
 }  // namespace dmdbench::reports

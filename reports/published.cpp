@@ -48,6 +48,12 @@ PublishedResults parse(const char* text) {
 
 const char* published_json() { return kPublishedResultsJson; }
 
+std::string published_text_protocol(const PublishedRow& row) {
+  if (row.text == "glove") return "features (GloVe 300-d)";
+  if (row.text == "bert" && (row.method == "dmd" || row.method == "mult+gd")) return "bert-finetune";
+  return "";
+}
+
 const PublishedResults& published() {
   static const PublishedResults parsed = parse(kPublishedResultsJson);
   return parsed;

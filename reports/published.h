@@ -34,6 +34,12 @@ struct PublishedResults {
 const char* published_json();             // the embedded JSON text
 const PublishedResults& published();      // parsed once
 
+// The text protocol a published row used, in run_text_protocol's words: DMD rows with BERT text are the
+// paper's starred rows and reruns of the public code, which fine-tune bert-base-uncased ("bert-finetune");
+// GloVe rows used 300-d GloVe features ("features (GloVe 300-d)"); "" when the publication does not say (BERT
+// rows of baselines).
+std::string published_text_protocol(const PublishedRow& row);
+
 // "mosi" or "mosei" for real-data dataset names ("mosi:PATH", "mosei:PATH"); empty for anything else.
 std::string real_data_family(const std::string& dataset);
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "reports/collect.h"
+#include "reports/judgments.h"
 #include "reports/published.h"
 #include "reports/report.h"
 #include "reports/stats.h"
@@ -100,6 +101,30 @@ const Group* pick_group(const Collected& c, const std::string& dataset, const st
                                   "and --profile", names));
   }
   return found.empty() ? nullptr : found.front();
+}
+
+// The group's INVALID judgments as "judgment:" lines (only `variants` when given); returns whether there were any.
+bool print_judgments(const Collected& c, const Group& g, bool require_valid, std::ostream& out,
+                     const std::vector<std::string>& variants = {}) {
+  const GroupJudgments j = judge_group(c, g);
+  bool invalid = false;
+  for (const auto& v : g.variants) {
+    if (!variants.empty() && std::find(variants.begin(), variants.end(), v) == variants.end()) continue;
+    auto it = j.variants.find(v);
+    if (it == j.variants.end() || it->second.valid()) continue;
+    std::string flags;
+    for (const auto& f : it->second.flags) flags += (flags.empty() ? "" : "; ") + f;
+    out << fmt::format("judgment: {} INVALID: {}\n", v, flags);
+    invalid = true;
+  }
+  for (const auto& m : j.group_mismatches) {
+    out << fmt::format("judgment: protocol mismatch: {}\n", m);
+    invalid = true;
+  }
+  if (require_valid && !invalid)
+    out << "judgment: VALID (every run had a flat validation loss when it stopped, no predictions collapsed toward "
+           "the mean, one protocol)\n";
+  return invalid;
 }
 
 std::string experiment_name(const Collected& c) { return c.experiment_id.empty() ? "(all)" : c.experiment_id; }
@@ -226,17 +251,20 @@ int against_baseline(const results::Store& store, const RegressOptions& o, std::
       ++missing;
     }
   const bool nothing = regressions + improvements + within == 0;
-  out << fmt::format("regress: {}, {} regression{}, {} improvement{}, {} within tolerance, {} missing\n",
-                     regressions || nothing ? "FAIL" : "PASS", regressions, regressions == 1 ? "" : "s", improvements,
-                     improvements == 1 ? "" : "s", within, missing);
-  return regressions || nothing ? 1 : 0;
+  const bool invalid = print_judgments(c, *g, o.require_valid, out) && o.require_valid;
+  const bool fail = regressions || nothing || invalid;
+  out << fmt::format("regress: {}, {} regression{}, {} improvement{}, {} within tolerance, {} missing{}\n",
+                     fail ? "FAIL" : "PASS", regressions, regressions == 1 ? "" : "s", improvements,
+                     improvements == 1 ? "" : "s", within, missing,
+                     invalid ? ", results judged INVALID (--require-valid)" : "");
+  return fail ? 1 : 0;
 }
 
 int against_published(const results::Store& store, const RegressOptions& o, std::ostream& out) {
   const Collected c = collect(store, o.experiment);
   const auto& pub = published();
   const std::pair<const char*, const char*> pairs[] = {{"acc2_non0", "acc2"}, {"f1_non0", "f1"}, {"acc7", "acc7"}};
-  int regressions = 0, compared = 0;
+  int regressions = 0, compared = 0, invalid_groups = 0;
   for (const auto& g : c.groups) {
     if (!o.dataset.empty() && g.dataset != o.dataset) continue;
     if (!o.profile.empty() && g.profile != o.profile) continue;
@@ -252,12 +280,29 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
     }
     const std::string setting = g.setting.empty() ? "aligned" : g.setting;
     if (g.setting.empty()) out << fmt::format("{}: setting unknown, compared as aligned\n", g.title());
+    if (print_judgments(c, g, o.require_valid, out, {kFullModel}) && o.require_valid) ++invalid_groups;
+    for (const auto& note : published_protocol_notes(c, g))
+      out << fmt::format("{}: protocol differs from the published runs: {}\n", g.title(), note);
+    // The paper row of our text protocol (GloVe features: the unstarred row; anything else: the starred BERT
+    // row, the reference's protocol), labelled with whether the protocol is the same.
+    std::vector<std::string> protocols;
+    for (size_t i : g.completed.at(kFullModel)) protocols.push_back(c.runs[i].text);
+    std::sort(protocols.begin(), protocols.end());
+    protocols.erase(std::unique(protocols.begin(), protocols.end()), protocols.end());
+    const std::string ours = protocols.size() == 1 ? protocols[0] : "mixed";
+    const std::string want_text = ours == "features (GloVe 300-d)" ? "glove" : "bert";
+    auto protocol_note = [&](const PublishedRow& r) {
+      const std::string theirs = published_text_protocol(r);
+      return theirs == ours
+                 ? fmt::format("same text protocol, {}", ours)
+                 : fmt::format("text protocol {}, ours {}", theirs.empty() ? "unknown" : theirs, ours);
+    };
     const PublishedRow* paper = nullptr;
     std::vector<const PublishedRow*> reruns;
     for (const auto& r : pub.rows) {
       if (r.method != kFullModel || r.dataset != family || r.setting != setting) continue;
       if (r.source == kPaperSource) {
-        if (!paper || (paper->text != "bert" && r.text == "bert")) paper = &r;  // our features are BERT
+        if (!paper || (paper->text != want_text && r.text == want_text)) paper = &r;
       } else {
         reruns.push_back(&r);
       }
@@ -278,7 +323,8 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
       }
     };
     if (paper)
-      compare(fmt::format("paper ({}, {}, {} text features)", paper->source, paper->setting, paper->text),
+      compare(fmt::format("paper ({}, {}, {} text features; {})", paper->source, paper->setting, paper->text,
+                          protocol_note(*paper)),
               o.paper_tolerance, [&](const char* name) -> std::optional<double> {
                 return std::string(name) == "acc2" ? paper->acc2 : std::string(name) == "f1" ? paper->f1 : paper->acc7;
               });
@@ -287,7 +333,7 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
     } else {
       std::string names;
       for (const auto* r : reruns) names += (names.empty() ? "" : ", ") + r->source;
-      compare(fmt::format("rerun mean ({})", names), o.rerun_tolerance,
+      compare(fmt::format("rerun mean ({}; {})", names, protocol_note(*reruns.front())), o.rerun_tolerance,
               [&](const char* name) -> std::optional<double> {
                 std::vector<double> v;
                 for (const auto* r : reruns) {
@@ -303,10 +349,12 @@ int against_published(const results::Store& store, const RegressOptions& o, std:
     out << "regress: PASS, nothing compared: no published reference applies to these results\n";
     return 0;
   }
+  const bool fail = regressions || invalid_groups;
   out << fmt::format("regress: {}, {} of {} comparisons with the published numbers regressed (the paper's Acc-2 "
-                     "convention is unstated; ours is non0)\n",
-                     regressions ? "FAIL" : "PASS", regressions, compared);
-  return regressions ? 1 : 0;
+                     "convention is unstated; ours is non0){}\n",
+                     fail ? "FAIL" : "PASS", regressions, compared,
+                     invalid_groups ? "; full DMD's runs judged INVALID (--require-valid)" : "");
+  return fail ? 1 : 0;
 }
 
 }  // namespace

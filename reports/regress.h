@@ -8,6 +8,11 @@
 //    "experiment": "...", "created_at": "...", "git_commit": "...", "units": "..."}
 // A metric regresses when it moved in its bad direction (MAE up, anything else down) by more than
 // max(tolerance, k * std / sqrt(n)), std and n from the baseline.
+//
+// The compared results are also judged (reports/judgments.h): a variant with runs that were still improving at
+// their epoch cap or whose predictions collapsed toward the mean, and protocol differences between the runs, are
+// printed as "judgment:" lines. With require_valid they fail the gate; without it they are information (the
+// smoke profile of CI is capped at 3 epochs on purpose, so its runs are never converged).
 #pragma once
 
 #include <iosfwd>
@@ -25,11 +30,14 @@ struct RegressOptions {
   std::string against;                // "" (the baseline file) or "published"
   double paper_tolerance = 3.0;       // points of Acc-2/F1/Acc-7 below the paper (reruns land ~2 under it)
   double rerun_tolerance = 1.5;       // points below the mean of the independent reruns
+  bool require_valid = false;         // fail when the compared results are judged INVALID
 };
 
 // Prints one line per metric that moved beyond its tolerance (variant, metric, baseline, now, tolerance,
-// REGRESSION or improved), one line per variant missing on either side, and a summary line. Returns 1 when
-// anything regressed or nothing could be compared, else 0. Throws ReportError for an unreadable baseline, an
+// REGRESSION or improved), one line per variant missing on either side, one per INVALID judgment, and a summary
+// line. Returns 1 when anything regressed, nothing could be compared, or (require_valid) a judgment is INVALID;
+// else 0. Against the published numbers, require_valid judges full DMD's runs; the protocol differences from the
+// paper (text input, recipe) are printed as notes, since they hold for every run of this tool. Throws ReportError for an unreadable baseline, an
 // unknown experiment or an ambiguous choice of results.
 int regress(const results::Store& store, const RegressOptions& options, std::ostream& out);
 

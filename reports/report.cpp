@@ -1,17 +1,22 @@
 #include "reports/report.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
-#include <fmt/format.h>
-
+#include "harness/experiment/config.h"
+#include "harness/experiment/dataset_spec.h"
 #include "harness/io/output_file.h"
-
 #include "reports/collect.h"
 #include "reports/figures.h"
+#include "reports/judgment_text.h"
+#include "reports/judgments.h"
+#include "reports/markdown.h"
 #include "reports/published.h"
 #include "reports/stats.h"
 
@@ -23,37 +28,12 @@ using results::RunStatus;
 namespace {
 
 constexpr const char* kFullModel = "dmd";
-constexpr const char* kNone = "—";
-
-std::string cell_text(std::string s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '\n' || ch == '\r') out += ' ';
-    else out += ch;
-  }
-  return out;
-}
-
-std::string row(const std::vector<std::string>& cells) {
-  std::string out = "|";
-  for (const auto& c : cells) out += " " + c + " |";
-  return out + "\n";
-}
-
-// align: one character per column, 'l', 'c' or 'r'; columns past its end are right-aligned (numbers).
-std::string header(const std::vector<std::string>& cells, const std::string& align = "l") {
-  std::string out = row(cells) + "|";
-  for (size_t i = 0; i < cells.size(); ++i) {
-    const char a = i < align.size() ? align[i] : 'r';
-    out += a == 'l' ? "---|" : a == 'c' ? ":---:|" : "---:|";
-  }
-  return out + "\n";
-}
-
-std::string code(const std::string& s) { return "`" + cell_text(s) + "`"; }
-
-std::string format_p(double p) { return p < 0.001 ? "p<0.001" : fmt::format("p={:.3f}", p); }
+using md::cell_text;
+using md::code;
+using md::format_p;
+using md::header;
+using md::kNone;
+using md::row;
 
 // "a (3 runs), b (1 run)" for values that differ between runs; just "a" when all agree.
 std::string distinct(const std::vector<std::string>& values) {
@@ -83,7 +63,16 @@ std::string mean_std(const MetricDef& m, const Summary& s) {
   return s.n < 2 ? mean : mean + " ± " + format_shown(m, shown_value(m, s.std));
 }
 
-std::string results_table(const Collected& c, const Group& g) {
+// The text protocol(s) of a variant's completed runs.
+std::string text_of(const Collected& c, const Group& g, const std::string& variant) {
+  auto it = g.completed.find(variant);
+  if (it == g.completed.end()) return kNone;
+  std::vector<std::string> values;
+  for (size_t i : it->second) values.push_back(c.runs[i].text);
+  return cell_text(distinct(values));
+}
+
+std::string results_table(const Collected& c, const Group& g, const GroupJudgments& j) {
   const auto metrics = table_metrics();
   // The best shown mean per column, compared as displayed so that ties in the printed digits are all bold.
   std::vector<std::string> best(metrics.size());
@@ -106,12 +95,14 @@ std::string results_table(const Collected& c, const Group& g) {
     }
     if (all_tied) best[k].clear();
   }
-  std::vector<std::string> head = {"variant", "n"};
+  std::vector<std::string> head = {"variant", "text", "n"};
   for (const auto* m : metrics) head.push_back(m->label);
-  std::string out = header(head);
+  head.push_back("judgment");
+  std::string out = header(head, "ll" + std::string(metrics.size() + 1, 'r') + "l");
   for (const auto& v : g.variants) {
     auto it = g.completed.find(v);
-    std::vector<std::string> cells = {code(v), std::to_string(it == g.completed.end() ? 0 : it->second.size())};
+    std::vector<std::string> cells = {code(v), text_of(c, g, v),
+                                      std::to_string(it == g.completed.end() ? 0 : it->second.size())};
     for (size_t k = 0; k < metrics.size(); ++k) {
       const auto s = summarize(g.values(c, v, metrics[k]->name));
       std::string text = mean_std(*metrics[k], s);
@@ -119,45 +110,40 @@ std::string results_table(const Collected& c, const Group& g) {
         text = "**" + text + "**";
       cells.push_back(text);
     }
+    cells.push_back(variant_judgment_cell(j, v));
     out += row(cells);
   }
   return out;
 }
 
-std::string difference_table(const Collected& c, const Group& g) {
+std::string difference_table(const Group& g, const GroupJudgments& j) {
   if (g.completed.count(kFullModel) == 0)
     return fmt::format("No completed full DMD (`{}`) runs in this group, so no differences are computed.\n",
                        kFullModel);
+  if (j.comparisons.empty())
+    return fmt::format("Only full DMD (`{}`) has completed runs in this group.\n", kFullModel);
   const auto metrics = table_metrics();
   std::vector<std::string> head = {"variant"};
   for (const auto* m : metrics) head.push_back(std::string("Δ ") + m->label);
+  head.push_back("comparison");
+  const std::string align = "l" + std::string(metrics.size(), 'r') + "l";
   std::string out = fmt::format(
       "Variant minus full DMD (`{}`), in the units of the table above, with the two-sided Welch t-test across "
-      "seeds (Welch–Satterthwaite df); * marks p < 0.05.\n\n",
+      "seeds (Welch–Satterthwaite df; * marks p < 0.05) and the minimal detectable difference (MDD: 80% power at "
+      "α = 0.05, Judgments below); *underpowered*: |Δ| is below the MDD, so the seeds cannot tell this difference "
+      "from none. A comparison is INVALID when either side has runs that did not converge or collapsed toward the "
+      "mean, or when the two sides differ in protocol.\n\n",
       kFullModel);
-  out += header(head);
-  int rows = 0;
-  for (const auto& v : g.variants) {
-    if (v == kFullModel || g.completed.count(v) == 0) continue;
-    std::vector<std::string> cells = {code(v)};
+  out += header(head, align);
+  for (const auto& cmp : j.comparisons) {
+    std::vector<std::string> cells = {code(cmp.variant)};
     for (const auto* m : metrics) {
-      const auto a = g.values(c, kFullModel, m->name), b = g.values(c, v, m->name);
-      if (a.empty() || b.empty()) {
-        cells.push_back(kNone);
-        continue;
-      }
-      const auto w = welch_test(a, b);
-      std::string text = fmt::format("{:+.{}f}", shown_value(*m, w.diff), m->percent ? 2 : 4);
-      if (!w.testable)
-        text += " (n too small to test)";
-      else
-        text += fmt::format(" ({}{}){}", format_p(w.p), w.note.empty() ? "" : ", " + w.note, w.p < 0.05 ? "*" : "");
-      cells.push_back(text);
+      auto it = cmp.power.find(m->name);
+      cells.push_back(it == cmp.power.end() ? kNone : difference_cell(*m, it->second));
     }
+    cells.push_back(comparison_cell(cmp));
     out += row(cells);
-    ++rows;
   }
-  if (rows == 0) return fmt::format("Only full DMD (`{}`) has completed runs in this group.\n", kFullModel);
   return out;
 }
 
@@ -165,7 +151,7 @@ std::string optional_value(const std::optional<double>& v, int digits) {
   return v ? fmt::format("{:.{}f}", *v, digits) : kNone;
 }
 
-std::string published_section(const Group& g) {
+std::string published_section(const Collected& c, const Group& g) {
   const std::string family = real_data_family(g.dataset);
   if (family.empty()) {
     if (g.dataset.rfind("synthetic", 0) == 0) return "No published reference applies to synthetic data.\n";
@@ -174,16 +160,31 @@ std::string published_section(const Group& g) {
   }
   const auto& pub = published();
   std::string out = fmt::format(
-      "Published numbers for {} ({}), in percent except MAE and Corr. The paper's Acc-2 convention is unstated "
-      "(has0 or non0; the reference code computes non0), so compare its Acc-2/F1 with the Acc-2 non0 and F1 non0 "
-      "columns above. Our runs use BERT features; rows with GloVe text features had a different text input.\n\n",
-      family == "mosi" ? "CMU-MOSI" : "CMU-MOSEI", g.setting.empty() ? "all settings" : "setting " + g.setting);
-  out += header({"source", "method", "setting", "text features", "Acc-7", "Acc-2", "F1", "MAE", "Corr"}, "llll");
+      "Published numbers for {} ({}), in percent except MAE and Corr. The paper's Acc-2 convention is "
+      "unstated "
+      "(has0 or non0; the reference code computes non0), so compare its Acc-2/F1 with the Acc-2 non0 and F1 "
+      "non0 "
+      "columns above. ",
+      family == "mosi" ? "CMU-MOSI" : "CMU-MOSEI",
+      g.setting.empty() ? "all settings" : "setting " + g.setting);
+  const std::string ours = text_of(c, g, kFullModel);
+  out += fmt::format(
+      "Our full DMD's text protocol: {}. The paper's starred rows (BERT) and the reruns of the public code "
+      "fine-tune bert-base-uncased (bert-finetune); its unstarred rows read 300-d GloVe features; `same "
+      "text` marks "
+      "the rows whose protocol is ours.\n\n",
+      ours);
+  out += header(
+      {"source", "method", "setting", "text features", "same text", "Acc-7", "Acc-2", "F1", "MAE", "Corr"},
+      "lllll");
   std::set<std::string> cited;
   for (const auto& r : pub.rows) {
     if (r.dataset != family || (!g.setting.empty() && r.setting != g.setting)) continue;
-    out += row({code(r.source), r.method, r.setting, r.text, optional_value(r.acc7, 2), optional_value(r.acc2, 2),
-                optional_value(r.f1, 2), optional_value(r.mae, 4), optional_value(r.corr, 4)});
+    const std::string protocol = published_text_protocol(r);
+    const std::string same = protocol.empty() ? "unknown" : protocol == ours ? "yes" : "no";
+    out += row({code(r.source), r.method, r.setting, r.text, same, optional_value(r.acc7, 2),
+                optional_value(r.acc2, 2), optional_value(r.f1, 2), optional_value(r.mae, 4),
+                optional_value(r.corr, 4)});
     cited.insert(r.source);
   }
   if (g.setting.empty() || g.setting == "unaligned") {
@@ -197,10 +198,90 @@ std::string published_section(const Group& g) {
                   fmt::format("{:.1f}", family == "mosi" ? a.mosi_f1 : a.mosei_f1)});
     cited.insert(pub.ablation_source);
   }
+  const auto notes = published_protocol_notes(c, g);
+  if (!notes.empty()) {
+    out += "\nProtocol differences of full DMD's runs here from the published ones:\n\n";
+    for (const auto& n : notes) out += "- " + n + "\n";
+  }
   out += "\nSources:\n";
   for (const auto& s : cited) {
     auto it = pub.sources.find(s);
     out += fmt::format("- `{}`: {}\n", s, it == pub.sources.end() ? "(no citation recorded)" : it->second);
+  }
+  return out;
+}
+
+// The family a dataset name belongs to, real or synthetic ("" when the name says neither).
+std::string family_of(const std::string& dataset) {
+  try {
+    return parse_dataset_spec(dataset).family;
+  } catch (const ConfigError&) {
+    return "";
+  }
+}
+
+// The paper's Table 3 next to our runs of the variants that reproduce its rows: shown when a variant of the
+// paper-table3 set ran in the group.
+std::string table3_section(const Collected& c, const Group& g, const std::vector<VariantInfo>& variants) {
+  bool ran = false;
+  for (const auto& v : variants)
+    if (v.table3_set)
+      for (const auto& [label, runs] : g.completed)
+        if (variant_of(label) == v.name && !runs.empty()) ran = true;
+  if (!ran) return "";
+  const auto& pub = published();
+  const std::string family = family_of(g.dataset), real = real_data_family(g.dataset);
+  const std::string dataset_name = family == "mosei" ? "CMU-MOSEI" : "CMU-MOSI";
+  std::vector<std::string> protocols;
+  for (size_t i : g.runs) protocols.push_back(run_text_protocol(c.runs[i].row));
+  const std::string ours_text = distinct(protocols);
+  const std::string ours_setting = g.setting.empty() ? "setting unknown" : g.setting;
+  std::vector<std::string> differences;
+  if (real.empty()) differences.push_back("our data is synthetic, not " + dataset_name);
+  if (g.setting != "unaligned")
+    differences.push_back("our setting is " + ours_setting + ", the paper's unaligned");
+  if (ours_text.find("GloVe") == std::string::npos)
+    differences.push_back("our text input is " + ours_text + ", the paper's 300-d GloVe features");
+  if (g.profile != "paper")
+    differences.push_back("profile " + g.profile + " is not the reference recipe (epoch cap, data fraction)");
+  std::string out = fmt::format(
+      "The paper's Table 3 switches off feature decoupling (FD), HomoGD, the cross-modal attention units "
+      "(CA) and "
+      "HeteroGD in turn. Paper: {}, {} ({}), Acc-7 / F1 in percent, number of runs unstated. Ours: `{}`, {}, "
+      "text {}, Acc-7 and F1 non0 (the reference code's F1) as mean ± std over seeds. CA off is our reading "
+      "(the "
+      "paper gives no code): each crossmodal transformer attends to its own modality's exclusive features "
+      "(`cross_modal_attention=false`).\n\n",
+      dataset_name, pub.ablation_setting, pub.ablation_source, g.dataset, ours_setting, ours_text);
+  if (differences.empty()) {
+    out += "Comparable: same data, setting and text protocol as the paper.\n\n";
+  } else {
+    out += "**Not comparable with the paper's numbers**: ";
+    for (size_t i = 0; i < differences.size(); ++i) out += (i ? "; " : "") + differences[i];
+    out += ".\n\n";
+  }
+  const auto* acc7 = results::find_metric("acc7");
+  const auto* f1 = results::find_metric("f1_non0");
+  out += header({"row", "FD", "HomoGD", "CA", "HeteroGD", "variant", "n", "Acc-7 (ours)", "F1 non0 (ours)",
+                 "Acc-7 (paper)", "F1 (paper)"},
+                "lcccclr");
+  auto mark = [](bool b) { return std::string(b ? "✓" : "×"); };
+  for (int row_no = 1; row_no <= static_cast<int>(pub.ablation.size()); ++row_no) {
+    const auto& a = pub.ablation[static_cast<size_t>(row_no - 1)];
+    const std::string paper_acc7 = fmt::format("{:.1f}", family == "mosei" ? a.mosei_acc7 : a.mosi_acc7);
+    const std::string paper_f1 = fmt::format("{:.1f}", family == "mosei" ? a.mosei_f1 : a.mosi_f1);
+    std::vector<std::string> labels;  // the group's rows of variants that reproduce this Table 3 row
+    for (const auto& v : variants)
+      if (v.table3_row == row_no)
+        for (const auto& label : g.variants)
+          if (variant_of(label) == v.name && g.completed.count(label)) labels.push_back(label);
+    if (labels.empty()) labels.push_back("");
+    for (const auto& label : labels) {
+      const auto sa = summarize(g.values(c, label, "acc7")), sf = summarize(g.values(c, label, "f1_non0"));
+      out += row({std::to_string(row_no), mark(a.fd), mark(a.homogd), mark(a.ca), mark(a.heterogd),
+                  label.empty() ? kNone : code(label), std::to_string(sa.n), mean_std(*acc7, sa),
+                  mean_std(*f1, sf), paper_acc7, paper_f1});
+    }
   }
   return out;
 }
@@ -380,28 +461,42 @@ void write_report(const results::Store& store, const ReportOptions& o) {
   md += fmt::format("\nRuns: {} completed, {} failed, {} interrupted, {} running, {} queued.\n\n",
                     by_status[RunStatus::Completed], by_status[RunStatus::Failed], by_status[RunStatus::Interrupted],
                     by_status[RunStatus::Running], by_status[RunStatus::Queued]);
+  std::vector<GroupJudgments> judged;
+  for (const auto& g : c.groups) judged.push_back(judge_group(c, g));
+  const std::string headline_text = headline(c, judged);
+  if (!headline_text.empty()) md += headline_text + "\n";
+
   md += "Cells are mean ± std over seeds (sample std, n − 1; n = seeds with a completed run). MAE and Corr are raw; "
         "accuracies and F1 are in percent (the database stores fractions). Acc-2/F1 has0 is negative vs "
         "non-negative; non0 leaves out the samples labelled exactly 0. Bold marks the best mean per column (MAE: "
-        "lower is better; every other column: higher).\n\n";
+        "lower is better; every other column: higher). The judgment column says VALID, or what makes the variant's "
+        "numbers untrustworthy (each group's Judgments section says how it is decided).\n\n";
+  const std::string reading = how_to_read(c, judged);
+  if (!reading.empty()) md += "## How to read this report\n\n" + reading;
 
   // Legend: the variants that appear, in registry order, then unknown names.
   std::vector<std::string> seen;
   for (const auto& g : c.groups)
     for (const auto& label : g.variants)
       if (std::find(seen.begin(), seen.end(), variant_of(label)) == seen.end()) seen.push_back(variant_of(label));
-  md += "## Variants\n\n" + header({"variant", "description"}, "ll");
+  md += "## Variants\n\n" + header({"variant", "description", "in the DMD paper"}, "lll");
   for (const auto& v : o.variants)
-    if (std::find(seen.begin(), seen.end(), v.name) != seen.end()) md += row({code(v.name), cell_text(v.description)});
+    if (std::find(seen.begin(), seen.end(), v.name) != seen.end())
+      md += row(
+          {code(v.name), cell_text(v.description), cell_text(v.paper_row.empty() ? "none" : v.paper_row)});
   for (const auto& v : seen)
-    if (std::find(order.begin(), order.end(), v) == order.end()) md += row({code(v), "(not in the variant registry)"});
+    if (std::find(order.begin(), order.end(), v) == order.end())
+      md += row({code(v), "(not in the variant registry)", kNone});
 
   for (size_t gi = 0; gi < c.groups.size(); ++gi) {
     const auto& g = c.groups[gi];
     md += fmt::format("\n## {}\n\n### Results\n\n", g.title());
-    md += results_table(c, g);
-    md += "\n### Difference from full DMD\n\n" + difference_table(c, g);
-    md += "\n### Published reference\n\n" + published_section(g);
+    md += results_table(c, g, judged[gi]);
+    md += "\n### Difference from full DMD\n\n" + difference_table(g, judged[gi]);
+    md += "\n### Judgments\n\n" + judgments_section(c, g, judged[gi]);
+    if (const std::string t3 = table3_section(c, g, o.variants); !t3.empty())
+      md += "\n### Paper Table 3\n\n" + t3;
+    md += "\n### Published reference\n\n" + published_section(c, g);
     md += "\n### Throughput\n\n" + throughput_table(c, g);
     md += "\n### Figures\n\n";
     const auto figures = draw_group_figures(c, g, static_cast<int>(gi + 1), fig_dir.string(), o.gnuplot);

@@ -17,6 +17,9 @@ struct ReportError : std::runtime_error {
 
 struct VariantInfo {
   std::string name, description;
+  std::string paper_row = "";  // where it sits in the DMD paper ("Table 3 row 2 (...)"), "" for nowhere
+  int table3_row = 0;          // the paper's Table 3 row it reproduces (1-6), 0 for none
+  bool table3_set = false;  // one of the paper-table3 set: its runs make the report show the Table 3 section
 };
 
 struct ReportOptions {

@@ -43,6 +43,15 @@ std::pair<std::vector<int>, std::vector<int>> non0_classes(const std::vector<flo
 
 using P = const std::vector<float>&;
 
+double spread(const std::vector<float>& v) {
+  double mean = 0;
+  for (float x : v) mean += x;
+  mean /= v.size();
+  double ss = 0;
+  for (float x : v) ss += (x - mean) * (x - mean);
+  return std::sqrt(ss / v.size());
+}
+
 }  // namespace
 
 const std::vector<MetricDef>& metric_defs() {
@@ -63,6 +72,13 @@ const std::vector<MetricDef>& metric_defs() {
       {"acc7", "Acc-7", true, Better::Higher, 0.5, true, true, [](P p, P t) { return multiclass_acc(p, t, 3.0); }},
       {"samples", "samples", false, Better::Neither, 0.0, false, false,
        [](P p, P) { return static_cast<double>(p.size()); }},
+      // The predictions' spread against the labels' (the report's collapse judgment, reports/judgments.h).
+      {"pred_std_ratio", "std(pred)/std(label)", false, Better::Neither, 0.02, false, false,
+       [](P p, P t) { return pred_std_ratio(p, t); }},
+      {"pred_beyond_1_5", "|pred| > 1.5", true, Better::Neither, 0.5, false, false,
+       [](P p, P) { return fraction_beyond(p, 1.5); }},
+      {"label_beyond_1_5", "|label| > 1.5", true, Better::Neither, 0.0, false, false,
+       [](P, P t) { return fraction_beyond(t, 1.5); }},
       // Recorded by the trainer, not computed from predictions.
       {"loss", "valid loss", false, Better::Lower, 0.005, false, false, nullptr},
       {"graph_max_grad_diff", "graph vs eager max |grad diff|", false, Better::Lower, 1e-4, false, false, nullptr},
@@ -111,6 +127,19 @@ double pearson(const std::vector<float>& a, const std::vector<float>& b) {
   }
   if (saa == 0 || sbb == 0) return std::numeric_limits<double>::quiet_NaN();  // np.corrcoef gives nan
   return std::clamp(sab / std::sqrt(saa * sbb), -1.0, 1.0);
+}
+
+double pred_std_ratio(const std::vector<float>& pred, const std::vector<float>& truth) {
+  const double label_spread = spread(truth);
+  if (pred.empty() || label_spread == 0) return std::numeric_limits<double>::quiet_NaN();
+  return spread(pred) / label_spread;
+}
+
+double fraction_beyond(const std::vector<float>& v, double bound) {
+  if (v.empty()) return 0;
+  std::size_t n = 0;
+  for (float x : v) n += std::fabs(x) > bound;
+  return static_cast<double>(n) / v.size();
 }
 
 double multiclass_acc(const std::vector<float>& pred, const std::vector<float>& truth, double clip) {

@@ -58,6 +58,11 @@ double multiclass_acc(const std::vector<float>& pred, const std::vector<float>& 
 // sklearn f1_score(average='weighted') for binary labels; undefined per-class F1 counts as 0.
 double weighted_f1(const std::vector<int>& truth, const std::vector<int>& pred);
 double pearson(const std::vector<float>& a, const std::vector<float>& b);
+// std(pred) / std(truth) (population std; NaN when the labels are constant): 1 for predictions as spread out as
+// the labels, 0 for a constant prediction.
+double pred_std_ratio(const std::vector<float>& pred, const std::vector<float>& truth);
+// Fraction of values with |v| > bound.
+double fraction_beyond(const std::vector<float>& v, double bound);
 
 // The one latency percentile: linear interpolation between the closest ranks (numpy's default), q in [0, 1].
 double percentile(std::vector<double> values, double q);

@@ -16,8 +16,13 @@ const std::vector<ProvenanceField>& provenance_fields() {
       {"determinism_flags", "determinism flags", &P::determinism_flags, 1},
       {"dataset_name", "data", &P::dataset_name, 1},
       {"dataset_sha256", "data sha256", &P::dataset_sha256, 1},
-      {"slurm_job_id", "Slurm job", &P::slurm_job_id, 3, true},
-      {"slurm_array_task", "Slurm array task", &P::slurm_array_task, 3, true},
+      {"text_model_sha256", "text model sha256", &P::text_model_sha256, 3},
+      {"text_model_config", "text model config", &P::text_model_config, 3},
+      {"text_width", "text width", &P::text_width, 3},
+      {"audio_width", "audio width", &P::audio_width, 3},
+      {"vision_width", "vision width", &P::vision_width, 3},
+      {"slurm_job_id", "Slurm job", &P::slurm_job_id, 5, true},
+      {"slurm_array_task", "Slurm array task", &P::slurm_array_task, 5, true},
   };
   return fields;
 }

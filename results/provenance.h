@@ -17,6 +17,12 @@ struct Provenance {
   bool deterministic = true;
   std::string determinism_flags;  // e.g. "cpu" or "cuda:deterministic_algorithms,no_tf32,cublas_ws=:4096:8"
   std::string dataset_name, dataset_sha256;
+  // The text encoder: the BERT's weights file SHA-256 and its resolved configuration (transformers' keys,
+  // one-line JSON) when the run read text through a BERT, else empty.
+  std::string text_model_sha256, text_model_config;
+  // The widths the model's input projections read, from the data: text (the BERT's hidden size with a text
+  // model, else the text features' width: 768 for BERT features, 300 for GloVe), audio and vision.
+  int64_t text_width = 0, audio_width = 0, vision_width = 0;
   // Under Slurm (empty elsewhere): the task's own job id (SLURM_JOB_ID) and its array task as ARRAYJOB_TASK
   // (SLURM_ARRAY_JOB_ID _ SLURM_ARRAY_TASK_ID), the name scontrol, squeue and scancel take.
   std::string slurm_job_id, slurm_array_task;

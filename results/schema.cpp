@@ -103,9 +103,23 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
        }},
+      // 3: the text encoder's provenance (text_model_sha256, text_model_config) and the input widths (text_width,
+      // audio_width, vision_width); the columns come from provenance_fields().
+      {3, {}},
+      // The batch-order seed of every stored evaluation pass of the test split: the clean pass (split "test")
+      // and the extra shuffled passes with the same weights (splits "test_shuffle_<i>", reference spec §1.11).
+      // Seeds are unsigned 64-bit, stored as decimal text.
+      {4,
+       {
+           R"(CREATE TABLE batch_order (
+                run_id TEXT NOT NULL,
+                split TEXT NOT NULL,
+                seed TEXT NOT NULL,
+                PRIMARY KEY (run_id, split)) WITHOUT ROWID)",
+       }},
       // Slurm provenance: the provenance fields slurm_job_id and slurm_array_task (results/provenance.cpp add
       // their columns to run and bench).
-      {3, {}},
+      {5, {}},
   };
   return all;
 }

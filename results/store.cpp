@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -57,7 +58,7 @@ int bind_provenance(Statement& s, int first, const Provenance& p) {
   return first;
 }
 
-const char* const kChildTables[] = {"metric", "epoch", "throughput", "edge"};
+const char* const kChildTables[] = {"metric", "epoch", "throughput", "edge", "batch_order"};
 
 std::string utc_time(std::chrono::system_clock::time_point tp) {
   using namespace std::chrono;
@@ -120,20 +121,17 @@ void require_owner(sqlite3* db, const std::string& path, const std::string& run_
 }
 
 void delete_children(sqlite3* db, const std::string& path, const std::string& run_id) {
-  Statement m(db, path, "DELETE FROM metric WHERE run_id = ?");
-  m.bind(1, run_id).run();
-  Statement e(db, path, "DELETE FROM epoch WHERE run_id = ?");
-  e.bind(1, run_id).run();
-  Statement t(db, path, "DELETE FROM throughput WHERE run_id = ?");
-  t.bind(1, run_id).run();
-  Statement g(db, path, "DELETE FROM edge WHERE run_id = ?");
-  g.bind(1, run_id).run();
+  for (const char* table : kChildTables) {
+    Statement s(db, path, fmt::format("DELETE FROM {} WHERE run_id = ?", table).c_str());
+    s.bind(1, run_id).run();
+  }
 }
 
 void insert_metrics(sqlite3* db, const std::string& path, const std::string& run_id,
                     const std::vector<MetricRow>& rows, const char* default_split, int default_epoch) {
   Statement s(db, path, "INSERT OR REPLACE INTO metric (run_id, split, name, value, epoch) VALUES (?, ?, ?, ?, ?)");
   for (const auto& m : rows) {
+    if (std::isnan(m.value)) continue;  // undefined (SQLite would store NULL): the metric is absent
     s.bind_all(run_id, m.split.empty() ? std::string(default_split) : m.split, m.name, m.value,
                m.epoch < 0 ? default_epoch : m.epoch);
     s.run();
@@ -385,23 +383,30 @@ int Store::queue_runs(const std::vector<RunSpec>& specs) {
   return added;
 }
 
+// The row of a run that starts now (its earlier child rows removed): RUNNING, no error yet ('' ), no wall time (0),
+// no best epoch (-1), with its owner and claim count. One statement for start_run and claim_run.
+static void write_running_row(sqlite3* db, const std::string& path, const RunSpec& spec, const Provenance& prov,
+                       const std::string& owner, int attempts) {
+  delete_children(db, path, spec.run_id);
+  const std::string now = utc_now();
+  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
+                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, ?, ?)";
+  Statement s(db, path, sql.c_str());
+  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
+             spec.plan_index, now, spec.config_json);
+  const int next = bind_provenance(s, 10, prov);
+  s.bind_all_from(next, now, owner, attempts);
+  s.run();
+}
+
 void Store::start_run(const RunSpec& spec, const Provenance& prov) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   if (status_of(db_, path_, spec.run_id) == RunStatus::Completed)
     throw StoreError(fmt::format("run {} in database {} is already completed; delete it to run it again",
                                  spec.run_id, path_));
-  delete_children(db_, path_, spec.run_id);
-  const std::string now = utc_now();
-  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
-                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, '', 1)";
-  Statement s(db_, path_, sql.c_str());
-  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
-             spec.plan_index, now, spec.config_json);
-  const int next = bind_provenance(s, 10, prov);
-  s.bind(next, now);
-  s.run();
+  write_running_row(db_, path_, spec, prov, "", 1);
   tx.commit();
 }
 
@@ -424,17 +429,7 @@ ClaimResult Store::claim_run(const RunSpec& spec, const std::string& owner, bool
                     r.status == RunStatus::Interrupted || (r.status == RunStatus::Completed && redo_completed) ||
                     (r.status == RunStatus::Running && !stale_owner.empty() && r.owner == stale_owner);
   if (!free) return r;  // rolled back; nothing written
-  delete_children(db_, path_, spec.run_id);
-  const std::string now = utc_now();
-  static const std::string sql = "INSERT OR REPLACE INTO run (" + run_columns() +
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, 'RUNNING', ?, '', ?, " +
-                                 placeholders(provenance_fields().size()) + ", ?, '', 0, -1, ?, ?)";
-  Statement s(db_, path_, sql.c_str());
-  s.bind_all(spec.run_id, spec.experiment_id, spec.variant, spec.dataset, spec.profile, spec.seed,
-             spec.plan_index, now, spec.config_json);
-  const int next = bind_provenance(s, 10, Provenance{});
-  s.bind_all_from(next, now, owner, attempts + 1);
-  s.run();
+  write_running_row(db_, path_, spec, Provenance{}, owner, attempts + 1);
   tx.commit();
   r.claimed = true;
   r.owner = owner;
@@ -497,7 +492,8 @@ void Store::add_epoch(const std::string& run_id, const EpochRow& e, const std::v
 
 void Store::complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
                          const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
-                         const std::vector<EdgeRow>& edges, const std::string& owner) {
+                         const std::vector<EdgeRow>& edges, const std::string& owner,
+                         const std::vector<BatchOrderRow>& batch_orders) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   const RunStatus st = require_status(db_, path_, run_id);
@@ -520,6 +516,12 @@ void Store::complete_run(const std::string& run_id, int best_epoch, double wall_
     g.bind_all(run_id, r.space, r.from, r.to, r.weight);
     g.run();
     g.reset();
+  }
+  Statement o(db_, path_, "INSERT OR REPLACE INTO batch_order (run_id, split, seed) VALUES (?, ?, ?)");
+  for (const auto& r : batch_orders) {
+    o.bind_all(run_id, r.split, std::to_string(r.seed));
+    o.run();
+    o.reset();
   }
   const std::string now = utc_now();
   Statement u(db_, path_,
@@ -625,6 +627,15 @@ std::vector<EdgeRow> Store::edges(const std::string& run_id) const {
   s.bind(1, run_id);
   std::vector<EdgeRow> out;
   while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.real(3)});
+  return out;
+}
+
+std::vector<BatchOrderRow> Store::batch_orders(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  Statement s(db_, path_, "SELECT split, seed FROM batch_order WHERE run_id = ? ORDER BY split");
+  s.bind(1, run_id);
+  std::vector<BatchOrderRow> out;
+  while (s.step()) out.push_back({s.text(0), std::stoull(s.text(1))});
   return out;
 }
 
@@ -734,7 +745,7 @@ MergeResult Store::merge_from(const std::string& other_path) {
 std::vector<std::pair<std::string, int64_t>> Store::table_counts() const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, int64_t>> out;
-  for (const char* table : {"experiment", "run", "metric", "epoch", "throughput", "edge", "bench"}) {
+  for (const char* table : {"experiment", "run", "metric", "epoch", "throughput", "edge", "batch_order", "bench"}) {
     const std::string sql = fmt::format("SELECT count(*) FROM {}", table);
     out.emplace_back(table, scalar(db_, path_, sql.c_str()));
   }

@@ -22,7 +22,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 5;
 // How long a statement waits for another process's lock before it fails: 30 s, or DMDBENCH_BUSY_TIMEOUT_S.
 int busy_timeout_seconds();
 
@@ -64,7 +64,7 @@ struct OwnershipLost : StoreError {
 };
 
 struct MetricRow {
-  std::string split;  // "test" | "valid" | "train"
+  std::string split;  // "test" | "valid" | "train" | "test_shuffle_<i>" (the test split in another batch order)
   std::string name;   // a name of metric_defs() (results/metrics.h)
   double value = 0;
   int epoch = -1;     // -1 for final (best-epoch) test metrics
@@ -89,6 +89,12 @@ struct EdgeRow {
   std::string space;   // "homo" | "hetero"
   std::string from, to;  // "l" | "v" | "a" (teacher -> student)
   double weight = 0;     // mean over the test split
+};
+
+// The batch order of one evaluation pass: its split's name as in MetricRow and its generator's seed.
+struct BatchOrderRow {
+  std::string split;  // "test" | "test_shuffle_<i>"
+  uint64_t seed = 0;
 };
 
 struct BenchRow {
@@ -154,10 +160,12 @@ class Store {
   // The epoch row and its validation metrics (stored with split "valid" and this epoch); refreshes the heartbeat.
   void add_epoch(const std::string& run_id, const EpochRow& e, const std::vector<MetricRow>& valid_metrics,
                  const std::string& owner = "");
-  // Completes a run atomically: final metrics, throughput, edges, best epoch, wall time, status COMPLETED.
+  // Completes a run atomically: final metrics, throughput, edges, the test passes' batch orders, best epoch, wall
+  // time, status COMPLETED. A metric that is undefined (NaN, e.g. Corr of constant predictions) is not stored.
   void complete_run(const std::string& run_id, int best_epoch, double wall_seconds,
                     const std::vector<MetricRow>& metrics, const std::vector<ThroughputRow>& throughput,
-                    const std::vector<EdgeRow>& edges, const std::string& owner = "");
+                    const std::vector<EdgeRow>& edges, const std::string& owner = "",
+                    const std::vector<BatchOrderRow>& batch_orders = {});
   // Any status but COMPLETED; `status` FAILED or INTERRUPTED.
   void fail_run(const std::string& run_id, const std::string& error, const std::string& owner = "",
                 RunStatus status = RunStatus::Failed);
@@ -172,6 +180,7 @@ class Store {
   std::vector<EpochRow> epochs(const std::string& run_id) const;
   std::vector<ThroughputRow> throughput(const std::string& run_id) const;
   std::vector<EdgeRow> edges(const std::string& run_id) const;
+  std::vector<BatchOrderRow> batch_orders(const std::string& run_id) const;
 
   void add_bench(const std::vector<BenchRow>& rows);            // one transaction
   std::vector<BenchRow> bench(const std::string& bench_set = "") const;  // latest set when empty
@@ -181,7 +190,7 @@ class Store {
   // A run present in both keeps this database's row, unless only the other one is COMPLETED.
   MergeResult merge_from(const std::string& other_path);
 
-  // Row count per table (experiment, run, metric, epoch, throughput, edge, bench), in that order.
+  // Row count per table (experiment, run, metric, epoch, throughput, edge, batch_order, bench), in that order.
   std::vector<std::pair<std::string, int64_t>> table_counts() const;
 
   // The raw connection, for tests and diagnostics only.

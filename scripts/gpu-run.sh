@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One script for a GPU host: build (Release, ninja, all cores) against the CUDA LibTorch of the installed PyTorch,
-# run the unit tests, the smoke ablation for every variant and two seeds on CUDA, the benchmarks with CUDA cases,
-# and write the database, the report and a summary into OUT. Needs deps/prefix from scripts/fetch-gpu-deps.sh when
+# run the unit tests, the smoke ablation for every variant and two seeds on CUDA (on the text features, then with a
+# small random BERT fine-tuned as the text encoder), the benchmarks with CUDA cases (dmd-bert: bert-base-uncased's
+# shape), and write the database, the report and a summary into OUT. Needs deps/prefix from scripts/fetch-gpu-deps.sh when
 # the host has no Debian packages.
 #
 #   scripts/gpu-run.sh OUT [--device cuda|cpu] [--skip-build] [--skip-tests] [--seeds 1111,1112] [--bench-filter REGEX]
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu-run.sh OUT [--device cuda|cpu] [--skip-build] [--skip-tests] [--seeds S] [--bench-filter REGEX]}
 shift
-device=cuda skip_build=0 skip_tests=0 seeds=1111,1112 filter='(eval|train_step)/(dmd|mult)/mosi/batch:(16|64)/threads:1$'
+device=cuda skip_build=0 skip_tests=0 seeds=1111,1112 filter='(eval|train_step)/(dmd|mult|dmd-bert)/mosi/batch:(16|64)/threads:1$'
 while (($#)); do
   case $1 in
     --device) device=$2; shift 2 ;;
@@ -64,6 +65,15 @@ done
 step "smoke ablation on $device: every variant, seeds $seeds"
 "$dmd" run-ablation --profile smoke --device "$device" --seeds "$seeds" --db "$out/gpu.sqlite" \
   --report "$out/report.md" --jobs 1 | tail -25
+
+# The BERT path (spec §1.2): a random BERT from the committed smoke config, fine-tuned inside the one Adam. The
+# CPU dry run does full DMD on 5% of the data; the GPU run every variant.
+step "smoke ablation with a random BERT on $device"
+"$dmd" data random-bert tests/fixtures/bert-smoke/config.json --out "$out/bert-smoke" | tail -1
+bert_sets=()
+[ "$device" = cpu ] && bert_sets=(--variants dmd --set synthetic_scale=0.05)
+"$dmd" run-ablation --profile smoke --device "$device" --seeds "$seeds" --db "$out/gpu.sqlite" --jobs 1 \
+  --bert "$out/bert-smoke" --report "$out/bert-smoke.md" "${bert_sets[@]}" | tail -12
 
 step "benchmarks on $device"
 "$dmd" bench --device "$device" --filter "$filter" --repetitions 3 --db "$out/gpu.sqlite" | tail -30

@@ -134,6 +134,21 @@ def mmsa(rng, sizes, t, dims, label_dtype=np.float32, audio_dtype=np.float32, fo
     return out
 
 
+def mult_layout(rng, sizes, t, dims, text_dim=300):
+    """The MulT repository's {mosi,mosei_senti}_data[_noalign].pkl (yaohungt/Multimodal-Transformer,
+    src/dataset.py): text [n,T,300] GloVe, audio/vision [n,T,D], labels [n,1,1], id [n,3] bytes (video, start, end)."""
+    out = {}
+    for split, n in zip(("train", "valid", "test"), sizes):
+        text = (rng.standard_normal((n, t, text_dim)) * 0.5).astype(np.float32)
+        audio = rng.standard_normal((n, t, dims[0])).astype(np.float32)
+        vision = rng.standard_normal((n, t, dims[1])).astype(np.float32)
+        labels = (np.round(rng.uniform(-3, 3, n) * 3) / 3).astype(np.float32).reshape(n, 1, 1)
+        ids = np.array([[f"{split}vid{i}".encode(), str(i).encode(), str(i + 1).encode()] for i in range(n)],
+                       dtype="S16")
+        out[split] = {"text": text, "audio": audio, "vision": vision, "labels": labels, "id": ids}
+    return out
+
+
 def summarize(name, d):
     for split in ("train", "valid", "test"):
         s = d[split]
@@ -297,6 +312,18 @@ def main():
     d = mmsa(rng2, (2, 1, 2), (2, 2, 2), (5, 20))
     d["test"]["regression_labels"][1] = np.nan
     write("mmsa_nan_label.pkl", pickle.dumps(d, protocol=4))
+
+    # the MulT repository's layout: GloVe text, labels [n,1,1], ids [n,3] of bytes
+    rng3 = np.random.default_rng(2026)
+    d = mult_layout(rng3, (3, 2, 2), 4, (5, 20))
+    d["train"]["audio"][1, 2, 3] = -np.inf
+    write("mult_mosi_glove.pkl", pickle.dumps(d, protocol=4))
+    for split in ("train", "valid", "test"):
+        s = d[split]
+        audio = s["audio"].astype(np.float64)
+        audio[np.isneginf(audio)] = 0
+        print(f"mult_mosi_glove {split}: text={s['text'].shape} sum_text={s['text'].astype(np.float64).sum():.9g} "
+              f"sum_audio={audio.sum():.9g} labels={s['labels'].ravel().tolist()} ids={s['id'][:, 0].tolist()}")
 
     checkpoints()
 

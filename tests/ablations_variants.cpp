@@ -15,7 +15,7 @@ namespace {
 
 Config cfg_of(const std::string& variant, const std::string& family = "mosi") {
   // Dropout off so that two forwards of the same batch agree.
-  Config c = ablations::resolve_config(family, variant, "paper", {});
+  Config c = ablations::resolve_config(family, variant, "paper", {"text_encoder=features"});
   for (const char* k : {"attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "embed_dropout",
                         "res_dropout", "text_dropout", "output_dropout"})
     c.set(k, 0.0);
@@ -115,6 +115,90 @@ TEST(Variants, NoDecouplingHasNoEncodersDecodersOrTheirLosses) {
   EXPECT_NEAR(v(t.total), composed(t, true, true, false), 1e-5 * std::abs(v(t.total)));
 }
 
+// Table 3 rows 1 and 2 are dmd and homo-only under their paper names: the same model and loss.
+TEST(Variants, Table3FullAndNoHeteroGdAreDmdAndHomoOnly) {
+  const Batch batch = batch_of(FeatureDims{}, 6);
+  for (const auto& [t3, same] : {std::pair{"t3-full", "dmd"}, std::pair{"t3-no-heterogd", "homo-only"}}) {
+    SCOPED_TRACE(t3);
+    Built a = build(cfg_of(t3)), b = build(cfg_of(same));
+    const auto ta = terms_of(a, batch), tb = terms_of(b, batch);
+    EXPECT_EQ(v(ta.total), v(tb.total));
+  }
+  Built m = build(cfg_of("t3-no-heterogd"));
+  const auto t = terms_of(m, batch);
+  EXPECT_NEAR(v(t.total), composed(t, true, false, true), 1e-5 * std::abs(v(t.total)));
+}
+
+// Row 3, CA off: every crossmodal transformer attends to its own modality. Same parameters as full DMD; a
+// modality's heterogeneous logit does not move when another modality's input changes (with CA on it does).
+TEST(Variants, Table3NoCaKeepsParametersAndCutsTheFlowBetweenModalities) {
+  const Config full_cfg = cfg_of("dmd"), no_ca_cfg = cfg_of("t3-no-ca");
+  EXPECT_FALSE(dmd_config_of(no_ca_cfg, FeatureDims{}).cross_modal_attention);
+  Built full = build(full_cfg), no_ca = build(no_ca_cfg);
+  EXPECT_EQ(models::count_parameters(*no_ca.net), models::count_parameters(*full.net));
+  EXPECT_EQ(models::count_parameters(*no_ca.net), 4743658);
+  EXPECT_EQ(build_trainable(no_ca_cfg, FeatureDims{}, torch::kCPU)->parameter_count(), 4743658 + 3649 + 3425);
+  // Same weights in both (build() seeds the same generator): only the key/value source differs.
+  const auto fa = full.net->named_parameters(), fb = no_ca.net->named_parameters();
+  for (const auto& p : fa) EXPECT_TRUE(torch::equal(p.value(), fb[p.key()])) << p.key();
+
+  full.net->eval(), no_ca.net->eval();
+  const Batch b = batch_of(FeatureDims{}, 6);
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor audio2 = b.audio + torch::randn(b.audio.sizes()), vision2 = b.vision * -1.5;
+    const auto base = no_ca.net->forward(b.text, b.audio, b.vision);
+    const auto moved_a = no_ca.net->forward(b.text, audio2, b.vision);
+    const auto moved_v = no_ca.net->forward(b.text, b.audio, vision2);
+    // Audio changed: text's and vision's hetero logits stay, audio's moves.
+    EXPECT_TRUE(torch::equal(moved_a.logits_l_hetero, base.logits_l_hetero));
+    EXPECT_TRUE(torch::equal(moved_a.logits_v_hetero, base.logits_v_hetero));
+    EXPECT_FALSE(torch::allclose(moved_a.logits_a_hetero, base.logits_a_hetero));
+    // Vision changed: text's and audio's stay.
+    EXPECT_TRUE(torch::equal(moved_v.logits_l_hetero, base.logits_l_hetero));
+    EXPECT_TRUE(torch::equal(moved_v.logits_a_hetero, base.logits_a_hetero));
+    EXPECT_FALSE(torch::allclose(moved_v.logits_v_hetero, base.logits_v_hetero));
+    // With CA on, audio reaches the text's hetero logit.
+    const auto full_base = full.net->forward(b.text, b.audio, b.vision);
+    const auto full_moved = full.net->forward(b.text, audio2, b.vision);
+    EXPECT_FALSE(torch::allclose(full_moved.logits_l_hetero, full_base.logits_l_hetero));
+    // The homogeneous side and the shared path are untouched by the switch.
+    EXPECT_TRUE(torch::equal(base.logits_l_homo, full_base.logits_l_homo));
+    EXPECT_TRUE(torch::equal(base.logits_c, full_base.logits_c));
+  }
+  // The loss keeps every term of full DMD.
+  no_ca.net->train();
+  const auto t = terms_of(no_ca, b);
+  EXPECT_NEAR(v(t.total), composed(t, true, true, true), 1e-4 * std::abs(v(t.total)));
+  EXPECT_GT(v(t.hetero_logit), 0.0);
+}
+
+// Rows 4-6: CA off and the GD units' losses removed in turn; row 6 also without decoupling (task loss only).
+TEST(Variants, Table3RowsFourToSixRemoveTheirLosses) {
+  const Batch batch = batch_of(FeatureDims{}, 6);
+  struct Case {
+    const char* name;
+    bool homo, hetero, decouple;
+  };
+  for (const Case& k : {Case{"t3-fd-homogd", true, false, true}, Case{"t3-fd-only", false, false, true},
+                        Case{"t3-none", false, false, false}}) {
+    SCOPED_TRACE(k.name);
+    const Config c = cfg_of(k.name);
+    const auto mc = dmd_config_of(c, FeatureDims{});
+    EXPECT_FALSE(mc.cross_modal_attention);
+    EXPECT_EQ(mc.decouple, k.decouple);
+    Built m = build(c);
+    const auto t = terms_of(m, batch);
+    EXPECT_NEAR(v(t.total), composed(t, k.homo, k.hetero, k.decouple), 1e-5 * std::abs(v(t.total)));
+    if (!k.homo) EXPECT_EQ(v(t.homo_logit) + v(t.homo_reg), 0.0);
+    if (!k.hetero) EXPECT_EQ(v(t.hetero_logit) + v(t.hetero_repr) + v(t.hetero_reg), 0.0);
+    if (!k.decouple) {
+      EXPECT_EQ(v(t.recon) + v(t.cycle) + v(t.ortho) + v(t.margin), 0.0);
+      EXPECT_NEAR(v(t.total), v(t.task), 1e-7 * v(t.task));
+    }
+  }
+}
+
 TEST(Variants, FixedEdgesHaveNoEdgeParametersAndEqualThePrior) {
   const Config c = cfg_of("fixed-edges");
   Built m = build(c);
@@ -161,9 +245,13 @@ TEST(ModelFromTable, TrainAndEvaluateBuildIdenticalArchitectures) {
     SCOPED_TRACE(family);
     const FeatureDims dims = reference_dims(family);
     torch::manual_seed(1);
-    auto trained = build_trainable(ablations::resolve_config(family, "dmd", "paper", {}), dims, torch::kCPU);
+    // The frozen-feature protocol (what `evaluate` builds without --bert); BERT architectures: models_golden_bert.
+    auto trained =
+        build_trainable(ablations::resolve_config(family, "dmd", "paper", {"text_encoder=features"}), dims, torch::kCPU);
     torch::manual_seed(2);
-    auto evaluated = build_trainable(reference_config(family, "dmd"), dims, torch::kCPU);
+    Config reference = reference_config(family, "dmd");
+    reference.set("text_encoder", "features");
+    auto evaluated = build_trainable(reference, dims, torch::kCPU);
     const auto a = trained->network_state(), b = evaluated->network_state();
     ASSERT_EQ(a.size(), b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -178,6 +266,8 @@ TEST(ModelFromTable, TrainAndEvaluateBuildIdenticalArchitectures) {
 
 TEST(ModelFromTable, EvaluateArchitectureMatchesTheReferenceCheckpoint) {
   // The golden MOSEI checkpoint of the reference code: every name and shape, strictly.
-  auto model = build_trainable(reference_config("mosei", "dmd"), reference_dims("mosei"), torch::kCPU);
+  Config cfg = reference_config("mosei", "dmd");
+  cfg.set("text_encoder", "features");  // use_bert=False: 768-d text features
+  auto model = build_trainable(cfg, reference_dims("mosei"), torch::kCPU);
   EXPECT_NO_THROW(model->load_network_state(read_checkpoint(std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/state_dict.pth")));
 }

@@ -132,9 +132,15 @@ TEST(SlurmPlan, RunCostFollowsDatasetEpochsAndFraction) {
   mosi.config = dmdbench::reference_config("mosi", "dmd");
   mosei.config = dmdbench::reference_config("mosei", "dmd");
   mosi.config.set("max_epochs", 4), mosei.config.set("max_epochs", 4);
+  mosi.config.set("text_encoder", std::string("features")), mosei.config.set("text_encoder", std::string("features"));
   // 16326 / 1284 training samples: 12.7x; half the data for 4 epochs: 2 full-MOSI epochs.
   EXPECT_DOUBLE_EQ(dmdbench::run_cost(mosi), 2.0);
   EXPECT_DOUBLE_EQ(dmdbench::run_cost(mosei), 2.0 * 16326.0 / 1284.0);
+  // A BERT in the step: 13x fine-tuned, 4.5x frozen.
+  mosi.config.set("text_encoder", std::string("bert-finetune"));
+  EXPECT_DOUBLE_EQ(dmdbench::run_cost(mosi), 26.0);
+  mosi.config.set("text_encoder", std::string("bert-frozen"));
+  EXPECT_DOUBLE_EQ(dmdbench::run_cost(mosi), 9.0);
 }
 
 TEST(SlurmPlan, ScontrolTaskRangesAndStates) {

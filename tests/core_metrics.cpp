@@ -56,3 +56,18 @@ TEST(Metrics, CorrelationOfConstantIsNaN) {
   EXPECT_TRUE(std::isnan(dr::pearson({1.f, 1.f, 1.f}, {0.f, 1.f, 2.f})));
   EXPECT_NEAR(dr::pearson({1.f, 2.f, 3.f}, {2.f, 4.f, 6.f}), 1.0, 1e-12);
 }
+
+TEST(Metrics, PredictionSpreadAgainstTheLabels) {
+  // Hand cases: predictions half as spread as the labels (population std 1 vs 2) give 0.5; a constant
+  // prediction 0; the ratio is the same with ddof 0 or 1. Beyond ±1.5 is strict: 1.5 itself is inside.
+  EXPECT_DOUBLE_EQ(dr::pred_std_ratio({1.f, -1.f, 1.f, -1.f}, {2.f, -2.f, 2.f, -2.f}), 0.5);
+  EXPECT_DOUBLE_EQ(dr::pred_std_ratio({0.3f, 0.3f, 0.3f}, {-1.f, 0.f, 1.f}), 0.0);
+  EXPECT_TRUE(std::isnan(dr::pred_std_ratio({0.f, 1.f}, {1.f, 1.f})));
+  EXPECT_DOUBLE_EQ(dr::fraction_beyond({0.5f, -1.6f, 1.5f, 2.0f}, 1.5), 0.5);
+  const auto m = regression_metrics({0.5f, -1.6f, 1.5f, 2.0f}, {3.f, -3.f, 0.f, 1.f});
+  EXPECT_DOUBLE_EQ(m["pred_beyond_1_5"], 0.5);
+  EXPECT_DOUBLE_EQ(m["label_beyond_1_5"], 0.5);
+  // std(pred) = sqrt(mean of squared deviations) with mean 0.6: deviations -0.1, -2.2, 0.9, 1.4 -> 7.62/4;
+  // std(label) with mean 0.25: 2.75, -3.25, -0.25, 0.75 -> 18.75/4; ratio sqrt(7.62/18.75) = 0.637495... -> 0.6375.
+  EXPECT_DOUBLE_EQ(m["pred_std_ratio"], 0.6375);
+}

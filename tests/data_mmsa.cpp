@@ -44,7 +44,9 @@ TEST(DataMmsa, LoadsAnAlignedPickle) {
   EXPECT_EQ(ds.name, "mosi:" + fixture("mmsa_aligned.pkl"));
   EXPECT_EQ(ds.family, "mosi");
   EXPECT_EQ(ds.setting, "aligned");
-  EXPECT_EQ(ds.text_encoder, "bert-features (frozen)");
+  ASSERT_TRUE(ds.train.text_bert.defined());  // the fixture's text_bert: zeros [n,3,T], read as stored
+  EXPECT_EQ(ds.train.text_bert.sizes(), (std::vector<int64_t>{3, 3, 3}));
+  EXPECT_EQ(ds.dims().text_bert_len, 3);
   EXPECT_EQ(ds.source_sha256, sha256_file(fixture("mmsa_aligned.pkl")));
   EXPECT_EQ(ds.train.size(), 3);
   EXPECT_EQ(ds.valid.size(), 2);
@@ -124,8 +126,19 @@ TEST(DataMmsa, NamesTheWrongKey) {
                     fixture("mmsa_mismatch_dim.pkl") +
                         ": split 'valid' key 'audio' has shape [1,2,4], expected [1,2,5] as in split 'train'");
   expect_data_error([] { load_mmsa(fixture("mmsa_missing_key.pkl"), "mosi"); }, "split 'test' has no key 'vision'");
-  expect_data_error([] { load_mmsa(fixture("mmsa_aligned.pkl"), "mosei"); },
-                    "the feature dims are text 768 / audio 5 / vision 20, expected 768 / 74 / 35 for mosei");
+}
+
+// Feature widths come from the data (the family names the recipe only): MOSI-width audio and vision read as
+// MOSEI; the golden bert-tiny pickle (MOSEI widths) as written by the reference.
+TEST(DataMmsa, AnyFeatureWidthsLoad) {
+  const FeatureDims d = load_mmsa(fixture("mmsa_aligned.pkl"), "mosei").dims();
+  EXPECT_EQ(d.text, 768);
+  EXPECT_EQ(d.audio, 5);
+  EXPECT_EQ(d.vision, 20);
+  const FeatureDims g = load_mmsa(std::string(DMDBENCH_SHARED_DIR) + "/golden/bert-tiny/data.pkl", "mosei").dims();
+  EXPECT_EQ(g.text, 768);  // its precomputed `text` features; BERT reads `text_bert`
+  EXPECT_EQ(g.audio, 74);
+  EXPECT_EQ(g.vision, 35);
 }
 
 TEST(DataMmsa, FileErrorsAreOneSentence) {
@@ -165,7 +178,7 @@ TEST(DataOpen, ParsesDatasetSpecs) {
   expect_data_error([] { open_dataset("synthetic-iemocap"); }, "unknown synthetic dataset 'synthetic-iemocap'");
   expect_data_error([] { open_dataset("synthetic-mosi@x"); }, "has scale 'x', expected a number in (0, 1]");
   expect_data_error([] { open_dataset("synthetic-mosi@2"); }, "has scale '2'");
-  expect_data_error([] { open_dataset("mosei:" + fixture("mmsa_aligned.pkl")); }, "expected 768 / 74 / 35 for mosei");
+  EXPECT_EQ(open_dataset("mosei:" + fixture("mmsa_aligned.pkl")).dims().audio, 5);  // widths from the data
   const Dataset& cds = c;
   expect_data_error([&] { cds.split("dev"); }, "unknown split 'dev', expected train, valid or test");
   EXPECT_EQ(&cds.split("valid"), &cds.valid);
@@ -279,4 +292,23 @@ TEST(DataMmsa, FortranAndFloat64ConvertedExactlyAcrossParallelChunks) {
     EXPECT_EQ(sp.ids.at(1), std::string(names[s]) + "$_$1");  // no 'id' key: index ids
   }
   EXPECT_EQ(ds.train.text.numel(), 40 * 50 * 768);  // 24 chunks of 65536 elements
+}
+
+// The MulT repository's pickles (yaohungt/Multimodal-Transformer, src/dataset.py): 300-d GloVe text, `labels`
+// [n,1,1] instead of `regression_labels`, `id` a bytes array [n,3]; values from scripts/make_fixtures.py.
+TEST(DataMmsa, ReadsTheMultRepositoryLayout) {
+  const Dataset ds = load_mmsa(fixture("mult_mosi_glove.pkl"), "");
+  EXPECT_EQ(ds.family, "mosi");  // audio width 5
+  EXPECT_EQ(ds.setting, "aligned");
+  EXPECT_EQ(ds.dims().text, 300);
+  EXPECT_EQ(ds.train.text.sizes(), (std::vector<int64_t>{3, 4, 300}));
+  EXPECT_FALSE(ds.train.text_bert.defined());
+  EXPECT_NEAR(total(ds.train.text), -36.2812464, 1e-4);
+  EXPECT_NEAR(total(ds.train.audio), -8.4646434, 1e-5);  // one -inf counted as 0
+  EXPECT_NEAR(total(ds.valid.text), 35.3235771, 1e-4);
+  EXPECT_EQ(ds.train.labels.sizes(), (std::vector<int64_t>{3}));
+  EXPECT_FLOAT_EQ(ds.train.labels[0].item<float>(), 3.0f);
+  EXPECT_FLOAT_EQ(ds.valid.labels[1].item<float>(), -1.3333333730697632f);
+  EXPECT_EQ(ds.test.ids, (std::vector<std::string>{"testvid0$_$0$_$1", "testvid1$_$1$_$2"}));
+  EXPECT_EQ(count(ds, "train", "audio").neg_inf, 1);
 }

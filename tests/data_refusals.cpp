@@ -61,7 +61,9 @@ TEST(NonFinite, AudioMinusInfinityIsTheReferenceLoadersZero) {
 TEST(NonFinite, CheckpointWeightsAreCheckedAgainstTheModel) {
   const std::string golden = std::string(DMDBENCH_SHARED_DIR) + "/golden/mosei/state_dict.pth";
   StateDict ckpt = read_checkpoint(golden);
-  auto model = build_trainable(reference_config("mosei", "dmd"), reference_dims("mosei"), torch::kCPU);
+  Config cfg = reference_config("mosei", "dmd");
+  cfg.set("text_encoder", "features");  // the golden checkpoint reads 768-d text features
+  auto model = build_trainable(cfg, reference_dims("mosei"), torch::kCPU);
   // The reference's own checkpoint: its unused _float_tensor buffers hold garbage, which is not refused.
   EXPECT_EQ(check_loadable(ckpt, model->network_state(), model->network_parameter_names(), golden), "");
   for (auto& [name, t] : ckpt) {

@@ -96,7 +96,7 @@ TEST(Synthetic, RealShapesAndSplitSizes) {
   std::cout << "[ timing ] make_synthetic(mosi, full size): " << seconds << " s\n";
   EXPECT_EQ(mosi.name, "synthetic-mosi");
   EXPECT_EQ(mosi.setting, "aligned");
-  EXPECT_EQ(mosi.text_encoder, "bert-features (frozen)");
+
   EXPECT_EQ(mosi.train.size(), 1284);
   EXPECT_EQ(mosi.valid.size(), 229);
   EXPECT_EQ(mosi.test.size(), 686);
@@ -190,4 +190,46 @@ TEST(Synthetic, InformativenessTextOverVisionOverAudio) {
   EXPECT_GT(r[2], r[1]);
   EXPECT_GT(r[0], 0.7);
   EXPECT_GT(r[1], 0.05);  // audio is weak but still informative
+}
+
+// Unaligned (docs/synthetic-data.md): the reference's lengths, the aligned dataset's text and labels, and
+// each sample's audio/vision frames spread over the first floor((50 - pad) * T_m / 50) frames, zero-padded at
+// the end.
+TEST(Synthetic, UnalignedHasTheReferenceLengthsAndSpreadsFramesByTheDocumentedRule) {
+  for (const char* family : {"mosi", "mosei"}) {
+    SCOPED_TRACE(family);
+    SyntheticSpec s;
+    s.family = family, s.scale = 0.0005, s.setting = "unaligned";
+    const Dataset u = make_synthetic(s);
+    s.setting = "aligned";
+    const Dataset a = make_synthetic(s);
+    EXPECT_EQ(u.name, std::string("synthetic-") + family + "-unaligned");
+    EXPECT_EQ(u.setting, "unaligned");
+    EXPECT_NE(u.source_sha256, a.source_sha256);
+    const FeatureDims d = u.dims(), want = reference_dims(family, "unaligned");
+    EXPECT_EQ(std::vector<int64_t>({d.text_len, d.audio_len, d.vision_len}),
+              std::vector<int64_t>({want.text_len, want.audio_len, want.vision_len}));
+    for (const Split* sp : {&u.train, &u.test}) {
+      const Split& al = a.split(sp->name);
+      EXPECT_TRUE(torch::equal(sp->text, al.text));
+      EXPECT_TRUE(torch::equal(sp->labels, al.labels));
+      for (int64_t i = 0; i < sp->size(); ++i) {
+        const int64_t pad = sp->text[i].select(1, 0).eq(0).sum().item<int64_t>();  // leading padded words
+        for (const torch::Tensor* x : {&sp->audio, &sp->vision}) {
+          const int64_t len = x->size(1), valid = (50 - pad) * len / 50;
+          const torch::Tensor frames = (*x)[i];  // [T_m, D]
+          EXPECT_EQ(frames.select(1, 0).ne(0).sum().item<int64_t>(), valid)
+              << "channel 0 non-zero on valid frames";
+          EXPECT_EQ(frames.slice(0, valid).abs().sum().item<double>(), 0.0) << "zero padding at the end";
+        }
+      }
+    }
+  }
+  EXPECT_THROW(
+      [] {
+        SyntheticSpec bad;
+        bad.setting = "sideways";
+        make_synthetic(bad);
+      }(),
+      DataError);
 }

@@ -10,8 +10,11 @@
 
 namespace dmdbench::testing {
 
+// DMD on the 768-d text features (text_encoder=features), as the golden mosei files were made (use_bert=False).
 inline models::DMDConfig reference_dmd(const std::string& family) {
-  return dmd_config_of(reference_config(family, "dmd"), reference_dims(family));
+  Config c = reference_config(family, "dmd");
+  c.set("text_encoder", std::string("features"));
+  return dmd_config_of(c, reference_dims(family));
 }
 
 // MulT reads MMSA's unaligned pickles (spec §7.2); nothing in its parameters depends on the lengths.

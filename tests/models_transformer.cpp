@@ -337,3 +337,43 @@ TEST(ModelsTransformer, EmbeddingDropoutDrawsSeparateMasksForKeysAndValues) {
   Tensor c = enc->forward(x, kv, kv);
   EXPECT_GT(max_abs_diff(a, c), 1e-3);  // dropout changed something in train mode
 }
+
+// For long sequences the backward recomputes each block's probabilities from q, k and the rows' saved max and
+// 1/sum instead of keeping them (O(T) instead of O(T*S) memory): outputs and gradients bit-identical to the
+// saving path, with the band mask and dropout.
+TEST(ModelsTransformer, RecomputedAttentionProbabilitiesGiveBitIdenticalGradients) {
+  struct Case {
+    int64_t T, S, N, H, d;
+  };
+  for (const Case& c :
+       {Case{46, 50, 3, 10, 50}, Case{13, 10, 2, 2, 32}, Case{5, 17, 3, 1, 3}, Case{9, 9, 2, 3, 12}})
+    for (bool band : {true, false})
+      for (double p : {0.0, 0.25}) {
+        torch::manual_seed(9);
+        Tensor q = torch::randn({c.T, c.N, c.d}).requires_grad_(),
+               k = torch::randn({c.S, c.N, c.d}).requires_grad_(),
+               v = torch::randn({c.S, c.N, c.d}).requires_grad_();
+        Tensor g = torch::randn({c.T, c.N, c.d});
+        auto run = [&](m::AttentionImpl impl) {
+          torch::manual_seed(4);  // the same dropout seed for both
+          Tensor o = m::attention_core(q, k, v, c.H, band, p, /*training=*/true, impl);
+          auto grads = torch::autograd::grad({o}, {q, k, v}, {g});
+          grads.insert(grads.begin(), o.detach());
+          return grads;
+        };
+        const auto saved = run(m::AttentionImpl::Fused), recomputed = run(m::AttentionImpl::FusedRecompute);
+        for (size_t i = 0; i < saved.size(); ++i)
+          EXPECT_TRUE(torch::equal(saved[i], recomputed[i]))
+              << c.T << "x" << c.S << " band " << band << " p " << p << " tensor " << i;
+      }
+  // The rule: saved probabilities above kSavedProbsLimitBytes are recomputed (MOSI vision, unaligned, batch
+  // 16).
+  m::kernels::AttentionProblem pb;
+  pb.tgt_len = 500, pb.src_len = 500, pb.batch = 16, pb.heads = 10, pb.head_dim = 5;
+  EXPECT_TRUE(m::kernels::recompute_pays(pb));
+  pb.recompute = true;
+  EXPECT_EQ(m::kernels::probs_size(pb), 16 * 10 * 63 * 2 * 8);  // ceil(500/8) = 63 blocks, max and 1/sum
+  pb.tgt_len = 50, pb.src_len = 50, pb.recompute = false;       // aligned: kept (16*10*56*50*4 B = 1.8 MB)
+  EXPECT_FALSE(m::kernels::recompute_pays(pb));
+  EXPECT_EQ(m::kernels::probs_size(pb), 16 * 10 * 7 * 50 * 8);
+}

@@ -21,7 +21,12 @@ void add_fake_run(Store& store, const std::string& experiment, const std::string
   spec.seed = seed;
   static int plan_index = 0;  // plan order = the order the runs were added
   spec.plan_index = plan_index++;
-  spec.config_json = "{}";
+  // The text protocol: the reference's fine-tuned BERT on real data, 768-d features on synthetic data, and
+  // GloVe features when the dataset's name says glove.
+  const bool synthetic = dataset.rfind("synthetic", 0) == 0,
+             glove = dataset.find("glove") != std::string::npos;
+  spec.config_json =
+      synthetic || glove ? R"({"text_encoder":"features"})" : R"({"text_encoder":"bert-finetune"})";
   Provenance prov;
   prov.git_commit = "0123abcd4567";
   prov.libtorch_version = "1.13.1";
@@ -31,6 +36,7 @@ void add_fake_run(Store& store, const std::string& experiment, const std::string
   prov.determinism_flags = "cpu";
   prov.dataset_name = dataset;
   prov.dataset_sha256 = "ab12";
+  prov.text_width = glove ? 300 : 768;
   store.start_run(spec, prov);
   for (int e = 1; e <= 3; ++e)
     store.add_epoch(spec.run_id, {e, 2.0 / e, 1.5 / e + 0.01 * static_cast<double>(seed % 10), 1e-4, 1.0, 0.5},

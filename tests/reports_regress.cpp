@@ -247,11 +247,13 @@ TEST_F(RegressTest, AgainstPublishedUsesPaperAndRerunTolerances) {
   o.against = "published";
   EXPECT_EQ(run(o), 0) << out_.str();
   const std::string title = "mosi:/data/MOSI/aligned_50.pkl · aligned · profile smoke";
-  EXPECT_NE(out_.str().find(title + " dmd acc2_non0 vs paper (dmd-cvpr2023, aligned, bert text features): published "
+  EXPECT_NE(out_.str().find(title + " dmd acc2_non0 vs paper (dmd-cvpr2023, aligned, bert text features; "
+                                    "same text protocol, bert-finetune): published "
                                     "86.00, now 84.50 (n=2), change -1.50, tolerance 3.00: ok\n"),
             std::string::npos)
       << out_.str();
-  EXPECT_NE(out_.str().find(title + " dmd acc2_non0 vs rerun mean (dlf-aaai2025, cacr-cvpr2026, fork-seed1111): "
+  EXPECT_NE(out_.str().find(title + " dmd acc2_non0 vs rerun mean (dlf-aaai2025, cacr-cvpr2026, "
+                                    "fork-seed1111; same text protocol, bert-finetune): "
                                     "published 84.05, now 84.50 (n=2), change +0.45, tolerance 1.50: ok\n"),
             std::string::npos);
   EXPECT_NE(out_.str().find("regress: PASS, 0 of 6 comparisons"), std::string::npos);
@@ -262,12 +264,37 @@ TEST_F(RegressTest, AgainstPublishedUsesPaperAndRerunTolerances) {
                  metrics(0.72, 0.825, 0.84, 0.46), {});
   EXPECT_EQ(run(o), 1);
   // 82.50 is 3.5 under the paper (tolerance 3.0) and 1.55 under the reruns (tolerance 1.5).
-  EXPECT_NE(out_.str().find("acc2_non0 vs paper (dmd-cvpr2023, aligned, bert text features): published 86.00, now "
+  EXPECT_NE(out_.str().find("acc2_non0 vs paper (dmd-cvpr2023, aligned, bert text features; same text "
+                            "protocol, bert-finetune): published 86.00, now "
                             "82.50 (n=2), change -3.50, tolerance 3.00: REGRESSION"),
             std::string::npos)
       << out_.str();
-  EXPECT_NE(out_.str().find("acc2_non0 vs rerun mean (dlf-aaai2025, cacr-cvpr2026, fork-seed1111): published 84.05, "
-                            "now 82.50 (n=2), change -1.55, tolerance 1.50: REGRESSION"),
+  EXPECT_NE(out_.str().find(
+                "acc2_non0 vs rerun mean (dlf-aaai2025, cacr-cvpr2026, fork-seed1111; same text protocol, "
+                "bert-finetune): published 84.05, "
+                "now 82.50 (n=2), change -1.55, tolerance 1.50: REGRESSION"),
             std::string::npos);
   EXPECT_NE(out_.str().find("regress: FAIL, 2 of 6 comparisons"), std::string::npos);
+}
+
+TEST_F(RegressTest, AgainstPublishedPicksThePaperRowOfOurTextProtocol) {
+  // GloVe features (text width 300): the paper's unstarred row (aligned MOSI: Acc-2 84.5); the reruns
+  // fine-tuned BERT, which the label says.
+  store_->add_experiment({"exp-glove", "2025-04-03T00:00:00.000Z", "", ""});
+  for (int seed = 1; seed <= 2; ++seed)
+    add_fake_run(*store_, "exp-glove", "dmd", "mosi:/data/MOSI/aligned_glove.pkl", seed,
+                 metrics(0.72, 0.845, 0.84, 0.46), {});
+  auto o = options();
+  o.against = "published";
+  run(o);
+  EXPECT_NE(out_.str().find(
+                "dmd acc2_non0 vs paper (dmd-cvpr2023, aligned, glove text features; same text protocol, "
+                "features (GloVe 300-d)): published 84.50, now 84.50"),
+            std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find(
+                "vs rerun mean (dlf-aaai2025, cacr-cvpr2026, fork-seed1111; text protocol bert-finetune, "
+                "ours features (GloVe 300-d)): published 84.05"),
+            std::string::npos)
+      << out_.str();
 }

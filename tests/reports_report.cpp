@@ -66,6 +66,7 @@ class ReportTest : public ::testing::Test {
     failed.dataset = "synthetic-mosi";
     failed.profile = "smoke";
     failed.seed = 1114;
+    failed.config_json = R"({"text_encoder":"features"})";  // the same configuration as its variant's other runs
     store_->start_run(failed, {});
     store_->fail_run("failed-run-0001", "loss became NaN at epoch 3");
     for (int i = 0; i < 2; ++i)
@@ -103,21 +104,21 @@ TEST_F(ReportTest, SummaryTableCellsBoldAndOrder) {
   EXPECT_NE(md.find("Runs: 12 completed, 1 failed, 0 interrupted, 0 running, 0 queued."), std::string::npos);
   EXPECT_EQ(md.find("0.9900"), std::string::npos) << "the older experiment must not appear";
   EXPECT_NE(md.find("## synthetic-mosi · profile smoke"), std::string::npos);
-  EXPECT_NE(md.find("| variant | n | MAE | Corr | Acc-2 has0 | F1 has0 | Acc-2 non0 | F1 non0 | Acc-3 | Acc-5 | Acc-7 |"),
+  EXPECT_NE(md.find("| variant | text | n | MAE | Corr | Acc-2 has0 | F1 has0 | Acc-2 non0 | F1 non0 | Acc-3 | Acc-5 | Acc-7 |"),
             std::string::npos);
   // Rows in registry order (dmd, dmd_nohetero, dmd_nohomo), the unknown name last; MAE tie -> both bold.
   // Columns where every variant ties (has0, Acc-5, Acc-7 here) have no bold.
-  EXPECT_NE(md.find("| `dmd` | 3 | **0.7000 ± 0.0100** | **0.7700 ± 0.0100** | 84.00 ± 1.00 | 83.00 ± 1.00 | "
+  EXPECT_NE(md.find("| `dmd` | features (768-d) | 3 | **0.7000 ± 0.0100** | **0.7700 ± 0.0100** | 84.00 ± 1.00 | 83.00 ± 1.00 | "
                     "86.00 ± 1.00 | 85.00 ± 1.00 | 60.00 ± 0.00 | 52.00 ± 1.00 | 46.00 ± 1.00 |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| `dmd_nohetero` | 3 | **0.7000 ± 0.0100** | 0.7600 ± 0.0100 | 84.00 ± 1.00 | "
+  EXPECT_NE(md.find("| `dmd_nohetero` | features (768-d) | 3 | **0.7000 ± 0.0100** | 0.7600 ± 0.0100 | 84.00 ± 1.00 | "
                     "83.00 ± 1.00 | **87.00 ± 1.00** | **86.00 ± 1.00** |"),
             std::string::npos);
-  EXPECT_NE(md.find("| `dmd_nohomo` | 3 | 0.7300 ± 0.0100 | 0.7500 ± 0.0100 |"), std::string::npos);
-  EXPECT_NE(md.find("| `mystery` | 1 | 0.8000 | 0.7000 |"), std::string::npos);
-  const auto dmd = md.find("| `dmd` | 3"), nohetero = md.find("| `dmd_nohetero` | 3"),
-             nohomo = md.find("| `dmd_nohomo` | 3"), mystery = md.find("| `mystery` | 1");
+  EXPECT_NE(md.find("| `dmd_nohomo` | features (768-d) | 3 | 0.7300 ± 0.0100 | 0.7500 ± 0.0100 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `mystery` | features (768-d) | 1 | 0.8000 | 0.7000 |"), std::string::npos);
+  const auto dmd = md.find("| `dmd` | features (768-d) | 3"), nohetero = md.find("| `dmd_nohetero` | features (768-d) | 3"),
+             nohomo = md.find("| `dmd_nohomo` | features (768-d) | 3"), mystery = md.find("| `mystery` | features (768-d) | 1");
   EXPECT_LT(dmd, nohetero);
   EXPECT_LT(nohetero, nohomo);
   EXPECT_LT(nohomo, mystery);
@@ -126,13 +127,22 @@ TEST_F(ReportTest, SummaryTableCellsBoldAndOrder) {
 TEST_F(ReportTest, DifferencesWithWelchPValues) {
   const auto md = report();
   EXPECT_NE(md.find("two-sided Welch t-test"), std::string::npos);
-  // dmd_nohomo vs dmd: MAE +0.03, t = 3.674, df = 4, p = 0.0213; Acc-2 non0 -2 points, p = 0.0705.
-  EXPECT_NE(md.find("| `dmd_nohomo` | +0.0300 (p=0.021)* | -0.0200 (p=0.070) |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| +0.00 (p=1.000) | +0.00 (p=1.000) | -2.00 (p=0.070) | -2.00 (p=0.070) | +0.00 (p=1.000, no variance) | "
-                    "+0.00 (p=1.000) | +0.00 (p=1.000) |"),
+  // dmd_nohomo vs dmd: MAE +0.03, t = 3.674, df = 4, p = 0.0213; Acc-2 non0 -2 points, p = 0.0705. Beside each p,
+  // the minimal detectable difference: pooled sd 0.01 (1 point) with 3 + 3 seeds, 3.070891 sd
+  // (scripts/power_reference.py): 0.0307 and 3.07 points; every |Δ| here is below it.
+  EXPECT_NE(md.find("| `dmd_nohomo` | +0.0300 (p=0.021*, MDD 0.0307, underpowered) | "
+                    "-0.0200 (p=0.070, MDD 0.0307, underpowered) |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| -2.00 (p=0.070, MDD 3.07, underpowered) | -2.00 (p=0.070, MDD 3.07, underpowered) | "
+                    "+0.00 (p=1.000, no variance, MDD 0.00) | +0.00 (p=1.000, MDD 3.07, underpowered) |"),
             std::string::npos);
-  EXPECT_NE(md.find("| `dmd_nohetero` | +0.0000 (p=1.000) | -0.0100 (p=0.288) |"), std::string::npos);
+  EXPECT_NE(md.find("| `dmd_nohetero` | +0.0000 (p=1.000, MDD 0.0307, underpowered) | "
+                    "-0.0100 (p=0.288, MDD 0.0307, underpowered) |"),
+            std::string::npos);
   EXPECT_NE(md.find("| `mystery` | +0.1000 (n too small to test) |"), std::string::npos);
+  // Every variant's runs are judged VALID (no cap recorded, no spread metrics, one protocol).
+  EXPECT_NE(md.find("+0.00 (n too small to test) | VALID |"), std::string::npos);
 }
 
 TEST_F(ReportTest, LegendPublishedThroughputRunsBenchAndFooter) {
@@ -144,11 +154,12 @@ TEST_F(ReportTest, LegendPublishedThroughputRunsBenchAndFooter) {
 
   EXPECT_NE(md.find("No published reference applies to synthetic data."), std::string::npos);
   EXPECT_NE(md.find("## mosi:/data/MOSI/aligned_50.pkl · aligned · profile smoke"), std::string::npos);
-  EXPECT_NE(md.find("| `dmd-cvpr2023` | dmd | aligned | bert | 45.60 | 86.00 | 86.00 | — | — |"), std::string::npos);
-  EXPECT_NE(md.find("| `dlf-aaai2025` | dmd | aligned | bert | 46.06 | 83.23 | 83.29 | 0.7520 | — |"),
+  EXPECT_NE(md.find("| `dmd-cvpr2023` | dmd | aligned | bert | yes | 45.60 | 86.00 | 86.00 | — | — |"), std::string::npos);
+  EXPECT_NE(md.find("| `dlf-aaai2025` | dmd | aligned | bert | yes | 46.06 | 83.23 | 83.29 | 0.7520 | — |"),
             std::string::npos);
   EXPECT_EQ(md.find("| unaligned |"), std::string::npos) << "only the matching setting";
   EXPECT_NE(md.find("The paper's Acc-2 convention is unstated"), std::string::npos);
+  EXPECT_NE(md.find("Our full DMD's text protocol: bert-finetune."), std::string::npos);
   EXPECT_NE(md.find("- `dmd-cvpr2023`: Li, Wang, Cui. Decoupled Multimodal Distilling"), std::string::npos);
   EXPECT_EQ(md.find("No completed full DMD"), std::string::npos);
 
@@ -205,13 +216,13 @@ TEST_F(ReportTest, MissingGnuplotIsSaidNotFatal) {
   const auto md = report();
   EXPECT_NE(md.find("Figures were not drawn: " + options_.gnuplot + " was not found"), std::string::npos);
   EXPECT_EQ(md.find("](latest-figures/"), std::string::npos);
-  EXPECT_NE(md.find("| `dmd` | 3 | **0.7000 ± 0.0100**"), std::string::npos);
+  EXPECT_NE(md.find("| `dmd` | features (768-d) | 3 | **0.7000 ± 0.0100**"), std::string::npos);
 }
 
 TEST_F(ReportTest, ExperimentSelection) {
   options_.experiment = "exp-old";
   const auto md = report();
-  EXPECT_NE(md.find("| `dmd` | 1 | 0.9900 |"), std::string::npos);
+  EXPECT_NE(md.find("| `dmd` | features (768-d) | 1 | 0.9900 |"), std::string::npos);
   EXPECT_NE(md.find("Only full DMD (`dmd`) has completed runs in this group."), std::string::npos);
   options_.experiment = "nope";
   try {
@@ -283,8 +294,8 @@ TEST(ReportRows, RunsOfOneVariantWithDifferentConfigurationsAreSeparateRows) {
     reports::write_report(store, o);
   }
   const std::string md = slurp(dir / "out.md");
-  EXPECT_NE(md.find("| `dmd [autocast=off]` | 2 | **0.7100 ± 0.0141** |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| `dmd [autocast=bf16]` | 1 | 0.9000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `dmd [autocast=off]` | (not recorded) | 2 | **0.7100 ± 0.0141** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `dmd [autocast=bf16]` | (not recorded) | 1 | 0.9000 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| `dmd` | full DMD |"), std::string::npos) << "the legend names the variant once";
   EXPECT_EQ(md.find("not in the variant registry"), std::string::npos);
   EXPECT_NE(md.find("superseded by a later run"), std::string::npos);

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -78,7 +79,8 @@ void full_run(Store& store, const RunSpec& s, int epochs = 2, double mae = 0.7) 
   store.complete_run(s.run_id, epochs, 12.5, final_metrics(mae),
                      {{"train", 32, 1000.0, 30.0, 35.0, 1 << 20, 123456, "cpu", 4},
                       {"eval", 32, 4000.0, 8.0, 9.0, 1 << 19, 123456, "cpu", 4}},
-                     {{"homo", "l", "v", 0.2}, {"homo", "v", "a", 0.1}, {"hetero", "a", "l", 0.3}});
+                     {{"homo", "l", "v", 0.2}, {"homo", "v", "a", 0.1}, {"hetero", "a", "l", 0.3}}, "",
+                     {{"test", 18446744073709551557ull}, {"test_shuffle_1", 42}});
 }
 
 std::map<std::string, int64_t> counts(const Store& s) {
@@ -116,9 +118,11 @@ TEST(StoreTest, FreshDatabaseHasCurrentSchemaAndWal) {
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
   sqlite3_finalize(st);
   const auto c = counts(store);
-  EXPECT_EQ(c.size(), 7u);
+  EXPECT_EQ(c.size(), 8u);
   for (const auto& [table, n] : c) EXPECT_EQ(n, 0) << table;
 }
 
@@ -207,12 +211,57 @@ TEST(StoreTest, RoundTripEveryTable) {
   EXPECT_EQ(edges[0].from, "a");
   EXPECT_EQ(edges[0].to, "l");
   EXPECT_DOUBLE_EQ(edges[0].weight, 0.3);
+  const auto orders = store.batch_orders("run-a");
+  ASSERT_EQ(orders.size(), 2u);
+  EXPECT_EQ(orders[0].split, "test");
+  EXPECT_EQ(orders[0].seed, 18446744073709551557ull);  // the full unsigned 64-bit range survives
+  EXPECT_EQ(orders[1].split, "test_shuffle_1");
+  EXPECT_EQ(orders[1].seed, 42u);
   const auto bench = store.bench();
   ASSERT_EQ(bench.size(), 1u);
   EXPECT_EQ(bench[0].name, "BM_Forward/32");
   EXPECT_DOUBLE_EQ(bench[0].median_ns, 1.5e6);
   EXPECT_EQ(bench[0].repetitions, 10);
   EXPECT_EQ(bench[0].prov.device, "cpu");
+}
+
+TEST(StoreTest, UndefinedMetricIsNotStored) {
+  // Corr of constant predictions is NaN (np.corrcoef gives nan); SQLite would turn it into NULL, which the
+  // metric table refuses, so the run is completed without that metric.
+  TempDir dir;
+  Store store(dir.file("r.sqlite"));
+  store.start_run(spec("flat"), prov());
+  store.complete_run("flat", 1, 1.0,
+                     {{"test", "mae", 0.9, -1}, {"test", "corr", std::nan(""), -1}, {"test", "pred_std_ratio", 0, -1}},
+                     {}, {});
+  const auto m = store.metrics("flat");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].name, "mae");
+  EXPECT_EQ(m[1].name, "pred_std_ratio");
+  EXPECT_EQ(store.find_run("flat")->status, RunStatus::Completed);
+}
+
+TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
+  // A schema-3 database (a new one rolled back: migration 4 undone) gains the batch_order table; its runs stay.
+  TempDir dir;
+  const auto path = dir.file("v3.sqlite");
+  {
+    Store v4(path);
+    full_run(v4, spec("kept"));
+  }
+  // Roll the file back to version 3: drop what migration 4 added and lower the version.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE batch_order; DELETE FROM schema_version WHERE version = 4; "
+                             "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_NE(error_of([&] { Store s(path, true); }).find("older than this dmdbench (4)"), std::string::npos);
+  Store migrated(path);
+  EXPECT_EQ(migrated.schema_version(), 4);
+  EXPECT_EQ(migrated.find_run("kept")->status, RunStatus::Completed);
+  EXPECT_EQ(migrated.metrics("kept").size(), 4u + 9u);
+  EXPECT_TRUE(migrated.batch_orders("kept").empty());
+  EXPECT_EQ(counts(migrated).at("batch_order"), 0);
 }
 
 TEST(StoreTest, StatusTransitions) {
@@ -532,6 +581,7 @@ TEST(StoreTest, MergeIsIdempotentAndCompletedWins) {
   const auto after_first = counts(a);
   EXPECT_EQ(after_first.at("run"), 4);
   EXPECT_EQ(after_first.at("epoch"), 2 + 2 + 2);  // both-completed (a's 2), completed-in-b (b's 2), only-b
+  EXPECT_EQ(after_first.at("batch_order"), 2 + 2 + 2);  // the same three completed runs, two passes each
   EXPECT_EQ(a.find_run("completed-in-b")->status, RunStatus::Completed);
   EXPECT_EQ(a.epochs("completed-in-b").size(), 2u);
   EXPECT_DOUBLE_EQ(a.epochs("completed-in-b")[0].train_loss, 1.0);  // b's rows, not a's leftovers

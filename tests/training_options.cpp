@@ -21,7 +21,7 @@ const Dataset& tiny_mosi() { return testing_support::synthetic_mosi(0.02); }
 
 TEST(TrainingOptions, Bf16AutocastIsCloseToFloat32ButNotEqual) {
   torch::set_num_threads(1);
-  const Config cfg = ablations::resolve_config("mosi", "dmd", "paper", {});
+  const Config cfg = ablations::resolve_config("mosi", "dmd", "paper", {"text_encoder=features"});
   const FeatureDims dims = reference_dims("mosi");
   torch::manual_seed(3);
   auto model = build_trainable(cfg, dims, torch::kCPU);

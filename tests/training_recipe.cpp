@@ -173,4 +173,13 @@ TEST(Plan, StableIdsShardsAndSeeds) {
   EXPECT_THROW(parse_dataset_spec("/data/aligned_50.pkl").known_family(), ConfigError);
   EXPECT_THROW(parse_dataset_spec("synthetic-iemocap"), ConfigError);
   EXPECT_THROW(parse_dataset_spec("synthetic-mosi@0"), ConfigError);
+  // The unaligned synthetic sets; a file's setting is detected when it is read.
+  const DatasetSpec u = parse_dataset_spec("synthetic-mosei-unaligned@0.1");
+  EXPECT_EQ(u.family, "mosei");
+  EXPECT_EQ(u.setting, "unaligned");
+  EXPECT_DOUBLE_EQ(u.scale, 0.1);
+  EXPECT_EQ(parse_dataset_spec("synthetic-mosi").setting, "aligned");
+  EXPECT_EQ(parse_dataset_spec("mosi:/x/unaligned_50.pkl").setting, "");
+  EXPECT_THROW(parse_dataset_spec("synthetic-mosi-sideways"), ConfigError);
+  EXPECT_THROW(parse_dataset_spec("synthetic--unaligned"), ConfigError);
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "ablations/variants.h"
 #include "harness/io/checkpoint.h"
@@ -73,6 +74,30 @@ TEST(TrainingSmoke, SameSeedIsBitIdenticalOtherSeedDiffers) {
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "entry " << i;  // bit-identical
   EXPECT_NE(fingerprint(run_seed(1112)), a);
+}
+
+TEST(TrainingSmoke, TestShufflesLeaveTheCleanTestPassAsItWas) {
+  // The smoke profile's two extra test passes in other batch orders (test_shuffles=2; the default is 5): own
+  // seeds, other numbers for the same weights (spec §1.11), and the clean test metrics and predictions exactly
+  // those of a run without them.
+  const TrainResult& r = run_seed(1111);
+  ASSERT_EQ(r.test_shuffles.size(), 2u);
+  std::set<uint64_t> seeds = {r.test_seed};
+  bool any_differs = false;
+  for (const auto& s : r.test_shuffles) {
+    seeds.insert(s.seed);
+    EXPECT_EQ(s.metrics["samples"], r.test["samples"]);
+    any_differs |= s.metrics["mae"] != r.test["mae"];
+  }
+  EXPECT_EQ(seeds.size(), 3u);
+  EXPECT_TRUE(any_differs) << "a sample's output should depend on its batch";
+  Config without = smoke_config();
+  without.set("test_shuffles", 0);
+  torch::set_num_threads(1);
+  const TrainResult plain = train_run(small_mosi(), without, 1111, torch::kCPU);
+  EXPECT_TRUE(plain.test_shuffles.empty());
+  EXPECT_EQ(plain.test_seed, r.test_seed);
+  EXPECT_EQ(fingerprint(plain), fingerprint(r));  // bit-identical
 }
 
 TEST(TrainingSmoke, CheckpointOutIsReadBackIdentically) {

@@ -1,16 +1,26 @@
 // The variant registry and configuration resolution (no LibTorch).
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "ablations/variants.h"
+#include "harness/experiment/dataset_spec.h"
 
 using namespace dmdbench;
 
 TEST(Variants, RegistryOrderAndNames) {
   std::vector<std::string> names;
   for (const auto& v : ablations::registry()) names.push_back(v.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"dmd", "no-decoupling", "fixed-edges", "homo-only", "hetero-only",
-                                             "no-distill", "mult"}));
-  EXPECT_EQ(ablations::parse_variant_list("all"), names);
+  const std::vector<std::string> table3 = {"t3-full",      "t3-no-heterogd", "t3-no-ca",
+                                           "t3-fd-homogd", "t3-fd-only",     "t3-none"};
+  const std::vector<std::string> design = {"dmd",         "no-decoupling", "fixed-edges", "homo-only",
+                                           "hetero-only", "no-distill",    "mult"};
+  std::vector<std::string> all = design;
+  all.insert(all.end() - 1, table3.begin(), table3.end());  // the Table 3 rows sit before the baseline
+  EXPECT_EQ(names, all);
+  // "all" keeps its meaning (the design's variants and the baseline); the paper's table is asked for by name.
+  EXPECT_EQ(ablations::parse_variant_list("all"), design);
+  EXPECT_EQ(ablations::parse_variant_list("paper-table3"), table3);
   EXPECT_EQ(ablations::parse_variant_list("mult,dmd"), (std::vector<std::string>{"mult", "dmd"}));
 }
 
@@ -39,6 +49,49 @@ TEST(Variants, EachVariantChangesExactlyItsKeys) {
   EXPECT_EQ(diff("homo-only"), std::vector<std::string>{"use_hetero_gd"});
   EXPECT_EQ(diff("hetero-only"), std::vector<std::string>{"use_homo_gd"});
   EXPECT_EQ(diff("no-distill"), (std::vector<std::string>{"use_homo_gd", "use_hetero_gd"}));
+  // The paper's Table 3 rows from the same switches (key order: the configuration table's).
+  EXPECT_EQ(diff("t3-full"), std::vector<std::string>{});
+  EXPECT_EQ(diff("t3-no-heterogd"), std::vector<std::string>{"use_hetero_gd"});
+  EXPECT_EQ(diff("t3-no-ca"), std::vector<std::string>{"cross_modal_attention"});
+  EXPECT_EQ(diff("t3-fd-homogd"), (std::vector<std::string>{"cross_modal_attention", "use_hetero_gd"}));
+  EXPECT_EQ(diff("t3-fd-only"),
+            (std::vector<std::string>{"cross_modal_attention", "use_homo_gd", "use_hetero_gd"}));
+  EXPECT_EQ(diff("t3-none"),
+            (std::vector<std::string>{"decouple", "cross_modal_attention", "use_homo_gd", "use_hetero_gd"}));
+  // Rows 1 and 2 are the configurations of dmd and homo-only.
+  auto json_of = [](const std::string& v) {
+    return ablations::resolve_config("mosi", v, "paper", {}).json();
+  };
+  EXPECT_EQ(json_of("t3-full"), json_of("dmd"));
+  EXPECT_EQ(json_of("t3-no-heterogd"), json_of("homo-only"));
+  // The CA switch is on by default and DMD's only: MulT has no heterogeneous path to switch.
+  EXPECT_TRUE(reference_config("mosi", "dmd").flag("cross_modal_attention"));
+  EXPECT_FALSE(reference_config("mosi", "mult").has("cross_modal_attention"));
+}
+
+TEST(Variants, EachVariantNamesItsPlaceInThePaper) {
+  const std::map<std::string, int> rows = {
+      {"dmd", 1},      {"homo-only", 2},    {"t3-full", 1},    {"t3-no-heterogd", 2},
+      {"t3-no-ca", 3}, {"t3-fd-homogd", 4}, {"t3-fd-only", 5}, {"t3-none", 6}};
+  for (const auto& v : ablations::registry()) {
+    SCOPED_TRACE(v.name);
+    const auto it = rows.find(v.name);
+    EXPECT_EQ(v.table3_row, it == rows.end() ? 0 : it->second);
+    EXPECT_FALSE(v.paper_row.empty());  // the legend says where it is, or that it is nowhere
+    if (v.table3_row > 0) {
+      EXPECT_EQ(v.paper_row.rfind("Table 3 row " + std::to_string(v.table3_row) + " (", 0), 0u)
+          << v.paper_row;
+      // The row's switches are the configuration's.
+      const Config c = ablations::resolve_config("mosei", v.name, "paper", {});
+      const auto sw = ablations::table3_switches(v.table3_row);
+      EXPECT_EQ(c.flag("decouple"), sw.fd);
+      EXPECT_EQ(c.flag("use_homo_gd"), sw.homogd);
+      EXPECT_EQ(c.flag("cross_modal_attention"), sw.ca);
+      EXPECT_EQ(c.flag("use_hetero_gd"), sw.heterogd);
+    }
+  }
+  EXPECT_EQ(ablations::find_variant("no-decoupling").paper_row.rfind("none", 0), 0u);
+  EXPECT_THROW(ablations::table3_switches(7), ConfigError);
 }
 
 TEST(Config, ReferenceRecipeValues) {
@@ -86,4 +139,43 @@ TEST(Config, ProfilesSetScaleAndEpochCap) {
   // paper is the reference recipe exactly: only the (synthetic) scale and the cap are set, to their defaults.
   const Config paper = ablations::resolve_config("mosi", "dmd", "paper", {});
   EXPECT_EQ(paper.json(), reference_config("mosi", "dmd").json());
+}
+
+TEST(Config, TextEncoderProtocols) {
+  // The reference fine-tunes BERT; MMSA's MulT reads the features; the short profiles read the features
+  // unless a BERT is given; an explicit override wins, for DMD only.
+  EXPECT_EQ(reference_config("mosi", "dmd").str("text_encoder"), "bert-finetune");
+  EXPECT_EQ(reference_config("mosi", "mult").str("text_encoder"), "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "smoke", {}).str("text_encoder"), "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "quick", {}, true).str("text_encoder"), "bert-finetune");
+  EXPECT_EQ(ablations::resolve_config("mosi", "mult", "quick", {}, true).str("text_encoder"), "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "quick", {"text_encoder=bert-frozen"}, true)
+                .str("text_encoder"),
+            "bert-frozen");
+  EXPECT_EQ(
+      ablations::resolve_config("mosi", "mult", "paper", {"text_encoder=bert-frozen"}).str("text_encoder"),
+      "features");
+  EXPECT_EQ(ablations::resolve_config("mosi", "dmd", "paper", {"text_encoder=features"}).str("text_encoder"),
+            "features");
+  Config c = reference_config("mosi", "dmd");
+  EXPECT_THROW(c.set("text_encoder", std::string("bert")), ConfigError);
+  Config mult = reference_config("mosi", "mult");
+  EXPECT_THROW(mult.set("text_encoder", std::string("bert-finetune")), ConfigError);
+  EXPECT_TRUE(uses_text_model(reference_config("mosi", "dmd")));
+  EXPECT_FALSE(uses_text_model(mult));
+  EXPECT_NO_THROW(require_text_model(reference_config("mosi", "dmd"), true));
+  EXPECT_NO_THROW(require_text_model(mult, false));
+  try {
+    require_text_model(reference_config("mosei", "dmd"), false);
+    FAIL() << "no refusal";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos);
+    EXPECT_NE(m.find("needs --bert DIR, a Hugging Face model folder"), std::string::npos) << m;
+    EXPECT_NE(m.find("https://huggingface.co/bert-base-uncased"), std::string::npos) << m;
+    EXPECT_NE(m.find("--set text_encoder=features runs the frozen-feature protocol instead"),
+              std::string::npos);
+  }
+  EXPECT_EQ(default_profile(parse_dataset_spec("synthetic-mosei")), "quick");
+  EXPECT_EQ(default_profile(parse_dataset_spec("mosi:/data/MOSI/aligned_50.pkl")), "paper");
 }

@@ -16,12 +16,15 @@ int bench_verb(const VerbArgs& va) {
   a.db = kDefaultDatabase;
   std::vector<std::string> compare;
   po::options_description desc("options");
-  desc.add_options()("filter", po::value(&a.filter)->default_value(a.filter), "regular expression over case names")(
-      "db", po::value(&a.db)->default_value(a.db), "SQLite results database")(
+  desc.add_options()("filter", po::value(&a.filter)->default_value(a.filter),
+                     "regular expression over case names")("db", po::value(&a.db)->default_value(a.db),
+                                                           "SQLite results database")(
       "repetitions", po::value(&a.repetitions)->default_value(a.repetitions), "repetitions per case")(
       "min-time", po::value(&a.min_time)->default_value(a.min_time), "seconds per repetition")(
       "device", po::value(&a.device)->default_value(a.device), "auto | cpu | cuda[:N]")(
-      "list", po::bool_switch(&a.list), "list the cases and exit")(
+      "bert", po::value(&a.bert),
+      "Hugging Face BERT folder for the dmd-bert cases (default: bert-base-uncased's architecture, random "
+      "weights)")("list", po::bool_switch(&a.list), "list the cases and exit")(
       "compare", po::value(&compare)->multitoken(), "BASE_ID NEW_ID: two stored sets side by side");
   po::variables_map vm;
   if (!parse("bench [--filter REGEX] [--db PATH] [--repetitions N] | bench --compare BASE NEW", desc, va.args, vm))

@@ -1,5 +1,6 @@
 // `report` and `regress`: reading stored results (no LibTorch).
 #include <iostream>
+#include <set>
 
 #include "ablations/variants.h"
 #include "harness/cli/verb.h"
@@ -8,6 +9,16 @@
 #include "results/store.h"
 
 namespace dmdbench::cli {
+
+std::vector<reports::VariantInfo> report_variants() {
+  std::vector<reports::VariantInfo> out;
+  std::set<std::string> table3;
+  for (const auto& set : ablations::variant_sets())
+    if (set.name == "paper-table3") table3.insert(set.variants.begin(), set.variants.end());
+  for (const auto& v : ablations::registry())
+    out.push_back({v.name, v.description, v.paper_row, v.table3_row, table3.count(v.name) > 0});
+  return out;
+}
 
 namespace {
 
@@ -21,7 +32,7 @@ int report_verb(const VerbArgs& a) {
   po::variables_map vm;
   if (!parse("report [--db PATH] [--out PATH] [--experiment ID|latest|all]", desc, a.args, vm)) return 0;
   results::Store store(o.db_path, /*read_only=*/true);
-  for (const auto& v : ablations::registry()) o.variants.push_back({v.name, v.description});
+  o.variants = report_variants();
   reports::write_report(store, o);
   std::cout << "report: " << o.out_path << "\n";
   return 0;
@@ -41,9 +52,13 @@ int regress_verb(const VerbArgs& a) {
       "paper-tolerance", po::value(&o.paper_tolerance)->default_value(o.paper_tolerance),
       "--against published: points allowed below the paper")(
       "rerun-tolerance", po::value(&o.rerun_tolerance)->default_value(o.rerun_tolerance),
-      "--against published: points allowed below the mean of independent reruns");
+      "--against published: points allowed below the mean of independent reruns")(
+      "require-valid", po::bool_switch(&o.require_valid),
+      "also fail when the results are judged INVALID (runs not converged at their epoch cap, predictions collapsed "
+      "toward the mean, mixed protocols)");
   po::variables_map vm;
-  if (!parse("regress --db PATH --baseline FILE.json [--update-baseline] [--against published]", desc, a.args, vm))
+  if (!parse("regress --db PATH --baseline FILE.json [--update-baseline] [--against published] [--require-valid]",
+             desc, a.args, vm))
     return 0;
   results::Store store(db, /*read_only=*/true);
   return reports::regress(store, o, std::cout);

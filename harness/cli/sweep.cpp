@@ -18,9 +18,11 @@
 #include "harness/cli/ownership.h"
 #include "harness/cli/progress.h"
 #include "harness/cli/slurm.h"
+#include "harness/cli/verb.h"
 #include "harness/cli/worker_pool.h"
 #include "harness/experiment/dataset_spec.h"
 #include "harness/experiment/version.h"
+#include "harness/io/bert_folder.h"
 #include "harness/training/device.h"
 #include "reports/report.h"
 #include "results/ls.h"
@@ -51,6 +53,7 @@ std::vector<std::string> worker_argv(const AblationArgs& a) {
                                 "--seeds",  a.seeds,        "--profile", a.profile, "--device",   a.device,
                                 "--db",     a.db};
   if (!a.shard.empty()) v.insert(v.end(), {"--shard", a.shard});
+  if (!a.bert.empty()) v.insert(v.end(), {"--bert", a.bert});
   if (a.fast) v.push_back("--fast");
   if (a.force) v.push_back("--force");
   for (const auto& s : a.sets) v.insert(v.end(), {"--set", s});
@@ -65,6 +68,7 @@ int emit_sbatch(const AblationArgs& a) {
       "dmdbench run-ablation --dataset '{}' --variants '{}' --seeds '{}' --profile '{}' --device '{}' \\\n"
       "  --shard \"$SLURM_ARRAY_TASK_ID/{}\" --db \"shard-$SLURM_ARRAY_TASK_ID.sqlite\" --no-report",
       a.emit_sbatch - 1, a.dataset, a.variants, a.seeds, a.profile, a.device, a.emit_sbatch);
+  if (!a.bert.empty()) std::cout << fmt::format(" --bert '{}'", a.bert);
   for (const auto& s : a.sets) std::cout << fmt::format(" --set '{}'", s);
   std::cout << "\n";
   return 0;
@@ -119,17 +123,42 @@ int submit_to_slurm(const AblationArgs& a, const Plan& plan) {
 
 }  // namespace
 
-Plan plan_of(const AblationArgs& a) {
+std::string mult_setting_note(const AblationArgs& a) {
+  bool mult = false;
+  for (const auto& name : ablations::parse_variant_list(a.variants))
+    mult = mult || ablations::find_variant(name).model == "mult";
+  const DatasetSpec spec = parse_dataset_spec(a.dataset);
+  // A file's setting is known once it is read; its name says it for MMSA's files (aligned_50.pkl,
+  // unaligned_50.pkl).
+  const bool aligned =
+      spec.synthetic ? spec.setting == "aligned" : spec.path.find("unaligned") == std::string::npos;
+  if (!mult || !aligned) return "";
+  return fmt::format(
+      "note: MulT runs here on aligned data ({}); MMSA trains MulT on unaligned data (unaligned_50.pkl) "
+      "and MMSA's published MulT numbers are unaligned, so they do not compare with these runs",
+      a.dataset);
+}
+
+Plan plan_of(AblationArgs& a) {
   PlanRequest req;
   req.dataset = a.dataset;
+  const DatasetSpec spec = parse_dataset_spec(a.dataset);
+  if (a.profile.empty()) a.profile = default_profile(spec);
   find_profile(a.profile);
   if (a.jobs < 0) throw ConfigError(fmt::format("--jobs is {}, expected 0 (one per core) or more", a.jobs));
   if (a.emit_sbatch < 0) throw ConfigError(fmt::format("--emit-sbatch is {}, expected a number of shards", a.emit_sbatch));
-  const DatasetSpec spec = parse_dataset_spec(a.dataset);
   const std::string family = spec.known_family();
   if (a.worker < 0) spec.require_file();
-  for (const auto& name : ablations::parse_variant_list(a.variants))
-    req.variants.emplace_back(name, ablations::resolve_config(family, name, a.profile, a.sets));
+  const bool have_bert = !a.bert.empty();
+  bool text_model = false;
+  for (const auto& name : ablations::parse_variant_list(a.variants)) {
+    Config cfg = ablations::resolve_config(family, name, a.profile, a.sets, have_bert);
+    require_text_model(cfg, have_bert);
+    text_model = text_model || uses_text_model(cfg);
+    req.variants.emplace_back(name, std::move(cfg));
+  }
+  // The weights' identity, for the run ids: hashed, not loaded (the parent never trains).
+  if (text_model) req.text_model_sha256 = bert_folder_identity(a.bert).weights_sha256;
   req.seeds = parse_seed_list(a.seeds);
   req.profile = a.profile;
   req.overrides = a.sets;
@@ -137,7 +166,7 @@ Plan plan_of(const AblationArgs& a) {
   return make_plan(req);
 }
 
-int run_ablation(const AblationArgs& a) {
+int run_ablation(AblationArgs a) {
   const Plan plan = plan_of(a);
   if (a.worker >= 0) return run_worker(a, plan, a.worker);
   if (a.slurm) return submit_to_slurm(a, plan);
@@ -146,6 +175,7 @@ int run_ablation(const AblationArgs& a) {
   if (a.emit_sbatch > 0) return emit_sbatch(a);
   std::string selection;
   const std::vector<PlannedRun> runs = selected_runs(a, plan, selection);
+  if (const std::string note = mult_setting_note(a); !note.empty()) std::cout << note << std::endl;
   if (runs.empty()) {
     std::cout << fmt::format("dmdbench run-ablation: {} holds none of the plan's {} run(s); nothing to do\n",
                              selection, plan.runs.size());
@@ -325,7 +355,7 @@ int run_ablation(const AblationArgs& a) {
   if (!a.no_report && !a.report.empty()) {
     reports::ReportOptions ro;
     ro.db_path = a.db, ro.out_path = a.report, ro.experiment = plan.experiment_id, ro.command = a.command_line;
-    for (const auto& v : ablations::registry()) ro.variants.push_back({v.name, v.description});
+    ro.variants = report_variants();
     reports::write_report(store, ro);
   }
   // The sweep succeeded only if every run of its plan (this shard) is COMPLETED now.

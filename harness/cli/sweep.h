@@ -10,7 +10,9 @@
 namespace dmdbench::cli {
 
 struct AblationArgs {
-  std::string dataset = "synthetic-mosi", variants = "all", seeds = "1111,1112,1113", profile = "quick";
+  std::string dataset = "synthetic-mosi", variants = "all", seeds = "1111,1112,1113";
+  std::string profile;  // empty: paper on a real dataset, quick on a synthetic one (default_profile)
+  std::string bert;     // a Hugging Face BERT folder for DMD's text encoder (--bert), or empty
   std::string device = "auto", db, shard, report = "reports/latest.md";
   int jobs = 0;  // 0: the number of cores
   bool force = false, fast = false, no_report = false;
@@ -26,8 +28,12 @@ struct AblationArgs {
   std::string command_line;  // as typed, for the report's provenance
 };
 
-Plan plan_of(const AblationArgs& a);
-int run_ablation(const AblationArgs& a);                            // the parent
+// The plan of `a` (its profile resolved when empty). With --bert, the weights file's SHA-256 is part of the
+// run ids of every run that reads text through the BERT.
+Plan plan_of(AblationArgs& a);
+// One line when the plan runs MulT on aligned data: MMSA's MulT numbers are unaligned. "" otherwise.
+std::string mult_setting_note(const AblationArgs& a);
+int run_ablation(AblationArgs a);                                    // the parent
 int run_worker(const AblationArgs& a, const Plan& plan, int index);  // one plan entry, in this process
 
 }  // namespace dmdbench::cli

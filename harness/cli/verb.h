@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "reports/report.h"
+
 namespace dmdbench::cli {
 
 namespace po = boost::program_options;
@@ -45,6 +47,9 @@ bool parse(const std::string& usage, po::options_description& desc, const std::v
 
 // A duration for progress lines: "1:05" or "1:02:03".
 std::string format_duration(double seconds);
+
+// The variant registry as the report's legend reads it (report_verbs.cpp).
+std::vector<reports::VariantInfo> report_variants();
 
 // The default results database of every verb that takes --db.
 inline const char* kDefaultDatabase = "results/dmdbench.sqlite";

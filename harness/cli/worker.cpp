@@ -10,6 +10,7 @@
 #include <chrono>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "harness/cli/ownership.h"
@@ -17,6 +18,7 @@
 #include "harness/cli/sweep.h"
 #include "harness/cli/worker_messages.h"
 #include "harness/data/dataset.h"
+#include "harness/io/bert_folder.h"
 #include "harness/training/device.h"
 #include "harness/training/trainer.h"
 #include "results/store.h"
@@ -106,12 +108,23 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
   results::Provenance prov = process_provenance(dev);
   prov.dataset_name = run.dataset;
   Dataset data;
+  std::optional<BertFolder> bert;
   try {
     LoadOptions lo;
     lo.zero_nan = run.config.flag("zero_nan");
     data = open_dataset(run.dataset, lo, run.config.num("synthetic_scale"),
                         static_cast<uint64_t>(run.config.integer("synthetic_seed")));
     prov.dataset_sha256 = data.source_sha256;
+    prov.text_width = data.dims().text, prov.audio_width = data.dims().audio, prov.vision_width = data.dims().vision;
+    if (uses_text_model(run.config)) {
+      bert = load_bert_folder(a.bert);
+      if (bert->weights_sha256 != plan.text_model_sha256)
+        throw ConfigError(fmt::format("{} changed while the sweep ran (sha256 {} planned, {} now)",
+                                      bert->weights_path, plan.text_model_sha256, bert->weights_sha256));
+      prov.text_model_sha256 = bert->weights_sha256;
+      prov.text_model_config = bert->config_json;
+      prov.text_width = bert->config.hidden;
+    }
     store.set_provenance(run.run_id, prov, owner);
   } catch (const results::OwnershipLost& e) {
     return finish(first_line(e.what()), results::RunStatus::Interrupted);
@@ -150,8 +163,15 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
       m.seconds = r.seconds;
       tell(m);
     };
-    const TrainResult r = train_run(data, run.config, run.seed, dev.device, hooks);
+    const TrainResult r = train_run(data, run.config, run.seed, dev.device, hooks, bert ? &*bert : nullptr);
     std::vector<results::MetricRow> metrics = metric_rows(r.test, "test", -1);
+    std::vector<results::BatchOrderRow> orders;
+    if (run.config.flag("eval_shuffle")) orders.push_back({"test", r.test_seed});
+    for (std::size_t i = 0; i < r.test_shuffles.size(); ++i) {
+      const std::string split = fmt::format("test_shuffle_{}", i + 1);
+      for (auto& row : metric_rows(r.test_shuffles[i].metrics, split, -1)) metrics.push_back(std::move(row));
+      orders.push_back({split, r.test_shuffles[i].seed});
+    }
     metrics.push_back({"valid", "loss", r.best_valid_loss, -1});
     if (r.graph_max_abs_diff >= 0) metrics.push_back({"train", "graph_max_grad_diff", r.graph_max_abs_diff, -1});
     std::vector<results::ThroughputRow> tp;
@@ -166,7 +186,8 @@ int run_worker(const AblationArgs& a, const Plan& plan, int index) {
           if (f != t) edges.push_back({r.edge_spaces[s], names[f], names[t], r.edges[s][f][t]});
     join();
     if (const std::string why = stop.get(); !why.empty()) return finish(why, stop.status());
-    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges, owner);
+    store.complete_run(run.run_id, static_cast<int>(r.best_epoch), r.wall_seconds, metrics, tp, edges, owner,
+                       orders);
     WorkerMessage m;
     m.event = WorkerMessage::Event::Done, m.run = index, m.wall_seconds = r.wall_seconds;
     for (const auto& def : results::metric_defs())

@@ -62,6 +62,7 @@ Batch Batcher::get(int64_t i) const {
   b.audio = split_->audio.index_select(0, b.index).to(device_);    // [B, T_a, D_a]
   b.vision = split_->vision.index_select(0, b.index).to(device_);  // [B, T_v, D_v]
   b.labels = split_->labels.index_select(0, b.index).to(device_);  // [B]
+  if (split_->text_bert.defined()) b.text_bert = split_->text_bert.index_select(0, b.index).to(device_);  // [B,3,L]
   return b;
 }
 
@@ -69,6 +70,7 @@ FeatureDims Dataset::dims() const {
   FeatureDims f;
   f.text = train.text.size(2), f.audio = train.audio.size(2), f.vision = train.vision.size(2);
   f.text_len = train.text.size(1), f.audio_len = train.audio.size(1), f.vision_len = train.vision.size(1);
+  f.text_bert_len = train.text_bert.defined() ? train.text_bert.size(2) : 0;
   return f;
 }
 

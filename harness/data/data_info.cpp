@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 
+#include "harness/io/bert_folder.h"
 #include "harness/io/checkpoint.h"
 #include "harness/data/dataset.h"
+#include "harness/experiment/dataset_spec.h"
 
 namespace dmdbench {
 namespace {
@@ -53,7 +57,19 @@ int data_info(const std::string& spec, std::ostream& out) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const bool synthetic = spec.rfind("synthetic-", 0) == 0;
 
-  out << fmt::format("dataset  {} (family {}, {}, text {})\n", ds.name, ds.family, ds.setting, ds.text_encoder);
+  const FeatureDims dims = ds.dims();
+  out << fmt::format("dataset  {} (family {}, {}; text: {}-d features{})\n", ds.name, ds.family, ds.setting,
+                     dims.text,
+                     dims.text_bert_len > 0 ? fmt::format(" and text_bert [3,{}] for a BERT", dims.text_bert_len)
+                                            : std::string(", no text_bert"));
+  const FeatureDims ref = reference_dims(ds.family);
+  const bool as_reference = dims.text == ref.text && dims.audio == ref.audio && dims.vision == ref.vision;
+  out << fmt::format("widths   text {} / audio {} / vision {} ({}; the projections read these){}\n", dims.text,
+                     dims.audio, dims.vision,
+                     as_reference ? fmt::format("the reference's {} widths", ds.family)
+                                  : fmt::format("the reference's {} widths are {} / {} / {}", ds.family, ref.text,
+                                                ref.audio, ref.vision),
+                     dims.text == 300 ? "; 300-d text: GloVe features" : "");
   out << fmt::format("sha256   {} ({})\n", ds.source_sha256,
                      synthetic ? "of the generator's parameters" : "of the file");
   out << fmt::format("{:<6} {:>6}  {:<17} {:<17} {:<17} {:>8} {:>8} {:>8} {:>7}\n", "split", "n", "text [T,D]",
@@ -92,6 +108,25 @@ int inspect_checkpoint(const std::string& path, std::ostream& out) {
     total += t.numel();
   }
   out << fmt::format("{} tensors, {} elements in all\n", state.size(), total);
+  return 0;
+}
+
+int make_random_bert_folder(const std::string& config_json_path, const std::string& out_dir, uint64_t seed,
+                            std::ostream& out) {
+  std::ifstream in(config_json_path, std::ios::binary);
+  if (!in) throw BertFolderError(fmt::format("cannot read {}", config_json_path));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const models::BertConfig config = parse_bert_config(text, config_json_path);
+  torch::manual_seed(seed);
+  models::Bert model(config);
+  write_bert_folder(out_dir, config, *model);
+  const BertFolderIdentity id = bert_folder_identity(out_dir);
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  out << fmt::format("wrote a random BERT ({} layers, hidden {}, vocabulary {}; {} parameters, seed {}) to {}\n"
+                     "weights sha256 {}\n",
+                     config.layers, config.hidden, config.vocab, parameters, seed, out_dir,
+                     id.weights_sha256);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // `dmdbench data info` and `dmdbench data inspect-checkpoint`: human-readable summaries of inputs.
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 
@@ -15,5 +16,11 @@ int data_info(const std::string& spec, std::ostream& out);
 // Tensor names, shapes and dtypes of a torch.save state_dict archive, and the total element count.
 // Returns 0; errors throw CheckpointError.
 int inspect_checkpoint(const std::string& path, std::ostream& out);
+
+// A Hugging Face model folder with a random BERT of the architecture `config_json_path` describes (transformers'
+// config.json keys; its initialiser, from `seed`): out_dir/config.json and out_dir/model.safetensors, for smoke
+// runs and tests of the BERT path without a download. Prints what it wrote; errors throw BertFolderError.
+int make_random_bert_folder(const std::string& config_json_path, const std::string& out_dir, uint64_t seed,
+                            std::ostream& out);
 
 }  // namespace dmdbench

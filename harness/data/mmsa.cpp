@@ -121,7 +121,9 @@ struct RawSplit {
   std::string name;
   const pk::NdArray* mod[3] = {nullptr, nullptr, nullptr};  // text, audio, vision
   const pk::Value* labels = nullptr;
+  std::string labels_key;  // "regression_labels" (MMSA) or "labels" (MulT)
   const pk::Value* ids = nullptr;
+  const pk::NdArray* text_bert = nullptr;  // [n,3,L], optional
 };
 
 const pk::Value& need_key(const pk::Value& split, const std::string& name, const char* key) {
@@ -147,8 +149,19 @@ RawSplit parse_split(const pk::Value& root, const std::string& name) {
     }
     r.mod[m] = a;
   }
-  r.labels = &need_key(*s, name, "regression_labels");
+  // MMSA's key, else the MulT repository's `labels` [n,1,1] (yaohungt/Multimodal-Transformer,
+  // src/dataset.py).
+  r.labels_key = s->find("regression_labels") || !s->find("labels") ? "regression_labels" : "labels";
+  r.labels = &need_key(*s, name, r.labels_key.c_str());
   r.ids = s->find("id");
+  if (const pk::Value* tb = s->find("text_bert")) {
+    const auto* a = std::get_if<pk::NdArray>(&tb->v);
+    if (!a || a->shape.size() != 3 || a->shape[1] != 3 || a->shape[2] < 1)
+      throw DataError(fmt::format("split '{}' key 'text_bert' is {}, expected an array [n, 3, L] (token ids, "
+                                  "attention mask, segment ids)",
+                                  name, a ? fmt::format("an array {}", shape_str(a->shape)) : tb->type_name()));
+    r.text_bert = a;
+  }
   return r;
 }
 
@@ -176,17 +189,18 @@ void check_shapes(const std::vector<RawSplit>& splits) {
 
 torch::Tensor read_labels(const RawSplit& r, int64_t n, const Cleaning& clean, NonFiniteCount* record) {
   if (const auto* a = std::get_if<pk::NdArray>(&r.labels->v)) {
-    bool ok = a->numel() == n && (a->shape.size() == 1 || (a->shape.size() == 2 && a->shape[1] == 1));
+    // [n] or [n,1] (MMSA), [n,1,1] (MulT)
+    bool ok = a->numel() == n && !a->shape.empty() && a->shape[0] == n;
     if (!ok) {
-      throw DataError(fmt::format("split '{}' key 'regression_labels' has shape {}, expected [{}]", r.name,
-                                  shape_str(a->shape), n));
+      throw DataError(fmt::format("split '{}' key '{}' has shape {}, expected [{}], [{},1] or [{},1,1]",
+                                  r.name, r.labels_key, shape_str(a->shape), n, n, n));
     }
     return to_float_tensor(*a, {n}, clean, record);
   }
   if (const auto* l = std::get_if<pk::List>(&r.labels->v)) {  // a plain list of numbers
     if (static_cast<int64_t>(l->size()) != n) {
-      throw DataError(fmt::format("split '{}' key 'regression_labels' has {} values, expected {}", r.name,
-                                  l->size(), n));
+      throw DataError(
+          fmt::format("split '{}' key '{}' has {} values, expected {}", r.name, r.labels_key, l->size(), n));
     }
     std::vector<float> v;
     for (const auto& x : *l) v.push_back(static_cast<float>(x.number()));
@@ -196,7 +210,7 @@ torch::Tensor read_labels(const RawSplit& r, int64_t n, const Cleaning& clean, N
     a.nbytes = v.size() * sizeof(float);
     return to_float_tensor(a, {n}, clean, record);
   }
-  throw DataError(fmt::format("split '{}' key 'regression_labels' is {}, expected a float array", r.name,
+  throw DataError(fmt::format("split '{}' key '{}' is {}, expected a float array", r.name, r.labels_key,
                               r.labels->type_name()));
 }
 
@@ -206,28 +220,55 @@ std::vector<std::string> read_ids(const RawSplit& r, int64_t n) {
     for (int64_t i = 0; i < n; ++i) ids.push_back(fmt::format("{}$_${}", r.name, i));
     return ids;
   }
+  // A list of n strings (MMSA); a bytes array [n,k] (MulT's [n,3]: video id, start, end) arrives as k·n
+  // strings in row order, and a sample's k parts are joined with "$_$".
   const auto* l = std::get_if<pk::List>(&r.ids->v);
-  if (!l || static_cast<int64_t>(l->size()) != n) {
+  const int64_t parts =
+      l && n > 0 && static_cast<int64_t>(l->size()) % n == 0 ? static_cast<int64_t>(l->size()) / n : 1;
+  if (!l || static_cast<int64_t>(l->size()) != n * parts) {
     throw DataError(fmt::format("split '{}' key 'id' is {}{}, expected a list of {} strings", r.name,
                                 r.ids->type_name(), l ? fmt::format(" of {} items", l->size()) : "", n));
   }
-  for (const auto& x : *l) {
-    if (const auto* s = std::get_if<std::string>(&x.v)) {
-      ids.push_back(*s);
-    } else {
-      throw DataError(fmt::format("split '{}' key 'id' holds {}, expected strings", r.name, x.type_name()));
+  for (int64_t i = 0; i < n; ++i) {
+    std::string id;
+    for (int64_t k = 0; k < parts; ++k) {
+      const pk::Value& x = (*l)[static_cast<std::size_t>(i * parts + k)];
+      const auto* s = std::get_if<std::string>(&x.v);
+      if (!s)
+        throw DataError(fmt::format("split '{}' key 'id' holds {}, expected strings", r.name, x.type_name()));
+      id += (k ? "$_$" : "") + *s;
     }
+    ids.push_back(std::move(id));
   }
   return ids;
 }
 
-void check_family(const std::string& family, const std::vector<RawSplit>& splits) {
-  const int64_t dl = splits[0].mod[0]->shape[2], da = splits[0].mod[1]->shape[2], dv = splits[0].mod[2]->shape[2];
-  const int64_t want_a = family == "mosi" ? 5 : 74, want_v = family == "mosi" ? 20 : 35;
-  if (dl != 768 || da != want_a || dv != want_v) {
-    throw DataError(fmt::format("the feature dims are text {} / audio {} / vision {}, expected 768 / {} / {} for {}",
-                                dl, da, dv, want_a, want_v, family));
+// text_bert present in all splits or none, n as the features', L the same across splits.
+void check_text_bert_shapes(const std::vector<RawSplit>& splits) {
+  for (const RawSplit& r : splits) {
+    if ((r.text_bert != nullptr) != (splits[0].text_bert != nullptr)) {
+      const RawSplit& with = r.text_bert ? r : splits[0];
+      const RawSplit& without = r.text_bert ? splits[0] : r;
+      throw DataError(fmt::format("split '{}' has key 'text_bert' but split '{}' has none", with.name, without.name));
+    }
+    if (!r.text_bert) continue;
+    if (r.text_bert->shape[0] != r.mod[0]->shape[0])
+      throw DataError(fmt::format("split '{}' key 'text_bert' has {} samples, expected {} as key 'text'", r.name,
+                                  r.text_bert->shape[0], r.mod[0]->shape[0]));
+    if (r.text_bert->shape[2] != splits[0].text_bert->shape[2])
+      throw DataError(fmt::format("split '{}' key 'text_bert' has length {}, expected {} as in split '{}'", r.name,
+                                  r.text_bert->shape[2], splits[0].text_bert->shape[2], splits[0].name));
   }
+}
+
+// Every feature width may differ from the reference's (text 768-d BERT features, 300-d GloVe or a small BERT's
+// hidden size; other audio and vision extractors): the projections are sized from the data and the widths
+// recorded with each run. A width of 0 leaves nothing to project.
+void check_widths(const std::vector<RawSplit>& splits) {
+  const int64_t dl = splits[0].mod[0]->shape[2], da = splits[0].mod[1]->shape[2], dv = splits[0].mod[2]->shape[2];
+  if (dl < 1 || da < 1 || dv < 1)
+    throw DataError(fmt::format("the feature widths are text {} / audio {} / vision {}, expected at least 1 each",
+                                dl, da, dv));
 }
 
 std::string guess_family(const std::vector<RawSplit>& splits) {
@@ -256,15 +297,15 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
     std::vector<RawSplit> raw;
     for (const char* s : kSplits) raw.push_back(parse_split(root, s));
     check_shapes(raw);
+    check_text_bert_shapes(raw);
     const std::string family = family_in.empty() ? guess_family(raw) : family_in;
-    check_family(family, raw);
+    check_widths(raw);
 
     Dataset ds;
     ds.name = family + ":" + path;
     ds.family = family;
     const auto& tr = raw[0].mod;
     ds.setting = (tr[0]->shape[1] == tr[1]->shape[1] && tr[1]->shape[1] == tr[2]->shape[1]) ? "aligned" : "unaligned";
-    ds.text_encoder = "bert-features (frozen)";
     if (opts.compute_sha256) ds.source_sha256 = sha256_bytes(file.data, file.size);
     Split* out[3] = {&ds.train, &ds.valid, &ds.test};
     for (std::size_t s = 0; s < 3; ++s) {
@@ -283,6 +324,14 @@ Dataset load_mmsa(const std::string& path, const std::string& family_in, const L
       sp.labels = read_labels(r, n, Cleaning{false, opts.inspect}, &rec);
       ds.non_finite.push_back(rec);
       sp.ids = read_ids(r, n);
+      if (r.text_bert) {
+        NonFiniteCount tb{r.name, "text_bert", 0, 0, 0, ""};
+        sp.text_bert = to_float_tensor(*r.text_bert, r.text_bert->shape, Cleaning{}, &tb);
+        if (tb.nan + tb.neg_inf + tb.pos_inf > 0)
+          throw DataError(fmt::format("split '{}' text_bert holds {} non-finite values, expected token ids, a 0/1 "
+                                      "mask and segment ids",
+                                      r.name, tb.nan + tb.neg_inf + tb.pos_inf));
+      }
     }
     // Non-finite values the reference would feed to the model: refused, unless zero_nan (features only; a label
     // is never made up). Audio -inf is the reference loader's own cleaning and always becomes 0.
@@ -326,6 +375,7 @@ Dataset open_dataset(const std::string& spec, const LoadOptions& opts, double sy
   s.family = parsed.family;
   s.seed = synthetic_seed;
   s.scale = parsed.scale > 0 ? parsed.scale : synthetic_scale;
+  s.setting = parsed.setting;
   return make_synthetic(s);
 }
 

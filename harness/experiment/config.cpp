@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "harness/experiment/dataset_spec.h"
+
 namespace dmdbench {
 
 using ojson = nlohmann::ordered_json;
@@ -27,6 +29,17 @@ void Config::set(const std::string& key, const nlohmann::json& value) {
     throw ConfigError(fmt::format("configuration key '{}' expects a {}, got {}", key, old.type_name(), value.dump()));
   if (key == "autocast" && value != "off" && value != "bf16")
     throw ConfigError(fmt::format("configuration key 'autocast' expects off or bf16, got {}", value.dump()));
+  if (key == "text_encoder") {
+    if (value != "bert-finetune" && value != "bert-frozen" && value != "features")
+      throw ConfigError(fmt::format(
+          "configuration key 'text_encoder' expects bert-finetune, bert-frozen or features, got {}",
+          value.dump()));
+    if (value != "features" && j_.value("model", "") == "mult")
+      throw ConfigError(
+          fmt::format("text_encoder {} is for dmd; the mult baseline reads the text features as "
+                      "MMSA's MulT does (use_bert=false)",
+                      value.get<std::string>()));
+  }
   j_[key] = old.is_number_float() ? ojson(value.get<double>()) : ojson(value);
 }
 
@@ -75,7 +88,7 @@ void Config::validate() const {
   for (const char* k : {"d", "heads", "nlevels", "kernel_l", "kernel_a", "kernel_v", "batch_size", "update_epochs",
                         "early_stop"})
     at_least(k, 1);
-  for (const char* k : {"max_epochs", "plateau_patience"}) at_least(k, 0);
+  for (const char* k : {"max_epochs", "plateau_patience", "test_shuffles"}) at_least(k, 0);
   if (integer("d") % integer("heads") != 0)
     throw ConfigError(fmt::format("configuration key 'heads' is {}, which does not divide d = {}", integer("heads"),
                                   integer("d")));
@@ -121,11 +134,17 @@ Config reference_config(const std::string& family, const std::string& model) {
   j["text_dropout"] = mosi ? 0.5 : 0.3;
   j["output_dropout"] = 0.5;
   j["attn_mask"] = true;
-  j["text_encoder"] = "bert-features (frozen)";
+  // Text encoder (spec §1.2): the reference fine-tunes BERT on text_bert inside the one Adam (bert-finetune);
+  // bert-frozen runs it under no_grad (use_finetune=false); features reads the pickle's precomputed `text`
+  // (any width). MMSA's MulT reads the features (use_bert=false). The BERT itself comes from --bert DIR.
+  j["text_encoder"] = mult ? "features" : "bert-finetune";
   if (mult) {
     j["position_embedding"] = true;  // original MulT and DMD's copy; MMSA's current code has it off
   } else {
     j["decouple"] = true;     // off: the no-decoupling ablation
+    // off: the paper's Table 3 "without CA" rows; each crossmodal transformer of the heterogeneous path
+    // attends to its own modality's exclusive features (query, key and value), same shapes and parameters.
+    j["cross_modal_attention"] = true;
     j["learn_edges"] = true;  // off: the fixed-edges ablation
     // Loss composition (spec §3.3).
     j["w_task"] = 1.0;
@@ -149,6 +168,9 @@ Config reference_config(const std::string& family, const std::string& model) {
   j["max_epochs"] = 0;                // no cap in the reference
   j["keep_partial_group"] = false;    // the reference discards the trailing partial accumulation group
   j["eval_shuffle"] = true;           // the reference's valid/test loaders shuffle too
+  // Not in the reference: after the test pass, the best weights are evaluated on the test split this many more
+  // times in other seeded batch orders (spec §1.11), stored beside the clean test metrics; 0 turns it off.
+  j["test_shuffles"] = 5;
   // Execution options (not in the reference; off by default): bf16 autocast of training and evaluation, and the
   // training step (forward, backward, clip) replayed as a CUDA graph, which needs static shapes and so drops the
   // trailing incomplete training batch of each epoch.
@@ -163,13 +185,29 @@ Config reference_config(const std::string& family, const std::string& model) {
 
 const std::vector<Profile>& profiles() {
   static const std::vector<Profile> list = {
-      // The short profiles step the optimizer after every batch (update_epochs=1): with 10-batch accumulation a
-      // few small epochs would give a handful of Adam steps and no learning. The reference run takes ~200 steps
+      // The short profiles step the optimizer after every batch (update_epochs=1): with 10-batch accumulation
+      // a
+      // few small epochs would give a handful of Adam steps and no learning. The reference run takes ~200
+      // steps
       // (MOSI: 8 per epoch, ~25 epochs); quick takes 21 per epoch x 6 epochs.
-      {"smoke", "small synthetic data (20%), 3 epochs, a step per batch: tests and CI", 0.2, 3, {"update_epochs=1"}},
-      {"quick", "synthetic data at 25%, 6 epochs, a step per batch: the default main job", 0.25, 6,
-       {"update_epochs=1"}},
-      {"paper", "the reference recipe unchanged: no epoch cap, early stop 10; for real data", 1.0, 0, {}},
+      // They read the text features unless a BERT is given (resolve_text_encoder). smoke also measures
+      // test-batch sensitivity with 2 extra test passes instead of 5, to keep CI short.
+      {"smoke",
+       "small synthetic data (20%), 3 epochs, a step per batch, 2 extra test orders: tests and CI",
+       0.2,
+       3,
+       {"update_epochs=1", "text_encoder=features", "test_shuffles=2"}},
+      {"quick",
+       "synthetic data at 25%, 6 epochs, a step per batch: the default main job on synthetic data",
+       0.25,
+       6,
+       {"update_epochs=1", "text_encoder=features"}},
+      {"paper",
+       "the reference recipe unchanged (BERT fine-tuned): no epoch cap, early stop 10; the default on real "
+       "data",
+       1.0,
+       0,
+       {}},
   };
   return list;
 }
@@ -183,7 +221,36 @@ const Profile& find_profile(const std::string& name) {
 void apply_profile(Config& cfg, const Profile& p) {
   cfg.set("synthetic_scale", p.synthetic_scale);
   cfg.set("max_epochs", p.max_epochs);
-  for (const auto& change : p.recipe_changes) cfg.set_from_string(change);
+  for (const auto& change : p.recipe_changes) {
+    if (change.rfind("text_encoder=", 0) == 0 && cfg.str("model") != "dmd")
+      continue;  // MulT: features already
+    cfg.set_from_string(change);
+  }
+}
+
+const std::string& default_profile(const DatasetSpec& data) {
+  static const std::string paper = "paper", quick = "quick";
+  return data.synthetic ? quick : paper;
+}
+
+void resolve_text_encoder(Config& cfg, bool have_bert) {
+  if (have_bert && cfg.str("model") == "dmd" && cfg.str("text_encoder") == "features")
+    cfg.set("text_encoder", std::string("bert-finetune"));
+}
+
+bool uses_text_model(const Config& cfg) {
+  return cfg.has("text_encoder") && cfg.str("text_encoder") != "features";
+}
+
+void require_text_model(const Config& cfg, bool have_bert) {
+  if (have_bert || !uses_text_model(cfg)) return;
+  throw ConfigError(
+      fmt::format("text_encoder={} fine-tunes or runs bert-base-uncased and needs --bert DIR, a Hugging Face "
+                  "model folder "
+                  "(config.json and model.safetensors or pytorch_model.bin, e.g. from `git clone "
+                  "https://huggingface.co/bert-base-uncased` on a machine with network access, copied here); "
+                  "--set text_encoder=features runs the frozen-feature protocol instead",
+                  cfg.str("text_encoder")));
 }
 
 }  // namespace dmdbench

@@ -11,6 +11,8 @@
 
 namespace dmdbench {
 
+struct DatasetSpec;
+
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -57,5 +59,17 @@ struct Profile {
 const std::vector<Profile>& profiles();
 const Profile& find_profile(const std::string& name);  // ConfigError for an unknown name
 void apply_profile(Config& cfg, const Profile& p);
+// The profile a verb uses when none is named: paper (the reference, BERT fine-tuned) on a real dataset, quick
+// (short, for synthetic data) on a synthetic one.
+const std::string& default_profile(const DatasetSpec& data);
+
+// The text encoder (spec §1.2). A BERT given with --bert turns a profile's `features` into `bert-finetune`
+// for DMD (applied after the profile and the variant, before --set overrides, which win). uses_text_model:
+// the configuration reads text_bert through a BERT. require_text_model: ConfigError (one sentence saying how
+// to get bert-base-uncased and that --set text_encoder=features runs the frozen-feature protocol) when it
+// does and no BERT was given.
+void resolve_text_encoder(Config& cfg, bool have_bert);
+bool uses_text_model(const Config& cfg);
+void require_text_model(const Config& cfg, bool have_bert);
 
 }  // namespace dmdbench

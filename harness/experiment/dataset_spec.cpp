@@ -57,9 +57,18 @@ DatasetSpec parse_dataset_spec(const std::string& text) {
         throw ConfigError(fmt::format("dataset '{}' has scale '{}', expected a number in (0, 1]", text, scale));
       name = name.substr(0, at);
     }
+    s.setting = "aligned";
+    const std::string suffix = "-unaligned";
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      s.setting = "unaligned";
+      name = name.substr(0, name.size() - suffix.size());
+    }
     if (name != "mosi" && name != "mosei")
       throw ConfigError(
-          fmt::format("unknown synthetic dataset '{}', expected synthetic-mosi or synthetic-mosei", text));
+          fmt::format("unknown synthetic dataset '{}', expected synthetic-mosi, synthetic-mosei, "
+                      "synthetic-mosi-unaligned or synthetic-mosei-unaligned",
+                      text));
     s.family = name;
     return s;
   }

@@ -21,11 +21,15 @@ struct PlanRequest {
   std::string profile = "quick";
   std::vector<std::string> overrides;      // "key=value"
   std::string code_version;                // the build's git commit
+  // SHA-256 of the BERT weights (--bert): part of the id of every run whose configuration reads text through
+  // a BERT (uses_text_model), so other weights are other runs; empty without a BERT.
+  std::string text_model_sha256;
 };
 
 struct PlannedRun {
   int index = 0;
-  std::string run_id;  // sha256 of {variant, dataset, profile, seed, resolved config, code version}, 16 hex
+  std::string
+      run_id;  // sha256 of {variant, dataset, profile, seed, resolved config, code version[, BERT weights]}
   std::string variant, dataset, profile;
   int64_t seed = 0;
   Config config;
@@ -33,6 +37,7 @@ struct PlannedRun {
 
 struct Plan {
   std::string experiment_id;  // sha256 of the request, 12 hex: rerunning the same command resumes it
+  std::string text_model_sha256;  // the request's
   std::vector<PlannedRun> runs;
 };
 

@@ -1,5 +1,7 @@
 #include "harness/training/trainable.h"
 
+#include <algorithm>
+
 #include "models/compat.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
@@ -25,10 +27,18 @@ models::StateDict with_prefix(const models::StateDict& s, const std::string& pre
 
 }  // namespace
 
-models::DMDConfig dmd_config_of(const Config& c, const FeatureDims& d) {
+models::DMDConfig dmd_config_of(const Config& c, const FeatureDims& d, const models::BertConfig* bert) {
   models::DMDConfig m;
   m.text_dim = d.text, m.audio_dim = d.audio, m.vision_dim = d.vision;
   m.seq_len = d.text_len, m.audio_len = d.audio_len, m.vision_len = d.vision_len;
+  if (c.str("model") == "dmd" && uses_text_model(c)) {
+    if (!bert) require_text_model(c, false);
+    m.text_bert = true;
+    m.text_finetune = c.str("text_encoder") == "bert-finetune";
+    m.bert = *bert;
+    m.text_dim = bert->hidden;
+    if (d.text_bert_len > 0) m.seq_len = d.text_bert_len;
+  }
   m.d = c.integer("d"), m.heads = c.integer("heads"), m.nlevels = c.integer("nlevels");
   m.kernel_l = c.integer("kernel_l"), m.kernel_a = c.integer("kernel_a"), m.kernel_v = c.integer("kernel_v");
   m.attn_dropout = c.num("attn_dropout"), m.attn_dropout_a = c.num("attn_dropout_a");
@@ -37,6 +47,7 @@ models::DMDConfig dmd_config_of(const Config& c, const FeatureDims& d) {
   m.text_dropout = c.num("text_dropout"), m.output_dropout = c.num("output_dropout");
   m.attn_mask = c.flag("attn_mask");
   if (c.has("decouple")) m.decouple = c.flag("decouple");
+  if (c.has("cross_modal_attention")) m.cross_modal_attention = c.flag("cross_modal_attention");
   return m;
 }
 
@@ -71,10 +82,16 @@ models::GraphDistillConfig hetero_config_of(const Config& c) {
 
 namespace {
 
+const std::string kPositionIds = "text_model.model.embeddings.position_ids";
+
 class DMDTrainable : public Trainable {
  public:
-  DMDTrainable(const Config& c, const FeatureDims& dims, torch::Device device)
-      : net_(dmd_config_of(c, dims)), homo_(homo_config_of(c)), hetero_(hetero_config_of(c)), loss_(loss_config_of(c)) {
+  DMDTrainable(const Config& c, const FeatureDims& dims, torch::Device device, const BertFolder* bert)
+      : net_(dmd_config_of(c, dims, bert ? &bert->config : nullptr)),
+        homo_(homo_config_of(c)),
+        hetero_(hetero_config_of(c)),
+        loss_(loss_config_of(c)) {
+    if (net_->text_model()) models::load_state_dict(*net_->text_model(), models::state_dict(*bert->model));
     net_->to(device), homo_->to(device), hetero_->to(device);
   }
 
@@ -86,7 +103,7 @@ class DMDTrainable : public Trainable {
   void train(bool on) override { net_->train(on), homo_->train(on), hetero_->train(on); }
 
   StepLoss loss(const Batch& b) override {
-    const models::DMDOutput out = net_->forward(b.text, b.audio, b.vision);
+    const models::DMDOutput out = net_->forward(text_of(b), b.audio, b.vision);
     const models::LossTerms t = models::dmd_loss(out, b.labels, homo_, hetero_, loss_);
     StepLoss s{t.total, {}};
     const std::pair<const char*, const torch::Tensor*> parts[] = {
@@ -101,7 +118,7 @@ class DMDTrainable : public Trainable {
 
   torch::Tensor predict(const Batch& b, std::vector<torch::Tensor>* edges,
                         std::vector<std::pair<std::string, torch::Tensor>>* heads) override {
-    const models::DMDOutput out = net_->forward(b.text, b.audio, b.vision);
+    const models::DMDOutput out = net_->forward(text_of(b), b.audio, b.vision);
     if (heads)
       *heads = {{"logits_c", out.logits_c.view({-1})},
                 {"logits_l_homo", out.logits_l_homo.view({-1})},
@@ -145,13 +162,29 @@ class DMDTrainable : public Trainable {
     models::load_state_dict(*hetero_, with_prefix(s, "hetero_gd."));
   }
   models::StateDict network_state() override { return cloned(models::state_dict(*net_)); }
-  void load_network_state(const models::StateDict& s) override { models::load_state_dict(*net_, s); }
+  // A checkpoint saved with transformers >= 4.31 has no embeddings.position_ids buffer: ours is kept then.
+  void load_network_state(const models::StateDict& s) override {
+    const bool missing_position_ids =
+        net_->text_model() &&
+        std::none_of(s.begin(), s.end(), [](const auto& kv) { return kv.first == kPositionIds; });
+    if (!missing_position_ids) return models::load_state_dict(*net_, s);
+    models::StateDict with = s;
+    with.emplace_back(kPositionIds, net_->text_model()->position_ids.clone());
+    models::load_state_dict(*net_, with);
+  }
   std::vector<std::string> network_parameter_names() override { return net_->named_parameters().keys(); }
   int64_t parameter_count() override {
     return models::count_parameters(*net_) + models::count_parameters(*homo_) + models::count_parameters(*hetero_);
   }
 
  private:
+  // The text input: text_bert for the text model, else the features.
+  const torch::Tensor& text_of(const Batch& b) const {
+    if (!net_->text_model()) return b.text;
+    TORCH_CHECK(b.text_bert.defined(), "the text model reads text_bert, and this batch has none");
+    return b.text_bert;
+  }
+
   models::DMD net_;
   models::GraphDistill homo_, hetero_;
   models::LossConfig loss_;
@@ -187,9 +220,10 @@ class MulTTrainable : public Trainable {
 
 }  // namespace
 
-std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device) {
+std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device,
+                                           const BertFolder* bert) {
   if (cfg.str("model") == "mult") return std::make_unique<MulTTrainable>(cfg, dims, device);
-  return std::make_unique<DMDTrainable>(cfg, dims, device);
+  return std::make_unique<DMDTrainable>(cfg, dims, device, bert);
 }
 
 StepLoss loss_and_backward(Trainable& model, const Batch& b, bool autocast_bf16) {

@@ -11,6 +11,7 @@
 
 #include "harness/experiment/config.h"
 #include "harness/data/dataset.h"
+#include "harness/io/bert_folder.h"
 #include "baselines/mult.h"
 #include "models/dmd.h"
 #include "models/graph_distill.h"
@@ -50,16 +51,20 @@ class Trainable {
   virtual int64_t parameter_count() = 0;
 };
 
-// The model and loss configurations a resolved Config describes (exposed for the variant tests).
-models::DMDConfig dmd_config_of(const Config& cfg, const FeatureDims& dims);
+// The model and loss configurations a resolved Config describes (exposed for the variant tests). With a text model
+// (text_encoder bert-finetune or bert-frozen) `bert` is its architecture (ConfigError when null): the text
+// projection then reads the BERT's hidden size and the text length is text_bert's.
+models::DMDConfig dmd_config_of(const Config& cfg, const FeatureDims& dims, const models::BertConfig* bert = nullptr);
 baselines::MulTConfig mult_config_of(const Config& cfg, const FeatureDims& dims);
 models::LossConfig loss_config_of(const Config& cfg);
 models::GraphDistillConfig homo_config_of(const Config& cfg);
 models::GraphDistillConfig hetero_config_of(const Config& cfg);
 
 // Builds the model the Config describes on `device` (parameters initialised from the global generator, which the
-// caller seeds).
-std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device);
+// caller seeds). With a text model, `bert` gives its architecture and weights (copied into the model's own
+// text_model.model; the folder can be dropped afterwards); batches must then carry text_bert.
+std::unique_ptr<Trainable> build_trainable(const Config& cfg, const FeatureDims& dims, torch::Device device,
+                                           const BertFolder* bert = nullptr);
 
 // The eager training step's forward, loss and backward on one batch (bf16 autocast on the batch's device when
 // asked); returns the loss. The trainer, the CUDA-graph capture and the benchmark all step through this.

@@ -34,10 +34,12 @@ std::string non_finite_text(double v) { return std::isnan(v) ? "NaN" : v > 0 ? "
 }  // namespace
 
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
-                      const TrainHooks& hooks) {
+                      const TrainHooks& hooks, const BertFolder* bert) {
   const auto run_start = Clock::now();
+  const bool text_model = cfg.str("model") == "dmd" && uses_text_model(cfg);
+  if (text_model && bert) check_text_bert(data, bert->config.vocab, bert->config.type_vocab);
   torch::manual_seed(static_cast<uint64_t>(seed));  // model initialisation and dropout
-  auto model = build_trainable(cfg, data.dims(), device);
+  auto model = build_trainable(cfg, data.dims(), device, text_model ? bert : nullptr);
 
   const int64_t batch_size = cfg.integer("batch_size");
   EvalOptions eval;
@@ -127,9 +129,11 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   model->restore(best_snapshot);
   result.best_epoch = stopping.best_epoch();
   result.best_valid_loss = stopping.best_loss();
-  eval.seed = stream_seed(seed, 1u << 20), eval.with_edges = true;
+  constexpr uint64_t kTestStream = 1u << 20;  // the test passes' batch orders: streams 2^20, 2^20 + 1, ...
+  eval.seed = stream_seed(seed, kTestStream), eval.with_edges = true;
   const EvalPass test = evaluate_split(*model, data.test, device, eval);
   result.test = results::regression_metrics(test.predictions, test.labels);
+  result.test_seed = eval.seed;
   result.test_predictions = test.predictions;
   result.test_labels = test.labels;
   result.edge_spaces = model->edge_spaces();
@@ -147,6 +151,16 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
                                results::percentile(step_ms, 0.5), results::percentile(step_ms, 0.95)});
   result.throughput.push_back({"eval", batch_size, test_ms > 0 ? data.test.size() / (test_ms / 1e3) : 0,
                                results::percentile(test.batch_ms, 0.5), results::percentile(test.batch_ms, 0.95)});
+
+  // Test-batch sensitivity: the same weights on the test split in other batch orders (always shuffled, also when
+  // eval_shuffle is off, since what is measured is the dependence on batch composition).
+  EvalOptions shuffled = eval;
+  shuffled.shuffle = true, shuffled.with_edges = false;
+  for (int64_t i = 1; i <= cfg.integer("test_shuffles"); ++i) {
+    shuffled.seed = stream_seed(seed, kTestStream + static_cast<uint64_t>(i));
+    const EvalPass pass = evaluate_split(*model, data.test, device, shuffled);
+    result.test_shuffles.push_back({shuffled.seed, results::regression_metrics(pass.predictions, pass.labels)});
+  }
   result.peak_memory_bytes = peak_memory_bytes(device);
   result.wall_seconds = ms_since(run_start) / 1e3;
   return result;

@@ -34,10 +34,19 @@ struct PhaseThroughput {
   double samples_per_s = 0, latency_p50_ms = 0, latency_p95_ms = 0;
 };
 
+// The test split evaluated again with the best weights in another seeded batch order (spec §1.11: a sample's
+// output depends on the samples it is batched with).
+struct ShuffledTest {
+  uint64_t seed = 0;  // the batch order's generator
+  results::MetricValues metrics;
+};
+
 struct TrainResult {
   int64_t best_epoch = 0;
   double best_valid_loss = 0;
   results::MetricValues test;
+  uint64_t test_seed = 0;                  // the batch order of the test pass above (when eval_shuffle)
+  std::vector<ShuffledTest> test_shuffles;  // `test_shuffles` more passes, same weights, other orders
   std::vector<EpochReport> history;
   std::vector<std::string> edge_spaces;  // "homo", "hetero"
   std::vector<EdgeMatrix> edges;         // mean over the test split, [from][to], per space
@@ -66,8 +75,12 @@ struct Interrupted : std::runtime_error {
 };
 
 // Trains one run. `cfg` is the resolved configuration; the run's seed drives model initialisation, dropout
-// and the batch order (each through generators the run owns).
+// and the batch order (each through generators the run owns). After the test pass with the best weights, the
+// test split is evaluated `test_shuffles` more times, each in a shuffled order from its own seed (derived from
+// the run's seed); those passes change nothing else (eval mode, own generators), so the clean test metrics are
+// what they are without them. A configuration with a text model needs `bert` (its architecture and starting
+// weights) and data whose text_bert fits its vocabulary (DataError otherwise).
 TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torch::Device device,
-                      const TrainHooks& hooks = {});
+                      const TrainHooks& hooks = {}, const BertFolder* bert = nullptr);
 
 }  // namespace dmdbench
