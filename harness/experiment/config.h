@@ -54,9 +54,14 @@ struct Profile {
   std::string name, description;
   double synthetic_scale;  // fraction of the real split sizes for synthetic datasets
   int64_t max_epochs;      // 0: no cap (the reference's early stopping only)
-  std::vector<std::string> recipe_changes;  // "key=value" departures from the reference recipe (none for paper)
+  // "key=value" departures from the reference recipe (none for paper); "dmd:key=value" for DMD and its variants
+  // only (MulT keeps its own recipe for that key).
+  std::vector<std::string> recipe_changes;
 };
 const std::vector<Profile>& profiles();
+// The rate the optimizer and its plateau scheduler start from: learning_rate x lr_scale.
+double learning_rate(const Config& cfg);
+
 const Profile& find_profile(const std::string& name);  // ConfigError for an unknown name
 void apply_profile(Config& cfg, const Profile& p);
 // The profile a verb uses when none is named: paper (the reference, BERT fine-tuned) on a real dataset, quick

@@ -7,7 +7,7 @@ namespace dmdbench {
 TrainStep::TrainStep(Trainable& model, const Config& cfg)
     : model_(model),
       params_(model.parameters()),
-      optimizer_(params_, torch::optim::AdamOptions(cfg.num("learning_rate"))),  // torch.optim.Adam
+      optimizer_(params_, torch::optim::AdamOptions(learning_rate(cfg))),  // torch.optim.Adam
       grads_(params_),
       clip_(cfg.num("grad_clip")),
       bf16_(cfg.str("autocast") == "bf16") {}

@@ -45,7 +45,7 @@ TrainResult train_run(const Dataset& data, const Config& cfg, int64_t seed, torc
   EvalOptions eval;
   eval.batch_size = batch_size, eval.shuffle = cfg.flag("eval_shuffle"), eval.autocast_bf16 = cfg.str("autocast") == "bf16";
   TrainStep step(*model, cfg);
-  PlateauScheduler scheduler(cfg.num("learning_rate"), cfg.num("plateau_factor"), cfg.integer("plateau_patience"),
+  PlateauScheduler scheduler(learning_rate(cfg), cfg.num("plateau_factor"), cfg.integer("plateau_patience"),
                              cfg.num("plateau_threshold"));
   EarlyStopping stopping(cfg.integer("early_stop"), cfg.integer("max_epochs"));
   GradientAccumulation accumulation(cfg.integer("update_epochs"), cfg.flag("keep_partial_group"));
