@@ -250,6 +250,10 @@ TEST(SlurmCluster, ScancelMidRunThenResubmitCompletesExactlyTheMissingRuns) {
   for (int shard : ej2["submissions"][1]["shards"])
     for (int i : ej2["shard_runs"][shard]) resubmitted.insert(ej2["runs"][i]["run_id"].get<std::string>());
   EXPECT_EQ(resubmitted, missing);
+  std::cout << "scancel " << job << "_0 after epoch 2/12: " << interrupted.size() << " run INTERRUPTED ("
+            << (interrupted.empty() ? "" : *interrupted.begin()) << "), " << missing.size()
+            << " run(s) of shard 0 not completed; resubmitted as job " << job_of(folder, 1) << " with "
+            << resubmitted.size() << " run(s)\n";
   // Every run once, COMPLETED; the resubmitted ones in the new job.
   Store s(db.string(), true);
   const auto rows = s.runs();
@@ -272,10 +276,11 @@ TEST(SlurmCluster, ScancelMidRunThenResubmitCompletesExactlyTheMissingRuns) {
 TEST(SlurmCluster, CollectMergesFinishedShardsOnlyAndAFailingShardIsReported) {
   REQUIRE_SLURM();
   const fs::path dir = temp_dir("collect");
-  const fs::path data = dir / "mosi.pkl", db = dir / "r.sqlite";
-  fs::copy_file(fs::path(DMDBENCH_FIXTURES_DIR) / "mmsa_aligned.pkl", data);
+  // The golden MOSEI file (4/8/16 samples, length 50): small enough for one epoch in seconds.
+  const fs::path data = dir / "mosei.pkl", db = dir / "r.sqlite";
+  fs::copy_file(fs::path(DMDBENCH_SHARED_DIR) / "golden" / "mosei" / "data.pkl", data);
   // Three shards of one run each, held: they start when the test releases them.
-  const Result sub = run("run-ablation --variants dmd --seeds 1111,1112,1113 --profile smoke --dataset mosi:" +
+  const Result sub = run("run-ablation --variants dmd --seeds 1111,1112,1113 --profile smoke --dataset mosei:" +
                          data.string() + " --set max_epochs=1 --no-report --db " + db.string() +
                          " --slurm --shards 3 --no-wait --slurm-opt=--hold");
   ASSERT_EQ(sub.code, 0) << sub.out;
