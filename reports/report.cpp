@@ -515,6 +515,8 @@ std::string provenance(const results::Store& store, const Collected& c, const Re
     std::vector<std::string> values;
     for (const auto& r : c.runs)
       if (r.row.status != RunStatus::Queued) values.push_back(results::field_display(r.row.prov, f));
+    if (f.only_when_set && std::all_of(values.begin(), values.end(), [](const auto& v) { return v.empty(); }))
+      continue;
     out += fmt::format("- {}: {}\n", f.label, cell_text(distinct(values)));
   }
   out += fmt::format("- database: `{}`\n", o.db_path.empty() ? store.path() : o.db_path);

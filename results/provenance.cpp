@@ -21,6 +21,8 @@ const std::vector<ProvenanceField>& provenance_fields() {
       {"text_width", "text width", &P::text_width, 3},
       {"audio_width", "audio width", &P::audio_width, 3},
       {"vision_width", "vision width", &P::vision_width, 3},
+      {"slurm_job_id", "Slurm job", &P::slurm_job_id, 5, true},
+      {"slurm_array_task", "Slurm array task", &P::slurm_array_task, 5, true},
   };
   return fields;
 }

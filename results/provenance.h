@@ -23,6 +23,9 @@ struct Provenance {
   // The widths the model's input projections read, from the data: text (the BERT's hidden size with a text
   // model, else the text features' width: 768 for BERT features, 300 for GloVe), audio and vision.
   int64_t text_width = 0, audio_width = 0, vision_width = 0;
+  // Under Slurm (empty elsewhere): the task's own job id (SLURM_JOB_ID) and its array task as ARRAYJOB_TASK
+  // (SLURM_ARRAY_JOB_ID _ SLURM_ARRAY_TASK_ID), the name scontrol, squeue and scancel take.
+  std::string slurm_job_id, slurm_array_task;
 };
 
 struct ProvenanceField {
@@ -30,6 +33,7 @@ struct ProvenanceField {
   const char* label;   // the report footer's wording
   std::variant<std::string Provenance::*, int64_t Provenance::*, bool Provenance::*> member;
   int since_schema;    // the schema version whose migration adds the column
+  bool only_when_set = false;  // the report's footer leaves it out when no run has a value (Slurm ids)
 };
 
 const std::vector<ProvenanceField>& provenance_fields();

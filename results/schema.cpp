@@ -117,9 +117,12 @@ const std::vector<Migration>& migrations() {
                 seed TEXT NOT NULL,
                 PRIMARY KEY (run_id, split)) WITHOUT ROWID)",
        }},
+      // Slurm provenance: the provenance fields slurm_job_id and slurm_array_task (results/provenance.cpp add
+      // their columns to run and bench).
+      {5, {}},
       // Robustness (issue 14): the test metrics under each perturbation and level, one row per (run, perturbation,
       // level, metric); and the best weights kept for later evaluations (a file beside the database, its SHA-256).
-      {5,
+      {6,
        {
            R"(CREATE TABLE robustness (
                 run_id TEXT NOT NULL,

@@ -23,7 +23,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 // How long a statement waits for another process's lock before it fails: 30 s, or DMDBENCH_BUSY_TIMEOUT_S.
 int busy_timeout_seconds();
 

@@ -24,7 +24,7 @@ const std::vector<std::string> kTorchFree = {
     "results", "reports", "ablations", "harness/experiment", "harness/io/pickle", "harness/io/safetensors.",
     "harness/io/sha256", "harness/io/output_file",
     "harness/cli/main.cpp", "harness/cli/verb", "harness/cli/store_verbs", "harness/cli/report_verbs",
-    "harness/cli/worker_messages", "harness/cli/worker_pool", "harness/cli/ownership", "models/kernels"};
+    "harness/cli/worker_messages", "harness/cli/worker_pool", "harness/cli/ownership", "harness/cli/slurm", "models/kernels"};
 
 std::string room_of(const std::string& rel) {
   const auto first = rel.find('/');

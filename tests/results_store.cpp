@@ -1,6 +1,7 @@
 // The SQLite store: round trips, run lifecycle, schema versions, refusals (corrupt, newer, read-only, disk
 // full), concurrent writers (processes and threads) and idempotent merges.
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -249,13 +250,20 @@ TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
     Store v4(path);
     full_run(v4, spec("kept"));
   }
-  // Roll the file back to version 3: drop what migration 4 added and lower the version.
+  // Roll the file back to version 3: drop what migrations 4 (batch_order) and 5 (the Slurm provenance columns)
+  // added and lower the version.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE batch_order; DELETE FROM schema_version WHERE version = 4; "
-                             "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE batch_order; DELETE FROM schema_version WHERE version >= 4; "
+                         "ALTER TABLE run DROP COLUMN slurm_job_id; ALTER TABLE run DROP COLUMN slurm_array_task; "
+                         "ALTER TABLE bench DROP COLUMN slurm_job_id; ALTER TABLE bench DROP COLUMN slurm_array_task; "
+                         "PRAGMA user_version = 3",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
-  EXPECT_NE(error_of([&] { Store s(path, true); }).find("older than this dmdbench (4)"), std::string::npos);
+  EXPECT_NE(error_of([&] { Store s(path, true); }).find(fmt::format("older than this dmdbench ({})", kSchemaVersion)),
+            std::string::npos);
   Store migrated(path);
   EXPECT_EQ(migrated.schema_version(), kSchemaVersion);
   EXPECT_EQ(migrated.find_run("kept")->status, RunStatus::Completed);

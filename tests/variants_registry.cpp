@@ -136,12 +136,17 @@ TEST(Config, ProfilesSetScaleAndEpochCap) {
   const Config quick = ablations::resolve_config("mosi", "mult", "quick", {"update_epochs=4"});
   EXPECT_EQ(quick.integer("max_epochs"), 14);
   EXPECT_EQ(quick.integer("update_epochs"), 4);  // an explicit override wins over the profile
-  // quick's recipe changes, named and applied to every variant alike: learning rates x5, early stop after 3.
-  EXPECT_DOUBLE_EQ(quick.num("lr_scale"), 5.0);
+  // quick's recipe changes, named: DMD's learning rate x5 for DMD and every DMD variant, early stop after 3 for all;
+  // MulT keeps MMSA's learning rate.
+  EXPECT_DOUBLE_EQ(quick.num("lr_scale"), 1.0);
   EXPECT_EQ(quick.integer("early_stop"), 3);
-  EXPECT_DOUBLE_EQ(learning_rate(quick), 5 * 2e-3);  // MulT MOSI 2e-3
-  const Config quick_dmd = ablations::resolve_config("mosi", "dmd", "quick", {});
-  EXPECT_DOUBLE_EQ(learning_rate(quick_dmd), 5 * 1e-4);
+  EXPECT_DOUBLE_EQ(learning_rate(quick), 2e-3);  // MulT MOSI 2e-3
+  for (const auto& v : ablations::registry()) {
+    if (v.model != "dmd") continue;
+    const Config c = ablations::resolve_config("mosi", v.name, "quick", {});
+    EXPECT_DOUBLE_EQ(learning_rate(c), 5 * 1e-4) << v.name;
+    EXPECT_EQ(c.integer("early_stop"), 3) << v.name;
+  }
   EXPECT_DOUBLE_EQ(learning_rate(reference_config("mosi", "dmd")), 1e-4);  // lr_scale 1 in the reference
   EXPECT_THROW(ablations::resolve_config("mosi", "dmd", "quick", {"lr_scale=0"}), ConfigError);
   // paper is the reference recipe exactly: only the (synthetic) scale and the cap are set, to their defaults.

@@ -35,5 +35,6 @@ int main(int argc, char** argv) {
   using namespace dmdbench::cli;
   std::vector<VerbImpl> impls = store_verbs();
   for (const auto& v : report_verbs()) impls.push_back(v);
+  for (const auto& v : slurm_verbs()) impls.push_back(v);
   return dispatch(argc, argv, impls, exec_torch);
 }

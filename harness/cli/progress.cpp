@@ -6,12 +6,6 @@
 
 namespace dmdbench {
 
-std::string format_duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-  return fmt::format("{}:{:02}", s / 60, s % 60);
-}
-
 EpochProgress::EpochProgress(std::ostream& out, bool terminal, int64_t max_epochs, int64_t early_stop)
     : out_(out), terminal_(terminal), max_epochs_(max_epochs), early_stop_(early_stop) {}
 

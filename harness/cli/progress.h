@@ -6,11 +6,12 @@
 #include <ostream>
 #include <string>
 
+#include "harness/cli/verb.h"
 #include "harness/training/trainer.h"
 
 namespace dmdbench {
 
-std::string format_duration(double seconds);  // "1:05" or "1:02:03"
+using cli::format_duration;
 
 class EpochProgress {
  public:

@@ -11,11 +11,14 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "ablations/variants.h"
 #include "harness/cli/ownership.h"
 #include "harness/cli/progress.h"
+#include "harness/cli/slurm.h"
 #include "harness/cli/verb.h"
 #include "harness/cli/worker_pool.h"
 #include "harness/experiment/dataset_spec.h"
@@ -72,6 +75,56 @@ int emit_sbatch(const AblationArgs& a) {
   for (const auto& s : a.sets) std::cout << fmt::format(" --set '{}'", s);
   std::cout << fmt::format(" --robustness {}{}\n", robustness_grid_name(a), a.keep_checkpoints ? " --keep-checkpoints" : "");
   return 0;
+}
+
+// The plan entries of this process: --runs LIST (a Slurm shard task), else the --shard i/N slice.
+std::vector<PlannedRun> selected_runs(const AblationArgs& a, const Plan& plan, std::string& label) {
+  if (a.runs.empty()) {
+    const Shard shard = parse_shard(a.shard);
+    label = fmt::format("shard {}/{}", shard.index, shard.count);
+    return shard_runs(plan, shard);
+  }
+  if (!a.shard.empty()) throw ConfigError("--runs and --shard both choose the runs; give one");
+  std::vector<PlannedRun> out;
+  std::set<int> seen;
+  std::stringstream in(a.runs);
+  for (std::string item; std::getline(in, item, ',');) {
+    std::size_t used = 0;
+    int i = -1;
+    try {
+      i = std::stoi(item, &used);
+    } catch (const std::logic_error&) {
+    }
+    if (used != item.size() || i < 0 || i >= static_cast<int>(plan.runs.size()) || !seen.insert(i).second)
+      throw ConfigError(fmt::format("--runs '{}': '{}' is not a plan index (0..{}) given once", a.runs, item,
+                                    plan.runs.size() - 1));
+    out.push_back(plan.runs[i]);
+  }
+  label = "runs " + a.runs;
+  return out;
+}
+
+// run-ablation --slurm: the plan goes to the cluster as an array of shards balanced by cost.
+int submit_to_slurm(const AblationArgs& a, const Plan& plan) {
+  if (!a.shard.empty() || !a.runs.empty() || a.force || a.emit_sbatch > 0)
+    throw ConfigError("--slurm chooses the shards itself: leave out --shard, --runs, --force and --emit-sbatch");
+  slurm::SubmitRequest req;
+  req.experiment_id = plan.experiment_id, req.db = a.db, req.report = a.no_report ? "" : a.report;
+  req.command = a.command_line, req.shards = a.shards, req.wait = !a.no_wait;
+  req.description = fmt::format("{} on {}, profile {}, seeds {}", a.variants, a.dataset, a.profile, a.seeds);
+  req.task_args = {"--dataset", a.dataset, "--variants", a.variants, "--seeds",
+                   a.seeds,     "--profile", a.profile, "--device", a.device};
+  for (const auto& s : a.sets) req.task_args.insert(req.task_args.end(), {"--set", s});
+  if (a.fast) req.task_args.push_back("--fast");
+  if (!a.bert.empty()) req.task_args.insert(req.task_args.end(), {"--bert", a.bert});
+  req.task_args.insert(req.task_args.end(), {"--robustness", robustness_grid_name(a)});
+  if (a.keep_checkpoints) req.task_args.push_back("--keep-checkpoints");
+  for (const auto& o : a.slurm_opts) {
+    std::istringstream in(o);
+    for (std::string w; in >> w;) req.sbatch_options.push_back(w);
+  }
+  for (const auto& r : plan.runs) req.runs.push_back({r.index, r.run_id, r.variant, r.seed, run_cost(r)});
+  return slurm::submit_sweep(req);
 }
 
 }  // namespace
@@ -141,16 +194,23 @@ Plan plan_of(AblationArgs& a) {
 int run_ablation(AblationArgs a) {
   const Plan plan = plan_of(a);
   if (a.worker >= 0) return run_worker(a, plan, a.worker);
+  if (a.slurm) return submit_to_slurm(a, plan);
+  if (a.shards != 0 || a.no_wait || !a.slurm_opts.empty())
+    throw ConfigError("--shards, --no-wait and --slurm-opt go with --slurm");
   if (a.emit_sbatch > 0) return emit_sbatch(a);
-  const Shard shard = parse_shard(a.shard);
+  std::string selection;
+  const std::vector<PlannedRun> runs = selected_runs(a, plan, selection);
   if (const std::string note = mult_setting_note(a); !note.empty()) std::cout << note << std::endl;
-  const std::vector<PlannedRun> runs = shard_runs(plan, shard);
   if (runs.empty()) {
-    std::cout << fmt::format("dmdbench run-ablation: shard {}/{} holds none of the plan's {} run(s); nothing to do\n",
-                             shard.index, shard.count, plan.runs.size());
+    std::cout << fmt::format("dmdbench run-ablation: {} holds none of the plan's {} run(s); nothing to do\n",
+                             selection, plan.runs.size());
     return 0;
   }
-  const DeviceSetup dev = setup_device(a.device, a.fast);  // fail early on a bad device
+  // In a Slurm task: one run per allocated CPU, on the GPU Slurm allocated (if any).
+  const slurm::TaskEnv slurm_env = slurm::task_env();
+  AblationArgs wa = a;
+  if (slurm_env.in_slurm && a.device == "auto") wa.device = slurm::task_device(slurm_env);
+  const DeviceSetup dev = setup_device(wa.device, a.fast);  // fail early on a bad device
   results::Store store(a.db);
   store.add_experiment({plan.experiment_id, results::utc_now(), a.command_line,
                         fmt::format("{} on {}, profile {}, seeds {}", a.variants, a.dataset, a.profile, a.seeds)});
@@ -165,18 +225,18 @@ int run_ablation(AblationArgs a) {
     else
       todo.push_back(r.index);
   }
-  const int jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int jobs = a.jobs > 0             ? a.jobs
+                   : slurm_env.cpus > 0   ? slurm_env.cpus
+                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::size_t to_run = todo.size();
   std::cout << fmt::format(
-      "dmdbench run-ablation: experiment {}, {} runs in this shard ({}/{}), {} already completed, {} to run, "
+      "dmdbench run-ablation: experiment {}, {} runs in this shard ({}), {} already completed, {} to run, "
       "{} job(s), {}, database {}, robustness grid {}\n",
-      plan.experiment_id, runs.size(), shard.index, shard.count, completed, to_run, jobs, dev.name, a.db,
-      robustness_grid_name(a));
+      plan.experiment_id, runs.size(), selection, completed, to_run, jobs, dev.name, a.db, robustness_grid_name(a));
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   const auto start = Clock::now();
-  AblationArgs wa = a;
   wa.owner = owner;
   WorkerPool pool(self_executable(), worker_argv(wa));
   std::map<int, std::string> epoch_of;  // plan index -> "epoch 2/6"
@@ -337,7 +397,10 @@ int run_ablation(AblationArgs a) {
                                        row && !row->error.empty() ? ", " + row->error : ""));
   }
   if (g_stop) {
-    std::cerr << "run-ablation was interrupted; rerun the same command to resume\n";
+    std::cerr << (slurm_env.array_task.empty()
+                      ? "run-ablation was interrupted; rerun the same command to resume\n"
+                      : "run-ablation was interrupted (Slurm task " + slurm_env.array_task +
+                            "); dmdbench slurm resubmit EXPERIMENT_DIR submits its runs again\n");
     return 130;
   }
   if (!incomplete.empty()) {

@@ -22,6 +22,11 @@ struct AblationArgs {
   int worker = -1;           // internal: run plan entry N in this process (a child of run-ablation)
   std::string owner;         // internal: the claim token of the parent that started this worker
   int emit_sbatch = 0;       // print a Slurm array script for N shards instead of running
+  std::string runs;          // "0,3,5": run only these plan entries (a Slurm shard task's list)
+  bool slurm = false;        // submit the plan as a Slurm array (harness/cli/slurm.h) instead of running it here
+  bool no_wait = false;      // --slurm: return after submitting
+  int shards = 0;            // --slurm: number of shards (0: one per run)
+  std::vector<std::string> slurm_opts;  // --slurm: sbatch options, each a string of space-separated options
   std::string command_line;  // as typed, for the report's provenance
 };
 

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 64 << 20);
   std::vector<VerbImpl> impls;
-  for (const auto& family : {training_verbs(), robustness_verbs(), data_verbs(), bench_verbs(), store_verbs(), report_verbs()})
+  for (const auto& family : {training_verbs(), robustness_verbs(), data_verbs(), bench_verbs(), store_verbs(),
+                            report_verbs(), slurm_verbs()})
     impls.insert(impls.end(), family.begin(), family.end());
   return dispatch(argc, argv, impls);
 }

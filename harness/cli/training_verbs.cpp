@@ -225,6 +225,11 @@ int ablation_verb(const VerbArgs& va) {
       "keep-checkpoints", po::bool_switch(&a.keep_checkpoints),
       "keep each run's best weights beside the database (for `dmdbench robustness` later)")(
       "emit-sbatch", po::value(&a.emit_sbatch)->default_value(0), "print a Slurm array script for N shards and exit")(
+      "slurm", po::bool_switch(&a.slurm), "submit to Slurm as an array of shards balanced by cost, follow, merge, report")(
+      "slurm-opt", po::value(&a.slurm_opts)->composing(), "--slurm: sbatch options, e.g. \"--partition=gpu --time=4:00:00\"")(
+      "shards", po::value(&a.shards)->default_value(0), "--slurm: number of shards (array tasks; 0: one per run)")(
+      "no-wait", po::bool_switch(&a.no_wait), "--slurm: return after submitting (follow with dmdbench slurm status)")(
+      "runs", po::value(&a.runs), "run only these plan entries (comma-separated indices; a Slurm shard task's list)")(
       "worker", po::value(&a.worker)->default_value(-1), "internal: run one plan entry in this process")(
       "owner", po::value(&a.owner), "internal: the claim of the sweep that started this worker");
   po::variables_map vm;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <iostream>
 
 namespace dmdbench::cli {
@@ -17,6 +18,7 @@ const std::vector<Verb>& verbs() {
       {"bench", "throughput benchmarks (Google Benchmark), stored in the database", true},
       {"ls", "list stored runs", false},
       {"merge", "merge shard databases into one (idempotent)", false},
+      {"slurm", "slurm status|collect|resubmit EXPERIMENT_DIR: a sweep submitted with run-ablation --slurm", false},
       {"data", "data info PATH|synthetic-NAME, data inspect-checkpoint PATH", true},
   };
   return v;
@@ -34,6 +36,12 @@ bool parse(const std::string& usage, po::options_description& desc, const std::v
   }
   po::notify(vm);
   return true;
+}
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+  return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
 namespace {

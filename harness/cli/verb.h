@@ -40,10 +40,14 @@ std::vector<VerbImpl> training_verbs();  // run-ablation, train, evaluate  (trai
 std::vector<VerbImpl> data_verbs();      // data info, inspect-checkpoint  (data_verbs.cpp)
 std::vector<VerbImpl> robustness_verbs();  // robustness               (robustness_verb.cpp)
 std::vector<VerbImpl> bench_verbs();     // bench                          (bench_verbs.cpp)
+std::vector<VerbImpl> slurm_verbs();     // slurm status|collect|resubmit  (slurm_verbs.cpp, no LibTorch)
 
 // Adds --help, parses `args` into vm; prints the usage and returns false on --help.
 bool parse(const std::string& usage, po::options_description& desc, const std::vector<std::string>& args,
            po::variables_map& vm, const po::positional_options_description* pos = nullptr);
+
+// A duration for progress lines: "1:05" or "1:02:03".
+std::string format_duration(double seconds);
 
 // The variant registry as the report's legend reads it (report_verbs.cpp).
 std::vector<reports::VariantInfo> report_variants();

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "harness/cli/ownership.h"
+#include "harness/cli/slurm.h"
 #include "harness/cli/sweep.h"
 #include "harness/cli/worker_messages.h"
 #include "harness/data/dataset.h"
@@ -52,7 +53,7 @@ class StopReason {
     if (why_.empty()) why_ = why, status_ = status;
   }
   std::string get() {
-    if (const int sig = g_signal.load()) set(fmt::format("interrupted by signal {} ({})", sig, strsignal(sig)));
+    if (const int sig = g_signal.load()) set(fmt::format("interrupted by signal {} ({}){}", sig, strsignal(sig), slurm_));
     std::lock_guard lock(mu_);
     return why_;
   }
@@ -64,6 +65,11 @@ class StopReason {
  private:
   std::mutex mu_;
   std::string why_;
+  // Slurm signals a task when it is cancelled, pre-empted or out of time; the reason says which job it was.
+  const std::string slurm_ = slurm::task_env().array_task.empty()
+                                 ? std::string()
+                                 : " in Slurm task " + slurm::task_env().array_task +
+                                       " (scancel, pre-emption or its time limit)";
   results::RunStatus status_ = results::RunStatus::Interrupted;
 };
 

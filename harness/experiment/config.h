@@ -54,7 +54,9 @@ struct Profile {
   std::string name, description;
   double synthetic_scale;  // fraction of the real split sizes for synthetic datasets
   int64_t max_epochs;      // 0: no cap (the reference's early stopping only)
-  std::vector<std::string> recipe_changes;  // "key=value" departures from the reference recipe (none for paper)
+  // "key=value" departures from the reference recipe (none for paper); "dmd:key=value" for DMD and its variants
+  // only (MulT keeps its own recipe for that key).
+  std::vector<std::string> recipe_changes;
   std::string robustness_grid;  // run-ablation's default --robustness: off | default | full (results/robustness.h)
 };
 const std::vector<Profile>& profiles();

@@ -52,4 +52,13 @@ std::vector<PlannedRun> shard_runs(const Plan& plan, const Shard& shard);
 
 std::vector<int64_t> parse_seed_list(const std::string& text);  // "1111,1112,1113"
 
+// The expected cost of a run in units of one epoch of the full MOSI training split, for balancing shards (the one
+// cost function): the family's training samples (MOSEI 16326 / MOSI 1284, ~13x), the synthetic fraction, the
+// epoch cap (uncapped: the reference's early stop after ~30 epochs) and the text encoder (fine-tuned BERT ~10x
+// the frozen features).
+double run_cost(const PlannedRun& run);
+// Plan indices split into `shards` groups of about equal total cost (longest first onto the least loaded group;
+// ties by index, so the split is deterministic). `items` are (plan index, cost); empty groups are dropped.
+std::vector<std::vector<int>> balance_by_cost(const std::vector<std::pair<int, double>>& items, int shards);
+
 }  // namespace dmdbench

@@ -128,6 +128,10 @@ results::Provenance process_provenance(const DeviceSetup& dev) {
   p.git_commit = build_git_commit(), p.libtorch_version = libtorch_version(), p.device = dev.name;
   p.host = host_name(), p.threads = current_threads(), p.deterministic = dev.deterministic;
   p.determinism_flags = dev.determinism_flags;
+  auto env = [](const char* name) { const char* v = std::getenv(name); return std::string(v ? v : ""); };
+  p.slurm_job_id = env("SLURM_JOB_ID");
+  if (!env("SLURM_ARRAY_JOB_ID").empty())
+    p.slurm_array_task = env("SLURM_ARRAY_JOB_ID") + "_" + env("SLURM_ARRAY_TASK_ID");
   return p;
 }
 
