@@ -250,12 +250,13 @@ TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
     Store v4(path);
     full_run(v4, spec("kept"));
   }
-  // Roll the file back to version 3: drop what migrations 4 (batch_order) and 5 (the Slurm provenance columns)
-  // added and lower the version.
+  // Roll the file back to version 3: drop what migrations 4 (batch_order), 5 (the Slurm provenance columns) and
+  // 6 (robustness, checkpoint) added and lower the version.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE batch_order; DELETE FROM schema_version WHERE version >= 4; "
+                         "DROP TABLE batch_order; DROP TABLE robustness; DROP TABLE checkpoint; "
+                         "DELETE FROM schema_version WHERE version >= 4; "
                          "ALTER TABLE run DROP COLUMN slurm_job_id; ALTER TABLE run DROP COLUMN slurm_array_task; "
                          "ALTER TABLE bench DROP COLUMN slurm_job_id; ALTER TABLE bench DROP COLUMN slurm_array_task; "
                          "PRAGMA user_version = 3",
