@@ -34,7 +34,7 @@ set xtics ('l' 0, 'v' 1, 'a' 2)
 set ytics ('l' 0, 'v' 1, 'a' 2)
 set xlabel 'to'
 set ylabel 'from'
-set cbrange [0:0.327338]
+set cbrange [0:0.391484]
 set palette defined (0 'white', 1 '#2166ac')
 set title 'dmd'
 plot 'g1-edges-hetero.dat' index 0 using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 lc palette, 'g1-edges-hetero.dat' index 0 using 1:2:(sprintf('%.3f', $3)) with labels
@@ -69,11 +69,27 @@ set bmargin 6
 unset key
 set grid ytics
 set title 'MAE (lower is better)'
-set yrange [0.483075:1.12904]
+set yrange [0.48462:0.833697]
 plot 'g1-mae-acc2.dat' using 1:2:3:xtic(6) with boxerrorbars
-set title 'Acc-2 non0 (%, higher is better)'
-set yrange [62.0478:94.4417]
+set title 'Acc-2 non0 (%) (higher is better)'
+set yrange [81.954:92.7382]
 plot 'g1-mae-acc2.dat' using 1:4:5:xtic(6) with boxerrorbars
+unset multiplot
+set output
+reset
+set terminal svg size 1100,440 noenhanced font 'sans,11'
+set output 'g1-robustness.svg'
+set multiplot layout 1,2 title 'Test metrics against the missing rate (missing:all; band = mean ± std over seeds)'
+set xlabel 'missing rate'
+set grid
+set key outside bottom center horizontal
+set xrange [0:1]
+set title 'Acc-2 non0 (%) (higher is better)'
+set yrange [65.8541:94.8381]
+plot 'g1-robustness.dat' index 0 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 1 notitle, 'g1-robustness.dat' index 0 using 1:2 with linespoints lc 1 title 'dmd', 'g1-robustness.dat' index 1 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 2 notitle, 'g1-robustness.dat' index 1 using 1:2 with linespoints lc 2 title 'no-decoupling', 'g1-robustness.dat' index 2 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 3 notitle, 'g1-robustness.dat' index 2 using 1:2 with linespoints lc 3 title 'fixed-edges', 'g1-robustness.dat' index 3 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 4 notitle, 'g1-robustness.dat' index 3 using 1:2 with linespoints lc 4 title 'homo-only', 'g1-robustness.dat' index 4 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 5 notitle, 'g1-robustness.dat' index 4 using 1:2 with linespoints lc 5 title 'hetero-only', 'g1-robustness.dat' index 5 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 6 notitle, 'g1-robustness.dat' index 5 using 1:2 with linespoints lc 6 title 'no-distill', 'g1-robustness.dat' index 6 using 1:3:4 with filledcurves fs transparent solid 0.2 noborder lc 7 notitle, 'g1-robustness.dat' index 6 using 1:2 with linespoints lc 7 title 'mult'
+set title 'MAE (lower is better)'
+set yrange [0.446798:1.12367]
+plot 'g1-robustness.dat' index 0 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 1 notitle, 'g1-robustness.dat' index 0 using 1:5 with linespoints lc 1 title 'dmd', 'g1-robustness.dat' index 1 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 2 notitle, 'g1-robustness.dat' index 1 using 1:5 with linespoints lc 2 title 'no-decoupling', 'g1-robustness.dat' index 2 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 3 notitle, 'g1-robustness.dat' index 2 using 1:5 with linespoints lc 3 title 'fixed-edges', 'g1-robustness.dat' index 3 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 4 notitle, 'g1-robustness.dat' index 3 using 1:5 with linespoints lc 4 title 'homo-only', 'g1-robustness.dat' index 4 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 5 notitle, 'g1-robustness.dat' index 4 using 1:5 with linespoints lc 5 title 'hetero-only', 'g1-robustness.dat' index 5 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 6 notitle, 'g1-robustness.dat' index 5 using 1:5 with linespoints lc 6 title 'no-distill', 'g1-robustness.dat' index 6 using 1:6:7 with filledcurves fs transparent solid 0.2 noborder lc 7 notitle, 'g1-robustness.dat' index 6 using 1:5 with linespoints lc 7 title 'mult'
 unset multiplot
 set output
 reset
