@@ -587,47 +587,60 @@ std::vector<RunRow> Store::runs(const std::string& experiment_id) const {
   return out;
 }
 
+// The rows of one run that `sql` selects (its one parameter is the run id), each built by make(statement).
+template <typename Make>
+auto rows_of_run(sqlite3* db, const std::string& path, const char* sql, const std::string& run_id,
+                 Make make) {
+  Statement s(db, path, sql);
+  s.bind(1, run_id);
+  std::vector<decltype(make(s))> out;
+  while (s.step()) out.push_back(make(s));
+  return out;
+}
+
 std::vector<MetricRow> Store::metrics(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_, "SELECT split, name, value, epoch FROM metric WHERE run_id = ? ORDER BY split, epoch, name");
-  s.bind(1, run_id);
-  std::vector<MetricRow> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1), s.real(2), static_cast<int>(s.integer(3))});
-  return out;
+  return rows_of_run(
+      db_, path_, "SELECT split, name, value, epoch FROM metric WHERE run_id = ? ORDER BY split, epoch, name",
+      run_id, [](Statement& s) {
+        return MetricRow{s.text(0), s.text(1), s.real(2), static_cast<int>(s.integer(3))};
+      });
 }
 
 std::vector<EpochRow> Store::epochs(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_,
-              "SELECT epoch, train_loss, valid_loss, lr, seconds, grad_norm FROM epoch WHERE run_id = ? ORDER BY epoch");
-  s.bind(1, run_id);
-  std::vector<EpochRow> out;
-  while (s.step()) out.push_back({static_cast<int>(s.integer(0)), s.real(1), s.real(2), s.real(3), s.real(4), s.real(5)});
-  return out;
+  return rows_of_run(
+      db_, path_,
+      "SELECT epoch, train_loss, valid_loss, lr, seconds, grad_norm FROM epoch WHERE run_id = ? ORDER BY "
+      "epoch",
+      run_id, [](Statement& s) {
+        return EpochRow{
+            static_cast<int>(s.integer(0)), s.real(1), s.real(2), s.real(3), s.real(4), s.real(5)};
+      });
 }
 
 std::vector<ThroughputRow> Store::throughput(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_,
-              "SELECT phase, batch_size, samples_per_s, latency_p50_ms, latency_p95_ms, peak_memory_bytes, parameters, "
-              "device, threads FROM throughput WHERE run_id = ? ORDER BY phase DESC, batch_size");
-  s.bind(1, run_id);
-  std::vector<ThroughputRow> out;
-  while (s.step())
-    out.push_back({s.text(0), s.integer(1), s.real(2), s.real(3), s.real(4), s.integer(5), s.integer(6), s.text(7),
-                   static_cast<int>(s.integer(8))});
-  return out;
+  return rows_of_run(db_, path_,
+                     "SELECT phase, batch_size, samples_per_s, latency_p50_ms, latency_p95_ms, "
+                     "peak_memory_bytes, parameters, "
+                     "device, threads FROM throughput WHERE run_id = ? ORDER BY phase DESC, batch_size",
+                     run_id, [](Statement& s) {
+                       return ThroughputRow{s.text(0),    s.integer(1), s.real(2),
+                                            s.real(3),    s.real(4),    s.integer(5),
+                                            s.integer(6), s.text(7),    static_cast<int>(s.integer(8))};
+                     });
 }
 
 std::vector<EdgeRow> Store::edges(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_,
-              "SELECT space, from_modality, to_modality, weight FROM edge WHERE run_id = ? ORDER BY space, "
-              "from_modality, to_modality");
-  s.bind(1, run_id);
-  std::vector<EdgeRow> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.real(3)});
-  return out;
+  return rows_of_run(
+      db_, path_,
+      "SELECT space, from_modality, to_modality, weight FROM edge WHERE run_id = ? ORDER BY space, "
+      "from_modality, to_modality",
+      run_id, [](Statement& s) {
+        return EdgeRow{s.text(0), s.text(1), s.text(2), s.real(3)};
+      });
 }
 
 void Store::add_robustness(const std::string& run_id, const std::vector<RobustnessRow>& rows,
@@ -653,13 +666,13 @@ void Store::add_robustness(const std::string& run_id, const std::vector<Robustne
 
 std::vector<RobustnessRow> Store::robustness(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_,
-              "SELECT perturbation, level, metric, value FROM robustness WHERE run_id = ? ORDER BY perturbation, level, "
-              "metric");
-  s.bind(1, run_id);
-  std::vector<RobustnessRow> out;
-  while (s.step()) out.push_back({s.text(0), s.real(1), s.text(2), s.real(3)});
-  return out;
+  return rows_of_run(db_, path_,
+                     "SELECT perturbation, level, metric, value FROM robustness WHERE run_id = ? ORDER BY "
+                     "perturbation, level, "
+                     "metric",
+                     run_id, [](Statement& s) {
+                       return RobustnessRow{s.text(0), s.real(1), s.text(2), s.real(3)};
+                     });
 }
 
 void Store::set_checkpoint(const std::string& run_id, const CheckpointRow& c, const std::string& owner) {
@@ -683,11 +696,10 @@ std::optional<CheckpointRow> Store::checkpoint(const std::string& run_id) const 
 
 std::vector<BatchOrderRow> Store::batch_orders(const std::string& run_id) const {
   std::lock_guard lock(mu_);
-  Statement s(db_, path_, "SELECT split, seed FROM batch_order WHERE run_id = ? ORDER BY split");
-  s.bind(1, run_id);
-  std::vector<BatchOrderRow> out;
-  while (s.step()) out.push_back({s.text(0), std::stoull(s.text(1))});
-  return out;
+  return rows_of_run(db_, path_, "SELECT split, seed FROM batch_order WHERE run_id = ? ORDER BY split",
+                     run_id, [](Statement& s) {
+                       return BatchOrderRow{s.text(0), std::stoull(s.text(1))};
+                     });
 }
 
 void Store::add_bench(const std::vector<BenchRow>& rows) {

@@ -26,14 +26,6 @@ namespace {
 const std::string kGolden = std::string(DMDBENCH_SHARED_DIR) + "/golden/bert-tiny/";
 const std::string kSmokeConfig = std::string(DMDBENCH_SOURCE_DIR) + "/tests/fixtures/bert-smoke/config.json";
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d =
-      fs::temp_directory_path() / ("dmdbench_clibert_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::vector<std::string>> rows;
@@ -58,7 +50,7 @@ fs::path random_bert(const fs::path& dir, int seed) {
 }  // namespace
 
 TEST(CliBert, EvaluateWithBertReproducesTheGoldenEvalOutputs) {
-  const fs::path dir = temp_dir("eval");
+  const fs::path dir = dmdbench::testing::fresh_dir("clibert", "eval");
   const std::string csv = (dir / "P.csv").string();
   for (const char* folder : {"bert", "bert/"}) {
     const auto r =
@@ -84,7 +76,7 @@ TEST(CliBert, EvaluateWithBertReproducesTheGoldenEvalOutputs) {
 }
 
 TEST(CliBert, EvaluateRefusesTokenIdsOutsideTheBertsVocabulary) {
-  const fs::path dir = temp_dir("vocab");
+  const fs::path dir = dmdbench::testing::fresh_dir("clibert", "vocab");
   // The smoke config with a 100-token vocabulary: the golden data's ids (up to 511) do not fit.
   auto j = nlohmann::json::parse(std::ifstream(kSmokeConfig));
   j["vocab_size"] = 100;
@@ -129,7 +121,7 @@ TEST(CliBert, PaperProfileRefusesWithoutBertInOneSentence) {
 }
 
 TEST(CliBert, SmokeAblationWithARandomBertRunsEveryVariantAndRecordsIt) {
-  const fs::path dir = temp_dir("smoke");
+  const fs::path dir = dmdbench::testing::fresh_dir("clibert", "smoke");
   const fs::path bert = random_bert(dir, 1);
   const std::string db = (dir / "smoke.sqlite").string();
   // Small: 5% of synthetic MOSI, 2 epochs (CI budget).

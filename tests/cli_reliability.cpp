@@ -25,13 +25,6 @@ namespace {
 using Result = dmdbench::testing::CommandResult;
 Result run(const std::string& args) { return dmdbench::testing::run_dmdbench(args); }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("dmdbench_cli_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 std::string read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
@@ -61,7 +54,7 @@ TEST(Cli, HelpListsOnlyWorkingVerbs) {
 }
 
 TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
-  const fs::path dir = temp_dir("bad");
+  const fs::path dir = dmdbench::testing::fresh_dir("cli", "bad");
   struct Case {
     std::string args, expect;
   } cases[] = {
@@ -85,7 +78,7 @@ TEST(Cli, BadInputGivesOneLineAndNonZeroExit) {
 }
 
 TEST(Cli, CorruptOrNewerDatabaseIsRefusedAndLeftUntouched) {
-  const fs::path dir = temp_dir("corrupt");
+  const fs::path dir = dmdbench::testing::fresh_dir("cli", "corrupt");
   const fs::path bad = dir / "corrupt.sqlite";
   std::ofstream(bad) << "this is not a database, just some bytes that look nothing like SQLite's header\n";
   const std::string before = read_bytes(bad);
@@ -110,7 +103,7 @@ TEST(Cli, CorruptOrNewerDatabaseIsRefusedAndLeftUntouched) {
 }
 
 TEST(Cli, KilledWorkerIsRedoneCompletedRunsAreNot) {
-  const fs::path dir = temp_dir("kill");
+  const fs::path dir = dmdbench::testing::fresh_dir("cli", "kill");
   const std::string db = (dir / "kill.sqlite").string();
   const std::string args = "run-ablation --variants dmd,no-distill " + kSmall + " --db " + db;
 

@@ -26,20 +26,6 @@ using dmdbench::results::Store;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("dmdbench_robust_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int computed_metrics() {
   int n = 0;
   for (const auto& m : dmdbench::results::metric_defs()) n += m.compute != nullptr;
@@ -65,7 +51,7 @@ void expect_grid_once(const fs::path& db, const std::string& grid) {
 }  // namespace
 
 TEST(CliRobustness, KilledDuringTheRobustnessPhaseThenRerunStoresEveryPointOnce) {
-  const fs::path dir = temp_dir("kill");
+  const fs::path dir = dmdbench::testing::fresh_dir("robust", "kill");
   const std::string args = "run-ablation --variants dmd --seeds 1111 --profile smoke --dataset synthetic-mosi@0.05 "
                            "--set max_epochs=1 --no-report --jobs 1 --robustness full --db " +
                            (dir / "r.sqlite").string();
@@ -79,7 +65,7 @@ TEST(CliRobustness, KilledDuringTheRobustnessPhaseThenRerunStoresEveryPointOnce)
   }
   // Wait for the first robustness progress line, then kill the sweep and its worker at once.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (read_text(dir / "first.log").find("robustness 1/") == std::string::npos &&
+  while (dmdbench::testing::read_text(dir / "first.log").find("robustness 1/") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   kill(-pid, SIGKILL);
@@ -88,7 +74,7 @@ TEST(CliRobustness, KilledDuringTheRobustnessPhaseThenRerunStoresEveryPointOnce)
   {
     Store s((dir / "r.sqlite").string(), true);
     const auto runs = s.runs();
-    ASSERT_EQ(runs.size(), 1u) << read_text(dir / "first.log");
+    ASSERT_EQ(runs.size(), 1u) << dmdbench::testing::read_text(dir / "first.log");
     ASSERT_EQ(runs[0].status, RunStatus::Running) << "the kill came after the robustness phase";
   }
   const auto again = dmdbench::testing::run_dmdbench(args);
@@ -98,7 +84,7 @@ TEST(CliRobustness, KilledDuringTheRobustnessPhaseThenRerunStoresEveryPointOnce)
 }
 
 TEST(CliRobustness, RobustnessVerbUsesKeptWeightsOnlyAndEvaluatesNothingTwice) {
-  const fs::path dir = temp_dir("verb");
+  const fs::path dir = dmdbench::testing::fresh_dir("robust", "verb");
   const std::string db = (dir / "r.sqlite").string();
   const std::string sweep = "run-ablation --variants dmd --seeds 1111 --profile smoke --dataset synthetic-mosi@0.02 "
                             "--set max_epochs=1 --no-report --jobs 1 --db ";

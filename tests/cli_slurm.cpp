@@ -39,13 +39,6 @@ Result shell(const std::string& cmd) {
   return r;
 }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("dmdbench_slurm_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 #define REQUIRE_SLURM()                                                                                           \
   do {                                                                                                            \
     if (std::getenv("SLURM_CONF") == nullptr || shell("command -v sbatch").code != 0)                              \
@@ -155,7 +148,7 @@ TEST(SlurmPlan, ScontrolTaskRangesAndStates) {
 
 TEST(SlurmCluster, SmokeSweepInThreeShardsEqualsALocalRun) {
   REQUIRE_SLURM();
-  const fs::path dir = temp_dir("smoke");
+  const fs::path dir = dmdbench::testing::fresh_dir("slurm", "smoke");
   const std::string plan = "run-ablation --variants all --seeds 1111,1112 --profile smoke --dataset "
                            "synthetic-mosi@0.02 --set max_epochs=1 ";
   auto t = Clock::now();
@@ -206,7 +199,7 @@ TEST(SlurmCluster, SmokeSweepInThreeShardsEqualsALocalRun) {
 
 TEST(SlurmCluster, ScancelMidRunThenResubmitCompletesExactlyTheMissingRuns) {
   REQUIRE_SLURM();
-  const fs::path dir = temp_dir("scancel");
+  const fs::path dir = dmdbench::testing::fresh_dir("slurm", "scancel");
   const fs::path db = dir / "r.sqlite";
   const std::string plan = "run-ablation --variants dmd,mult --seeds 1111,1112 --profile smoke --dataset "
                            "synthetic-mosi@0.02 --set max_epochs=12 --no-report --db " + db.string();
@@ -275,7 +268,7 @@ TEST(SlurmCluster, ScancelMidRunThenResubmitCompletesExactlyTheMissingRuns) {
 
 TEST(SlurmCluster, CollectMergesFinishedShardsOnlyAndAFailingShardIsReported) {
   REQUIRE_SLURM();
-  const fs::path dir = temp_dir("collect");
+  const fs::path dir = dmdbench::testing::fresh_dir("slurm", "collect");
   // The golden MOSEI file (4/8/16 samples, length 50): small enough for one epoch in seconds.
   const fs::path data = dir / "mosei.pkl", db = dir / "r.sqlite";
   fs::copy_file(fs::path(DMDBENCH_SHARED_DIR) / "golden" / "mosei" / "data.pkl", data);

@@ -30,13 +30,6 @@ namespace {
 using Result = dmdbench::testing::CommandResult;
 Result run(const std::string& args) { return dmdbench::testing::run_dmdbench(args); }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("dmdbench_life_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 int reps(int ci) {
   const char* env = std::getenv("DMDBENCH_STRESS_REPS");
   return env ? std::max(1, std::atoi(env)) : ci;
@@ -100,7 +93,7 @@ TEST(SweepLife, KilledParentThenRerunAtOnceCompletesEverything) {
   const int n = reps(3);
   for (int i = 0; i < n; ++i) {
     SCOPED_TRACE(i);
-    const fs::path dir = temp_dir("kill" + std::to_string(i));
+    const fs::path dir = dmdbench::testing::fresh_dir("life", "kill" + std::to_string(i));
     const pid_t pid = start(tiny(dir / "r.sqlite"), dir / "first.log");
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(300, 2500)(rng)));
     kill(pid, SIGKILL);
@@ -122,7 +115,8 @@ TEST(SweepLife, ConcurrentSweepsTrainEachRunOnce) {
     const int n = reps(2);
     for (int i = 0; i < n; ++i) {
       SCOPED_TRACE(std::to_string(sweeps) + " sweeps, repetition " + std::to_string(i));
-      const fs::path dir = temp_dir("race" + std::to_string(sweeps) + "_" + std::to_string(i));
+      const fs::path dir =
+          dmdbench::testing::fresh_dir("life", "race" + std::to_string(sweeps) + "_" + std::to_string(i));
       std::vector<pid_t> pids;
       for (int k = 0; k < sweeps; ++k) {
         pids.push_back(start(tiny(dir / "r.sqlite"), dir / ("s" + std::to_string(k) + ".log")));
@@ -138,7 +132,7 @@ TEST(SweepLife, ConcurrentSweepsTrainEachRunOnce) {
 TEST(SweepLife, LockHeldDuringARunFailsItWithTheReason) {
   // Another process holds the write lock past the busy timeout (2 s here): the worker's store calls fail, the run is
   // FAILED with that sentence (not "killed by signal 6"), and the sweep exits non-zero naming it.
-  const fs::path dir = temp_dir("lock");
+  const fs::path dir = dmdbench::testing::fresh_dir("life", "lock");
   const fs::path db = dir / "r.sqlite";
   const std::string args = "run-ablation --variants dmd --seeds 1111 --profile smoke --dataset synthetic-mosi@0.05 "
                            "--set max_epochs=3 --no-report --jobs 1 --db " + db.string();
@@ -175,7 +169,7 @@ TEST(SweepLife, LockHeldDuringARunFailsItWithTheReason) {
 }
 
 TEST(SweepLife, OptionsOutOfRangeAreRefusedBeforeAnyDatabaseExists) {
-  const fs::path dir = temp_dir("options");
+  const fs::path dir = dmdbench::testing::fresh_dir("life", "options");
   const std::string db = (dir / "never.sqlite").string();
   const struct {
     std::string args, expect;
@@ -205,7 +199,7 @@ TEST(SweepLife, OptionsOutOfRangeAreRefusedBeforeAnyDatabaseExists) {
 }
 
 TEST(SweepLife, ShardWithoutRunsDoesNothingAndSaysSo) {
-  const fs::path dir = temp_dir("shard");
+  const fs::path dir = dmdbench::testing::fresh_dir("life", "shard");
   const Result r = run("run-ablation --variants dmd --seeds 1111 --shard 1/2 --db " + (dir / "r.sqlite").string());
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("shard 1/2 holds none of the plan's 1 run(s); nothing to do"), std::string::npos) << r.out;
@@ -213,7 +207,7 @@ TEST(SweepLife, ShardWithoutRunsDoesNothingAndSaysSo) {
 }
 
 TEST(SweepLife, ReadOnlyCommandsTakeThePositionalPathAndLeaveTheFilesAlone) {
-  const fs::path dir = temp_dir("readonly");
+  const fs::path dir = dmdbench::testing::fresh_dir("life", "readonly");
   const fs::path db = dir / "r.sqlite";
   { Store s(db.string()); }  // created, closed: no -wal or -shm remains
   ASSERT_FALSE(fs::exists(db.string() + "-wal"));

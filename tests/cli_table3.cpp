@@ -15,20 +15,6 @@ using dmdbench::testing::run_dmdbench;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("dmdbench_t3_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The lines of `text` from the one starting with `from` up to (not including) the next "### " heading.
 std::string section(const std::string& text, const std::string& from) {
   const auto a = text.find(from);
@@ -40,7 +26,7 @@ std::string section(const std::string& text, const std::string& from) {
 }  // namespace
 
 TEST(CliTable3, SmokeSweepOnSyntheticUnalignedMosiHasTheTable3Section) {
-  const fs::path dir = temp_dir("sweep");
+  const fs::path dir = dmdbench::testing::fresh_dir("t3", "sweep");
   const fs::path db = dir / "t3.sqlite", report = dir / "t3.md";
   const auto r = run_dmdbench(
       "run-ablation --variants paper-table3 --dataset synthetic-mosi-unaligned@0.001 --profile smoke --seeds "
@@ -49,7 +35,7 @@ TEST(CliTable3, SmokeSweepOnSyntheticUnalignedMosiHasTheTable3Section) {
       db.string() + " --report " + report.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(r.out.find("MulT runs here on aligned data"), std::string::npos) << r.out;  // no MulT, no note
-  const std::string md = read_file(report);
+  const std::string md = dmdbench::testing::read_text(report);
   const std::string t3 = section(md, "### Paper Table 3");
   ASSERT_FALSE(t3.empty()) << md;
   std::cout << t3 << "\n";
@@ -88,7 +74,7 @@ TEST(CliTable3, SmokeSweepOnSyntheticUnalignedMosiHasTheTable3Section) {
 }
 
 TEST(CliTable3, MulTOnAlignedDataGetsOneLineAboutMmsaUnalignedNumbers) {
-  const fs::path dir = temp_dir("note");
+  const fs::path dir = dmdbench::testing::fresh_dir("t3", "note");
   // A shard that holds none of the plan's runs: the note is printed before anything runs.
   const auto aligned = run_dmdbench("run-ablation --variants dmd,mult --seeds 1111 --shard 2/3 --db " +
                                     (dir / "a.sqlite").string());

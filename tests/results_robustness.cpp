@@ -10,21 +10,13 @@
 #include "results/robustness.h"
 #include "results/schema.h"
 #include "results/store.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace dmdbench::results;
+using dmdbench::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "dmd_robust_XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 RunSpec spec(const std::string& id) {
   RunSpec s;
@@ -95,7 +87,7 @@ TEST(Robustness, SummaryOfARunsRows) {
 }
 
 TEST(RobustnessStore, VersionTwoDatabaseMigratesAndRowsAreStoredOnce) {
-  TempDir dir;
+  TempDir dir("dmd_robust");
   const std::string path = dir.file("r.sqlite");
   {  // a database as version 2 left it
     sqlite3* db = nullptr;

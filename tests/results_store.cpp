@@ -1,7 +1,7 @@
 // The SQLite store: round trips, run lifecycle, schema versions, refusals (corrupt, newer, read-only, disk
 // full), concurrent writers (processes and threads) and idempotent merges.
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,25 +18,13 @@
 
 #include "results/ls.h"
 #include "results/store.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace dmdbench::results;
+using dmdbench::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "dmd_store_XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 RunSpec spec(const std::string& id, const std::string& variant = "dmd", int64_t seed = 1111) {
   RunSpec s;
@@ -107,7 +95,7 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(StoreTest, FreshDatabaseHasCurrentSchemaAndWal) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   EXPECT_EQ(store.schema_version(), kSchemaVersion);
   sqlite3_stmt* st = nullptr;
@@ -128,7 +116,7 @@ TEST(StoreTest, FreshDatabaseHasCurrentSchemaAndWal) {
 }
 
 TEST(StoreTest, RoundTripEveryTable) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("r.sqlite");
   {
     Store store(path);
@@ -229,7 +217,7 @@ TEST(StoreTest, RoundTripEveryTable) {
 TEST(StoreTest, UndefinedMetricIsNotStored) {
   // Corr of constant predictions is NaN (np.corrcoef gives nan); SQLite would turn it into NULL, which the
   // metric table refuses, so the run is completed without that metric.
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   store.start_run(spec("flat"), prov());
   store.complete_run("flat", 1, 1.0,
@@ -244,7 +232,7 @@ TEST(StoreTest, UndefinedMetricIsNotStored) {
 
 TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
   // A schema-3 database (a new one rolled back: migration 4 undone) gains the batch_order table; its runs stay.
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("v3.sqlite");
   {
     Store v4(path);
@@ -274,7 +262,7 @@ TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
 }
 
 TEST(StoreTest, StatusTransitions) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   EXPECT_EQ(store.queue_runs({spec("q1"), spec("q2")}), 2);
   EXPECT_EQ(store.queue_runs({spec("q1"), spec("q3")}), 1);
@@ -316,7 +304,7 @@ TEST(StoreTest, StatusTransitions) {
 }
 
 TEST(StoreTest, StartRunReplacesInterruptedRunWithoutDuplicates) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   store.start_run(spec("r1"), prov());
   for (int e = 1; e <= 3; ++e) store.add_epoch("r1", {e, 1, 1, 1, 1, 1}, {{"valid", "mae", 0.9, e}});
@@ -340,7 +328,7 @@ TEST(StoreTest, StartRunReplacesInterruptedRunWithoutDuplicates) {
 }
 
 TEST(StoreTest, MarkStaleInterruptedOnlyOldHeartbeats) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   store.start_run(spec("old"), prov());
   store.start_run(spec("fresh"), prov());
@@ -357,7 +345,7 @@ TEST(StoreTest, MarkStaleInterruptedOnlyOldHeartbeats) {
 }
 
 TEST(StoreTest, NewerSchemaRefused) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("r.sqlite");
   { Store store(path); }
   sqlite3* db = nullptr;
@@ -372,7 +360,7 @@ TEST(StoreTest, NewerSchemaRefused) {
 }
 
 TEST(StoreTest, CorruptFileRefusedAndLeftUnchanged) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("results.sqlite");
   {
     std::ofstream out(path, std::ios::binary);
@@ -390,7 +378,7 @@ TEST(StoreTest, CorruptFileRefusedAndLeftUnchanged) {
 }
 
 TEST(StoreTest, ForeignSqliteDatabaseRefusedAndLeftUnchanged) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("other.db");
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
@@ -404,7 +392,7 @@ TEST(StoreTest, ForeignSqliteDatabaseRefusedAndLeftUnchanged) {
 }
 
 TEST(StoreTest, ReadOnlyOpenNeedsAnExistingFile) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("missing.sqlite");
   EXPECT_EQ(error_of([&] { Store s(path, true); }), "database " + path + " does not exist");
   EXPECT_FALSE(fs::exists(path));
@@ -412,7 +400,7 @@ TEST(StoreTest, ReadOnlyOpenNeedsAnExistingFile) {
 
 // Root ignores permission bits, so the refusal is checked in a child that drops to an unprivileged user.
 TEST(StoreTest, ReadOnlyDirectoryRefused) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto ro = dir.path / "ro";
   fs::create_directory(ro);
   const auto existing = (ro / "existing.sqlite").string();
@@ -474,7 +462,7 @@ TEST(StoreTest, ReadOnlyDirectoryRefused) {
 }
 
 TEST(StoreTest, DiskFullRollsBackAndNamesThePath) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("r.sqlite");
   Store store(path);
   store.start_run(spec("r1"), prov());
@@ -497,7 +485,7 @@ TEST(StoreTest, DiskFullRollsBackAndNamesThePath) {
 }
 
 TEST(StoreTest, TwoProcessesWriteOneDatabaseAtOnce) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto path = dir.file("shared.sqlite");  // created by the children themselves, at the same time
   constexpr int kRunsPerChild = 40;
   int go[2];
@@ -545,7 +533,7 @@ TEST(StoreTest, TwoProcessesWriteOneDatabaseAtOnce) {
 }
 
 TEST(StoreTest, ThreadsShareOneStore) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
@@ -559,7 +547,7 @@ TEST(StoreTest, ThreadsShareOneStore) {
 }
 
 TEST(StoreTest, MergeIsIdempotentAndCompletedWins) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const auto a_path = dir.file("a.sqlite"), b_path = dir.file("b.sqlite");
   Store a(a_path);
   a.add_experiment({"exp1", "2025-01-01T00:00:00.000Z", "cmd a", ""});
@@ -610,7 +598,7 @@ TEST(StoreTest, MergeIsIdempotentAndCompletedWins) {
 }
 
 TEST(StoreTest, LatestExperimentIsTheMostRecentlyActive) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   EXPECT_FALSE(store.latest_experiment().has_value());
   store.add_experiment({"exp-a", "2025-01-01T00:00:00.000Z", "", ""});
@@ -627,7 +615,7 @@ TEST(StoreTest, LatestExperimentIsTheMostRecentlyActive) {
 }
 
 TEST(StoreTest, BenchSetsLatestFirst) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   EXPECT_TRUE(store.bench().empty());
   BenchRow r;
@@ -650,7 +638,7 @@ TEST(StoreTest, BenchSetsLatestFirst) {
 }
 
 TEST(StoreLsTest, OneLinePerRunWithFinalMetrics) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   full_run(store, spec("0123456789abcdef", "dmd", 1111), 1, 0.7123);
   store.start_run(spec("fedcba9876543210", "dmd_nohetero", 1112), prov());
@@ -664,7 +652,7 @@ TEST(StoreLsTest, OneLinePerRunWithFinalMetrics) {
 }
 
 TEST(StoreClaimTest, ClaimIsACompareAndSetOnStatusAndOwner) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   Store store(dir.file("r.sqlite"));
   const auto a = store.claim_run(spec("c1"), "owner-a");
   EXPECT_TRUE(a.claimed);
@@ -696,7 +684,7 @@ TEST(StoreClaimTest, ClaimIsACompareAndSetOnStatusAndOwner) {
 
 TEST(StoreClaimTest, ExactlyOneOfFourProcessesClaimsARun) {
   // Four processes race for the same run at random offsets, 50 times: each time exactly one claim succeeds.
-  TempDir dir;
+  TempDir dir("dmd_store");
   const std::string path = dir.file("r.sqlite");
   { Store create(path); }
   for (int rep = 0; rep < 50; ++rep) {
@@ -725,7 +713,7 @@ TEST(StoreClaimTest, ExactlyOneOfFourProcessesClaimsARun) {
 }
 
 TEST(StoreClaimTest, ReadOnlyOpenCreatesNoWalOrShm) {
-  TempDir dir;
+  TempDir dir("dmd_store");
   const std::string path = dir.file("r.sqlite");
   {
     Store s(path);
