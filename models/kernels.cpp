@@ -10,6 +10,8 @@
 // load time. Head dims 5, 8, 10, 16 are compiled with a fixed size (registers), others with a runtime size.
 #include "models/kernels.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -169,6 +171,12 @@ Dims dims_of(const AttentionProblem& pb) {
   m.blocks = (m.T + kLanes - 1) / kLanes;
   m.T8 = m.blocks * kLanes;
   return m;
+}
+
+// Whether `items` independent pieces of about `cost` multiply-adds each are worth the thread pool's wake-up
+// (LibTorch's OpenMP pool; one thread when torch::set_num_threads(1)).
+bool split_pays(int64_t items, int64_t cost) {
+  return items > 1 && items * cost >= (int64_t{1} << 16) && omp_get_max_threads() > 1;
 }
 
 // Head (n, col..col+E) of a [L,N,d] view, row-major [L][E].
@@ -404,24 +412,30 @@ DMD_KERNEL_CLONES
 void forward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out, float* probs) {
   const Dims m = dims_of(pb);
   const DropoutRule drop = dropout_rule(pb);
-  std::vector<float> work(static_cast<size_t>(m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes));
-  for (int64_t b = 0; b < m.N * m.H; ++b) {
-    switch (m.E) {
-      case 5:
-        forward_head<5>(pb, m, drop, b, q, k, v, out, probs, work.data());
-        break;
-      case 8:
-        forward_head<8>(pb, m, drop, b, q, k, v, out, probs, work.data());
-        break;
-      case 10:
-        forward_head<10>(pb, m, drop, b, q, k, v, out, probs, work.data());
-        break;
-      case 16:
-        forward_head<16>(pb, m, drop, b, q, k, v, out, probs, work.data());
-        break;
-      default:
-        forward_head<0>(pb, m, drop, b, q, k, v, out, probs, work.data());
-        break;
+  const int64_t heads = m.N * m.H;
+  // (n, head) pairs write disjoint outputs, so splitting them over threads gives the one-thread result.
+#pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
+  {
+    std::vector<float> work(static_cast<size_t>(m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < heads; ++b) {
+      switch (m.E) {
+        case 5:
+          forward_head<5>(pb, m, drop, b, q, k, v, out, probs, work.data());
+          break;
+        case 8:
+          forward_head<8>(pb, m, drop, b, q, k, v, out, probs, work.data());
+          break;
+        case 10:
+          forward_head<10>(pb, m, drop, b, q, k, v, out, probs, work.data());
+          break;
+        case 16:
+          forward_head<16>(pb, m, drop, b, q, k, v, out, probs, work.data());
+          break;
+        default:
+          forward_head<0>(pb, m, drop, b, q, k, v, out, probs, work.data());
+          break;
+      }
     }
   }
 }
@@ -431,25 +445,30 @@ void backward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, 
                    const float* probs, float* grad_q, float* grad_k, float* grad_v) {
   const Dims m = dims_of(pb);
   const DropoutRule drop = dropout_rule(pb);
-  std::vector<float> work(static_cast<size_t>(2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes +
-                                              2 * m.S * kLanes + m.E * kLanes));
-  for (int64_t b = 0; b < m.N * m.H; ++b) {
-    switch (m.E) {
-      case 5:
-        backward_head<5>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-        break;
-      case 8:
-        backward_head<8>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-        break;
-      case 10:
-        backward_head<10>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-        break;
-      case 16:
-        backward_head<16>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-        break;
-      default:
-        backward_head<0>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-        break;
+  const int64_t heads = m.N * m.H;
+#pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
+  {
+    std::vector<float> work(static_cast<size_t>(2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes +
+                                                2 * m.S * kLanes + m.E * kLanes));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < heads; ++b) {
+      switch (m.E) {
+        case 5:
+          backward_head<5>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+          break;
+        case 8:
+          backward_head<8>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+          break;
+        case 10:
+          backward_head<10>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+          break;
+        case 16:
+          backward_head<16>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+          break;
+        default:
+          backward_head<0>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+          break;
+      }
     }
   }
 }
@@ -462,6 +481,7 @@ void layer_norm_forward_impl(int64_t R, int64_t D, const float* x, const float* 
                              float eps, float* y, float* mean, float* rstd) {
   const int64_t D8 = D / kLanes * kLanes;
   const float inv_d = 1.0f / static_cast<float>(D);
+#pragma omp parallel for schedule(static) if (split_pays(R, 4 * D))
   for (int64_t r = 0; r < R; ++r) {
     const float* xr = x + r * D;
     float* yr = y + r * D;
@@ -530,6 +550,77 @@ void layer_norm_backward_impl(int64_t R, int64_t D, const float* x, const float*
   }
 }
 
+// The same backward split over threads (LibTorch's pool has more than one and the rows are many): dx row by
+// row, then dgamma and dbeta column block by column block, each column summed over the rows in order with the
+// serial loop's operations, so the results are the serial ones bit for bit.
+DMD_KERNEL_CLONES
+void layer_norm_backward_split(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
+                               const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta) {
+  const int64_t D8 = D / kLanes * kLanes;
+  const float inv_d = 1.0f / static_cast<float>(D);
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      const float* xr = x + r * D;
+      const float* gr = dy + r * D;
+      float* dxr = dx + r * D;
+      const float mu = mean[r], rs = rstd[r];
+      v8f sg = splat(0.0f), sgx = splat(0.0f);
+      for (int64_t c = 0; c < D8; c += kLanes) {
+        const v8f xh = (load8(xr + c) - mu) * rs;
+        const v8f g = load8(gr + c) * load8(gamma + c);
+        sg += g;
+        sgx += g * xh;
+      }
+      float a = hsum8(sg), b = hsum8(sgx);
+      for (int64_t c = D8; c < D; ++c) {
+        const float xh = (xr[c] - mu) * rs;
+        const float g = gr[c] * gamma[c];
+        a += g;
+        b += g * xh;
+      }
+      const float mg = a * inv_d, mgx = b * inv_d;
+      for (int64_t c = 0; c < D8; c += kLanes) {
+        const v8f xh = (load8(xr + c) - mu) * rs;
+        store8(dxr + c, (load8(gr + c) * load8(gamma + c) - mg - xh * mgx) * rs);
+      }
+      for (int64_t c = D8; c < D; ++c) {
+        const float xh = (xr[c] - mu) * rs;
+        dxr[c] = (gr[c] * gamma[c] - mg - xh * mgx) * rs;
+      }
+    }
+    const int64_t blocks = D8 / kLanes + (D8 < D ? 1 : 0);  // column blocks of 8, then the tail
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c = blk * kLanes;
+      if (c < D8) {
+        v8f dg = splat(0.0f), db = splat(0.0f);
+        for (int64_t r = 0; r < R; ++r) {
+          const v8f xh = (load8(x + r * D + c) - mean[r]) * rstd[r];
+          const v8f dyc = load8(dy + r * D + c);
+          dg = dg + dyc * xh;
+          db = db + dyc;
+        }
+        store8(dgamma + c, dg);
+        store8(dbeta + c, db);
+      } else {
+        for (int64_t cc = D8; cc < D; ++cc) dgamma[cc] = dbeta[cc] = 0.0f;
+        for (int64_t r = 0; r < R; ++r) {
+          const float* xr = x + r * D;
+          const float* gr = dy + r * D;
+          const float mu = mean[r], rs = rstd[r];
+          for (int64_t cc = D8; cc < D; ++cc) {
+            const float xh = (xr[cc] - mu) * rs;
+            dgamma[cc] += gr[cc] * xh;
+            dbeta[cc] += gr[cc];
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Dropout masks
 
@@ -544,6 +635,7 @@ void dropout_mask_impl(int64_t n, float p, uint64_t seed, float* out) {
     return;
   }
   const int64_t n8 = n / kLanes * kLanes;
+#pragma omp parallel for schedule(static) if (split_pays(n8 / kLanes, 64))
   for (int64_t i = 0; i < n8; i += kLanes) {
     if (r.drop_all) {
       store8(out + i, splat(0.0f));
@@ -569,6 +661,7 @@ void adam_update_impl(const AdamStep& s, int64_t n, float* p, const float* g, fl
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(s.bias_correction2));
   const float step = static_cast<float>(s.lr / s.bias_correction1);
   const int64_t n8 = n / kLanes * kLanes;
+#pragma omp parallel for schedule(static) if (split_pays(n8 / kLanes, 64))
   for (int64_t i = 0; i < n8; i += kLanes) {
     v8f gi = load8(g + i);
     const v8f pi = load8(p + i);
@@ -596,6 +689,7 @@ void adam_update_impl(const AdamStep& s, int64_t n, float* p, const float* g, fl
 DMD_KERNEL_CLONES
 void column_sum_impl(int64_t R, int64_t D, const float* x, float* out) {
   const int64_t D8 = D / kLanes * kLanes;
+#pragma omp parallel for schedule(static) if (split_pays(D8 / kLanes, R * kLanes))
   for (int64_t c = 0; c < D8; c += kLanes) {
     v8f acc = splat(0.0f);
     for (int64_t r = 0; r < R; ++r) acc += load8(x + r * D + c);
@@ -610,6 +704,7 @@ void column_sum_impl(int64_t R, int64_t D, const float* x, float* out) {
 
 DMD_KERNEL_CLONES
 void clamp_impl(int64_t n, float lo, float hi, float* x) {
+#pragma omp parallel for schedule(static) if (split_pays(n, 1))
   for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], lo), hi);
 }
 
@@ -654,7 +749,10 @@ void layer_norm_forward(int64_t R, int64_t D, const float* x, const float* gamma
 
 void layer_norm_backward(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
                          const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta) {
-  layer_norm_backward_impl(R, D, x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+  if (split_pays(R, 8 * D))
+    layer_norm_backward_split(R, D, x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+  else
+    layer_norm_backward_impl(R, D, x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
 }
 
 void dropout_mask(int64_t n, float p, uint64_t seed, float* out) {

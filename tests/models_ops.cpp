@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include "models/fused_adam.h"
+#include "models/kernels.h"
 #include "models/ops.h"
+#include "models/transformer.h"
 
 namespace ops = dmdbench::models::ops;
 using torch::Tensor;
@@ -141,4 +143,55 @@ TEST(ModelsOps, FusedAdamFollowsTorchAdam) {
     for (const auto& [key, st] : fused.state())
       EXPECT_EQ(static_cast<const torch::optim::AdamParamState&>(*st).step(), 5) << key;
   }
+}
+
+// The kernels split their work over LibTorch's thread pool; every split writes disjoint outputs or sums in
+// the serial order, so two threads must give the one-thread result bit for bit (the reproducibility promise
+// holds at any thread count). Sizes are above the kernels' split thresholds; D = 50 has a tail past the
+// 8-lane blocks.
+TEST(ModelsOps, KernelsGiveTheOneThreadResultOnTwoThreads) {
+  namespace k = dmdbench::models::kernels;
+  namespace m = dmdbench::models;
+  const int previous = torch::get_num_threads();
+  auto run = [](int threads) {
+    torch::set_num_threads(threads);
+    torch::manual_seed(5);
+    const int64_t R = 900, D = 50;
+    std::vector<Tensor> out;
+    Tensor x = torch::randn({R, D}) * 2 + 1, gamma = torch::randn({D}), beta = torch::randn({D});
+    Tensor y = torch::empty({R, D}), mean = torch::empty({R}), rstd = torch::empty({R});
+    k::layer_norm_forward(R, D, x.data_ptr<float>(), gamma.data_ptr<float>(), beta.data_ptr<float>(), 1e-5f,
+                          y.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>());
+    Tensor dy = torch::randn({R, D}), dx = torch::empty({R, D}), dg = torch::empty({D}),
+           db = torch::empty({D});
+    k::layer_norm_backward(R, D, x.data_ptr<float>(), gamma.data_ptr<float>(), mean.data_ptr<float>(),
+                           rstd.data_ptr<float>(), dy.data_ptr<float>(), dx.data_ptr<float>(),
+                           dg.data_ptr<float>(), db.data_ptr<float>());
+    Tensor cs = torch::empty({D});
+    k::column_sum(R, D, dy.data_ptr<float>(), cs.data_ptr<float>());
+    Tensor mask = torch::empty({R * D + 3});
+    k::dropout_mask(mask.numel(), 0.3f, 77, mask.data_ptr<float>());
+    Tensor p = torch::randn({R * D + 5}), g = torch::randn({R * D + 5}), m1 = torch::zeros({R * D + 5}),
+           v1 = torch::zeros({R * D + 5});
+    k::AdamStep s;
+    s.bias_correction1 = 0.1, s.bias_correction2 = 0.001, s.weight_decay = 0.01;
+    k::adam_update(s, p.numel(), p.data_ptr<float>(), g.data_ptr<float>(), m1.data_ptr<float>(),
+                   v1.data_ptr<float>());
+    Tensor c = torch::randn({R * D + 7}) * 3;
+    k::clamp(c.numel(), -1.0f, 1.0f, c.data_ptr<float>());
+    // attention with the band and dropout, values and gradients: T = S = 50, N = 16, 10 heads of 5
+    Tensor q = torch::randn({50, 16, 50}).requires_grad_(), kk = torch::randn({50, 16, 50}).requires_grad_(),
+           vv = torch::randn({50, 16, 50}).requires_grad_();
+    Tensor a = m::attention_core(q, kk, vv, 10, true, 0.2, true, m::AttentionImpl::Fused);
+    auto grads = torch::autograd::grad({a}, {q, kk, vv}, {torch::randn({50, 16, 50})});
+    out = {y, mean, rstd, dx, dg, db, cs, mask, p, m1, v1, c, a.detach(), grads[0], grads[1], grads[2]};
+    return out;
+  };
+  const auto one = run(1), two = run(2);
+  torch::set_num_threads(previous);
+  const char* names[] = {"LN y",       "LN mean", "LN rstd", "LN dx",  "LN dgamma", "LN dbeta",
+                         "column sum", "dropout", "Adam p",  "Adam m", "Adam v",    "clamp",
+                         "attention",  "dq",      "dk",      "dv"};
+  ASSERT_EQ(one.size(), two.size());
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << names[i];
 }

@@ -20,9 +20,12 @@ int exec_torch(int, char** argv) {
   dir = dir.substr(0, dir.rfind('/') + 1);
   const std::string path = dir + "dmdbench-torch";
   // LibTorch's OpenMP pool and OpenBLAS's pthread pool both spin while idle, and on all cores they take the
-  // cores from each other (a 2-thread training step ran 2.7x slower than 1 thread). libgomp reads this when it
-  // loads; worker processes inherit it.
+  // cores from each other (a 2-thread training step ran 2.7x slower than 1 thread). libgomp reads
+  // OMP_WAIT_POLICY when it loads; OpenBLAS's workers otherwise spin with sched_yield for 2^28 cycles after
+  // each product (a fifth of a 2-thread step's samples), 2^4 lets them sleep at once. Worker processes
+  // inherit both.
   setenv("OMP_WAIT_POLICY", "passive", 0);
+  setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
   argv[0] = const_cast<char*>(path.c_str());
   execv(path.c_str(), argv);
   std::cerr << "dmdbench: cannot run " << path << ": " << std::strerror(errno) << "\n";

@@ -5,13 +5,16 @@
 #include <cstdlib>
 
 #include "harness/cli/verb.h"
+#include "harness/training/memory.h"
 
 int main(int argc, char** argv) {
   using namespace dmdbench::cli;
-  // See main.cpp: without OMP_WAIT_POLICY=passive the thread pools spin against each other. libgomp reads it
-  // when it loads, so when started directly, set it and start again once.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+  // See main.cpp: without OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 the thread pools spin against
+  // each other. libgomp and OpenBLAS read them when they load, so when started directly, set them and start
+  // again once.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr || std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
     execv("/proc/self/exe", argv);  // returns only on failure: go on with spinning threads
   }
   // Keep glibc malloc from handing tensor-sized blocks back to the kernel after every step: a training step frees
@@ -19,6 +22,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 64 << 20);
+  dmdbench::memory::install_cpu_tracking();  // and the freed tensor blocks are reused by size
   std::vector<VerbImpl> impls;
   for (const auto& family : {training_verbs(), robustness_verbs(), data_verbs(), bench_verbs(), store_verbs(),
                             report_verbs(), slurm_verbs()})

@@ -1,12 +1,13 @@
-// Tensor memory accounting on CPU: a wrapper around LibTorch's CPU allocator that counts live and peak bytes.
-// Installed once per process (benchmarks, runs); peaks can be reset around a phase to measure it alone.
+// Tensor memory on CPU: an allocator in front of LibTorch's that counts live and peak bytes and keeps freed
+// blocks by size for reuse (a training step reallocates the same sizes every step). Installed once per
+// process (dmdbench-torch's main); peaks can be reset around a phase to measure it alone.
 #pragma once
 
 #include <cstdint>
 
 namespace dmdbench::memory {
 
-// Installs the counting allocator in front of LibTorch's CPU allocator (idempotent).
+// Installs the counting, caching allocator in front of LibTorch's CPU allocator (idempotent).
 void install_cpu_tracking();
 int64_t cpu_live_bytes();
 int64_t cpu_peak_bytes();
