@@ -5,6 +5,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "harness/experiment/config.h"
 #include "harness/experiment/dataset_spec.h"
@@ -20,6 +21,7 @@ struct BenchArgs {
   int repetitions = 3;
   double min_time = 0.2;  // seconds per repetition
   bool list = false;
+  int profile_ops = 0;  // > 0: print the profiled training steps' largest ops by self time (this many)
   // The dmd-bert cases' BERT: a Hugging Face folder; empty: bench/bert-base-uncased's config.json
   // (bert-base-uncased's public architecture) with random weights.
   std::string bert;
@@ -29,16 +31,36 @@ int run_suite(const BenchArgs& a);
 // Two stored benchmark sets side by side with the time ratio per case (like Google Benchmark's compare.py).
 int compare_sets(const std::string& db, const std::string& base, const std::string& next, std::ostream& out);
 
-// Matrix-product FLOPs of one training step and one forward pass for a configuration, counted by LibTorch's
-// profiler (per batch of `batch` samples).
+// FLOPs of one forward pass and one training step (per batch of `batch` samples) of the BERT alone (forward;
+// forward + backward of its last hidden state), matrix products as LibTorch's profiler counts them.
 struct FlopCount {
   double forward = 0, train_step = 0;
 };
-// `variant` is a registry name or "dmd-bert" (DMD with the text model `bert`, fine-tuned).
-FlopCount count_flops(const std::string& family, const std::string& variant, int64_t batch,
-                      const BertFolder* bert = nullptr);
-// The same for the BERT alone (forward; forward + backward of its last hidden state).
 FlopCount count_bert_flops(const BertFolder& bert, int64_t batch, int64_t length);
+
+// One op name's share of a profiled call: calls, self time (its time less that of the ops it called), FLOPs.
+struct OpTime {
+  std::string name;
+  int64_t calls = 0;
+  double self_ms = 0;
+  double flops = 0;  // the products' and the attention's FLOPs it made
+};
+// What one profiled call needs and where its time goes.
+struct StepProfile {
+  double product_flops = 0;    // matrix products (mm, addmm, addmm_, bmm, baddbmm)
+  double attention_flops = 0;  // the fused attention's products (q.k and p.v, forward and backward)
+  double product_ms = 0;       // time inside the matrix products
+  double wall_ms = 0;          // the whole call under the profiler (its overhead included)
+  std::vector<OpTime> ops;     // by self time, largest first
+  double flops() const { return product_flops + attention_flops; }
+};
+struct StepCount {
+  StepProfile forward, train_step;  // the eval forward; the trainer's whole step (TrainStep::run)
+};
+// `variant` is a registry name or "dmd-bert" (DMD with the text model `bert`, fine-tuned). Each is the better
+// (less product time) of two profiled runs after a warm-up run.
+StepCount profile_step(const std::string& family, const std::string& variant, int64_t batch,
+                       const BertFolder* bert = nullptr);
 
 // A case's data name: "mosi", "mosei" (aligned, the reference's lengths) or "mosi-unaligned",
 // "mosei-unaligned" (MMSA's unaligned lengths, MOSI 50/375/500, MOSEI 50/500/500). The family is the name

@@ -1,6 +1,8 @@
 // MulT/fairseq TransformerEncoder (spec §1.11). Shape legend in transformer.h.
 #include "models/transformer.h"
 
+#include <ATen/record_function.h>
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -91,6 +93,8 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     if (save) {
       probs = torch::empty({kernels::probs_size(pb)}, q.options());
     }
+    RECORD_FUNCTION(band ? "dmdbench::attention_band" : "dmdbench::attention",
+                    std::vector<c10::IValue>{q, k});
     kernels::attention_forward(pb, seq_view(q), seq_view(k), seq_view(v), out.data_ptr<float>(),
                                save ? probs.data_ptr<float>() : nullptr);
     if (save) {
@@ -120,6 +124,9 @@ struct FusedAttentionFunction : public torch::autograd::Function<FusedAttentionF
     Tensor dq = torch::empty({pb.tgt_len, pb.batch, q.size(2)}, q.options());
     Tensor dk = torch::empty({pb.src_len, pb.batch, k.size(2)}, k.options());
     Tensor dv = torch::empty({pb.src_len, pb.batch, v.size(2)}, v.options());
+    RECORD_FUNCTION(
+        pb.band_offset >= 0 ? "dmdbench::attention_band_backward" : "dmdbench::attention_backward",
+        std::vector<c10::IValue>{q, k});
     kernels::attention_backward(pb, seq_view(q), seq_view(k), seq_view(v), seq_view(go),
                                 compat::const_float_ptr(probs), dq.data_ptr<float>(), dk.data_ptr<float>(),
                                 dv.data_ptr<float>());

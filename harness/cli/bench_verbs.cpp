@@ -25,11 +25,14 @@ int bench_verb(const VerbArgs& va) {
       "bert", po::value(&a.bert),
       "Hugging Face BERT folder for the dmd-bert cases (default: bert-base-uncased's architecture, random "
       "weights)")("list", po::bool_switch(&a.list), "list the cases and exit")(
+      "profile", po::value(&a.profile_ops)->default_value(0),
+      "N > 0: after the cases, each training step's N largest LibTorch ops by self time (profiled)")(
       "compare", po::value(&compare)->multitoken(), "BASE_ID NEW_ID: two stored sets side by side");
   po::variables_map vm;
   if (!parse("bench [--filter REGEX] [--db PATH] [--repetitions N] | bench --compare BASE NEW", desc, va.args, vm))
     return 0;
   if (a.repetitions < 1) throw po::error(fmt::format("--repetitions is {}, expected 1 or more", a.repetitions));
+  if (a.profile_ops < 0) throw po::error(fmt::format("--profile is {}, expected 0 or more", a.profile_ops));
   if (!(a.min_time > 0)) throw po::error(fmt::format("--min-time is {}, expected seconds above 0", a.min_time));
   if (!compare.empty()) {
     if (compare.size() != 2) throw po::error("--compare takes two benchmark set ids");
