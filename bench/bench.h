@@ -21,7 +21,7 @@ struct BenchArgs {
   int repetitions = 3;
   double min_time = 0.2;  // seconds per repetition
   bool list = false;
-  int profile_ops = 0;  // > 0: print the profiled training steps' largest ops by self time (this many)
+  int profile_ops = 0;  // > 0: print each profiled eval and train_step case's largest ops by self time
   // The dmd-bert cases' BERT: a Hugging Face folder; empty: bench/bert-base-uncased's config.json
   // (bert-base-uncased's public architecture) with random weights.
   std::string bert;

@@ -348,7 +348,7 @@ void print_text_model_share(const std::vector<results::BenchRow>& rows, std::ost
 // How close each train_step / eval case comes to the machine: the FLOPs it needs (matrix products and the
 // fused attention's products, from a profiled run) over its median time, and the matrix products' own rate
 // (their FLOPs over the time inside them, profiled), each against LibTorch's 512^3 product at the same thread
-// count, measured right after. With `ops` > 0, the profiled training step's largest ops by self time.
+// count, measured right after. With `ops` > 0, each profiled case's largest ops by self time.
 void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, int ops, std::ostream& out) {
   std::map<int, double> peak;
   std::map<std::string, StepCount> counts;
@@ -380,7 +380,7 @@ void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, int 
                        r.name, p.flops() / static_cast<double>(batch) / 1e6, gflops,
                        100 * gflops / peak[threads], prod_gflops, 100 * prod_gflops / peak[threads],
                        100 * p.product_ms * 1e-3 / step_s, peak[threads]);
-    if (ops > 0 && phase == "train_step") {
+    if (ops > 0) {
       std::string t =
           fmt::format("\n{} under the profiler: {:.1f} ms (median unprofiled {:.1f} ms), ops by self time\n",
                       r.name, p.wall_ms, r.median_ns / 1e6);

@@ -26,7 +26,7 @@ int bench_verb(const VerbArgs& va) {
       "Hugging Face BERT folder for the dmd-bert cases (default: bert-base-uncased's architecture, random "
       "weights)")("list", po::bool_switch(&a.list), "list the cases and exit")(
       "profile", po::value(&a.profile_ops)->default_value(0),
-      "N > 0: after the cases, each training step's N largest LibTorch ops by self time (profiled)")(
+      "N > 0: after the cases, each eval and training-step case's N largest ops by self time (profiled)")(
       "compare", po::value(&compare)->multitoken(), "BASE_ID NEW_ID: two stored sets side by side");
   po::variables_map vm;
   if (!parse("bench [--filter REGEX] [--db PATH] [--repetitions N] | bench --compare BASE NEW", desc, va.args, vm))
