@@ -173,10 +173,10 @@ Dims dims_of(const AttentionProblem& pb) {
   return m;
 }
 
-// Whether `items` independent pieces of about `cost` multiply-adds each are worth the thread pool's wake-up
-// (LibTorch's OpenMP pool; one thread when torch::set_num_threads(1)).
+// Whether `items` independent pieces of about `cost` operations each are worth splitting (kSplitWork;
+// LibTorch's OpenMP pool, one thread after torch::set_num_threads(1)).
 bool split_pays(int64_t items, int64_t cost) {
-  return items > 1 && items * cost >= (int64_t{1} << 16) && omp_get_max_threads() > 1;
+  return items > 1 && items * cost >= kSplitWork && omp_get_max_threads() > 1;
 }
 
 // Head (n, col..col+E) of a [L,N,d] view, row-major [L][E].

@@ -42,6 +42,11 @@ inline constexpr int64_t kSavedProbsLimitBytes = int64_t{16} << 20;
 // Whether pb's saved probabilities would exceed kSavedProbsLimitBytes.
 bool recompute_pays(const AttentionProblem& pb);
 
+// The kernels split a job over LibTorch's OpenMP pool (when it has more than one thread) from this many
+// operations on: waking a passive pool's thread takes tens of microseconds on a VM. Each split writes
+// disjoint outputs or sums in the one-thread order, so results do not depend on the thread count.
+inline constexpr int64_t kSplitWork = int64_t{1} << 20;
+
 // out: [T,N,d] contiguous. probs: probs_size(pb) floats, or nullptr when no backward will follow.
 void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out, float* probs);
 

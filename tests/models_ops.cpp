@@ -147,8 +147,8 @@ TEST(ModelsOps, FusedAdamFollowsTorchAdam) {
 
 // The kernels split their work over LibTorch's thread pool; every split writes disjoint outputs or sums in
 // the serial order, so two threads must give the one-thread result bit for bit (the reproducibility promise
-// holds at any thread count). Sizes are above the kernels' split thresholds; D = 50 has a tail past the
-// 8-lane blocks.
+// holds at any thread count). Sizes are above the kernels' split threshold (kSplitWork); D = 50 has a tail
+// past the 8-lane blocks.
 TEST(ModelsOps, KernelsGiveTheOneThreadResultOnTwoThreads) {
   namespace k = dmdbench::models::kernels;
   namespace m = dmdbench::models;
@@ -156,7 +156,10 @@ TEST(ModelsOps, KernelsGiveTheOneThreadResultOnTwoThreads) {
   auto run = [](int threads) {
     torch::set_num_threads(threads);
     torch::manual_seed(5);
-    const int64_t R = 900, D = 50;
+    const int64_t R = 24000, D = 50;
+    // every job below is split: the smallest, the column sum, is R x 48 (its 8-lane blocks)
+    EXPECT_GE(R * (D / 8 * 8), k::kSplitWork);
+    EXPECT_GE(16 * 10 * 50 * 50 * 5, k::kSplitWork);  // the attention: N*H heads of T*S*e
     std::vector<Tensor> out;
     Tensor x = torch::randn({R, D}) * 2 + 1, gamma = torch::randn({D}), beta = torch::randn({D});
     Tensor y = torch::empty({R, D}), mean = torch::empty({R}), rstd = torch::empty({R});
