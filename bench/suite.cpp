@@ -348,14 +348,15 @@ void print_text_model_share(const std::vector<results::BenchRow>& rows, std::ost
 // How close each train_step / eval case comes to the machine: the FLOPs it needs (matrix products and the
 // fused attention's products, from a profiled run) over its median time, and the matrix products' own rate
 // (their FLOPs over the time inside them, profiled), each against LibTorch's 512^3 product at the same thread
-// count, measured right after. With `ops` > 0, each profiled case's largest ops by self time.
-void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, int ops, std::ostream& out) {
+// count, measured right after; the rows keep them for the database. With `ops` > 0, each profiled case's
+// largest ops by self time.
+void distance_to_hardware(std::vector<results::BenchRow>& rows, int ops, std::ostream& out) {
   std::map<int, double> peak;
   std::map<std::string, StepCount> counts;
   const std::regex name_re(R"(^(eval|train_step)/([^/]+)/([^/]+)/batch:(\d+)/threads:(\d+)$)");
   bool header = false;
   std::vector<std::string> op_tables;
-  for (const auto& r : rows) {
+  for (auto& r : rows) {
     std::smatch m;
     if (!std::regex_match(r.name, m, name_re) || r.median_ns <= 0) continue;
     const std::string phase = m[1], variant = m[2], family = m[3];
@@ -374,6 +375,10 @@ void print_distance_to_hardware(const std::vector<results::BenchRow>& rows, int 
                          "MFLOP/sample", "GFLOP/s", "of mm", "products", "of mm", "in prod.", "mm GFLOP/s");
       header = true;
     }
+    r.flops_per_sample = p.flops() / static_cast<double>(batch);
+    r.product_flops_per_sample = p.product_flops / static_cast<double>(batch);
+    r.product_ms_per_sample = p.product_ms / static_cast<double>(batch);
+    r.mm_gflops = peak[threads];
     const double step_s = r.median_ns * 1e-9, gflops = p.flops() / step_s / 1e9;
     const double prod_gflops = p.product_ms > 0 ? p.product_flops / (p.product_ms * 1e-3) / 1e9 : 0;
     out << fmt::format("{:<44} {:>12.1f} {:>10.2f} {:>6.1f}% {:>11.2f} {:>6.1f}% {:>8.1f}% {:>10.1f}\n",
@@ -464,7 +469,7 @@ int run_suite(const BenchArgs& a) {
     r.peak_memory_bytes = c.peak_bytes;
     rows.push_back(r);
   }
-  if (!dev.device.is_cuda()) print_distance_to_hardware(rows, a.profile_ops, std::cout);
+  if (!dev.device.is_cuda()) distance_to_hardware(rows, a.profile_ops, std::cout);
   print_text_model_share(rows, std::cout);
   results::Store store(a.db);
   store.add_bench(rows);

@@ -497,15 +497,35 @@ std::string bench_section(const results::Store& store) {
     if (!v.empty()) facts += fmt::format("{}{} {}", facts.empty() ? "" : ", ", f.label, v);
   }
   std::string out = fmt::format(
-      "Latest set `{}`: {}. Peak memory is the largest amount of CPU tensor memory allocated during the case's "
-      "iterations beyond what was live before them (the model, its gradients and the optimizer state stay resident "
-      "between steps and are not counted).\n\n",
+      "Latest set `{}`: {}. Peak memory is the largest amount of CPU tensor memory allocated during the "
+      "case's "
+      "iterations beyond what was live before them (the model, its gradients and the optimizer state stay "
+      "resident "
+      "between steps and are not counted). GFLOP/s: the FLOPs the case needs (matrix products and the "
+      "attention's "
+      "products) times its samples/s; products: the matrix products' FLOPs over the profiled time inside "
+      "them; "
+      "each with its share of LibTorch's 512x512x512 product rate at the same thread count, measured right "
+      "after "
+      "the cases (CPU sets).\n\n",
       rows.front().bench_set, facts);
-  out += header({"case", "median (ms)", "p95 (ms)", "samples/s", "repetitions", "peak memory (MiB)"}, "l");
-  for (const auto& b : rows)
+  out += header({"case", "median (ms)", "p95 (ms)", "samples/s", "repetitions", "peak memory (MiB)",
+                 "GFLOP/s (of mm)", "products GFLOP/s (of mm)"},
+                "l");
+  for (const auto& b : rows) {
+    std::string step = kNone, products = kNone;
+    if (b.mm_gflops > 0 && b.flops_per_sample > 0) {
+      const double gflops = b.flops_per_sample * b.samples_per_s / 1e9;
+      step = fmt::format("{:.1f} ({:.0f}%)", gflops, 100 * gflops / b.mm_gflops);
+      if (b.product_ms_per_sample > 0) {
+        const double pg = b.product_flops_per_sample / (b.product_ms_per_sample * 1e-3) / 1e9;
+        products = fmt::format("{:.1f} ({:.0f}%)", pg, 100 * pg / b.mm_gflops);
+      }
+    }
     out += row({code(b.name), fmt::format("{:.3f}", b.median_ns / 1e6), fmt::format("{:.3f}", b.p95_ns / 1e6),
                 fmt::format("{:.1f}", b.samples_per_s), std::to_string(b.repetitions),
-                fmt::format("{:.1f}", b.peak_memory_bytes / (1024.0 * 1024.0))});
+                fmt::format("{:.1f}", b.peak_memory_bytes / (1024.0 * 1024.0)), step, products});
+  }
   return out;
 }
 

@@ -96,19 +96,19 @@ const std::vector<Migration>& migrations() {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (bench_set, name)))",
        }},
-      // Run ownership: who holds a RUNNING run (harness/cli/ownership.h writes "host|boot id|pid|start|sweep"),
-      // and how many times the run was claimed.
+      // Run ownership: who holds a RUNNING run (harness/cli/ownership.h writes "host|boot
+      // id|pid|start|sweep"), and how many times the run was claimed.
       {2,
        {
            "ALTER TABLE run ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
        }},
-      // 3: the text encoder's provenance (text_model_sha256, text_model_config) and the input widths (text_width,
-      // audio_width, vision_width); the columns come from provenance_fields().
+      // 3: the text encoder's provenance (text_model_sha256, text_model_config) and the input widths
+      // (text_width, audio_width, vision_width); the columns come from provenance_fields().
       {3, {}},
       // The batch-order seed of every stored evaluation pass of the test split: the clean pass (split "test")
-      // and the extra shuffled passes with the same weights (splits "test_shuffle_<i>", reference spec §1.11).
-      // Seeds are unsigned 64-bit, stored as decimal text.
+      // and the extra shuffled passes with the same weights (splits "test_shuffle_<i>", reference spec
+      // §1.11). Seeds are unsigned 64-bit, stored as decimal text.
       {4,
        {
            R"(CREATE TABLE batch_order (
@@ -120,8 +120,9 @@ const std::vector<Migration>& migrations() {
       // Slurm provenance: the provenance fields slurm_job_id and slurm_array_task (results/provenance.cpp add
       // their columns to run and bench).
       {5, {}},
-      // Robustness (issue 14): the test metrics under each perturbation and level, one row per (run, perturbation,
-      // level, metric); and the best weights kept for later evaluations (a file beside the database, its SHA-256).
+      // Robustness (issue 14): the test metrics under each perturbation and level, one row per (run,
+      // perturbation, level, metric); and the best weights kept for later evaluations (a file beside the
+      // database, its SHA-256).
       {6,
        {
            R"(CREATE TABLE robustness (
@@ -137,6 +138,17 @@ const std::vector<Migration>& migrations() {
                 sha256 TEXT NOT NULL,
                 bytes INTEGER NOT NULL,
                 created_at TEXT NOT NULL))",
+       }},
+      // How close each benchmark case came to the machine (issue 19): the FLOPs one sample needs (matrix
+      // products and the attention's products) and those of the matrix products alone, the profiled time
+      // inside the matrix products per sample, and LibTorch's 512^3 product rate at the case's thread count
+      // (0: not measured).
+      {7,
+       {
+           "ALTER TABLE bench ADD COLUMN flops_per_sample REAL NOT NULL DEFAULT 0",
+           "ALTER TABLE bench ADD COLUMN product_flops_per_sample REAL NOT NULL DEFAULT 0",
+           "ALTER TABLE bench ADD COLUMN product_ms_per_sample REAL NOT NULL DEFAULT 0",
+           "ALTER TABLE bench ADD COLUMN mm_gflops REAL NOT NULL DEFAULT 0",
        }},
   };
   return all;

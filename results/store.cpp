@@ -37,8 +37,10 @@ const std::string& run_columns() {
   return s;
 }
 const std::string& bench_columns() {
-  static const std::string s = "bench_set, name, median_ns, p95_ns, samples_per_s, repetitions, peak_memory_bytes, " +
-                               provenance_columns() + ", created_at";
+  static const std::string s =
+      "bench_set, name, median_ns, p95_ns, samples_per_s, repetitions, peak_memory_bytes, "
+      "flops_per_sample, product_flops_per_sample, product_ms_per_sample, mm_gflops, " +
+      provenance_columns() + ", created_at";
   return s;
 }
 std::string placeholders(std::size_t n) {
@@ -706,12 +708,14 @@ void Store::add_bench(const std::vector<BenchRow>& rows) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   static const std::string sql = "INSERT OR REPLACE INTO bench (" + bench_columns() + ") VALUES (" +
-                                 placeholders(8 + provenance_fields().size()) + ")";
+                                 placeholders(12 + provenance_fields().size()) + ")";
   Statement s(db_, path_, sql.c_str());
   const std::string now = utc_now();
   for (const auto& b : rows) {
-    s.bind_all(b.bench_set, b.name, b.median_ns, b.p95_ns, b.samples_per_s, b.repetitions, b.peak_memory_bytes);
-    s.bind(bind_provenance(s, 8, b.prov), now);
+    s.bind_all(b.bench_set, b.name, b.median_ns, b.p95_ns, b.samples_per_s, b.repetitions,
+               b.peak_memory_bytes, b.flops_per_sample, b.product_flops_per_sample, b.product_ms_per_sample,
+               b.mm_gflops);
+    s.bind(bind_provenance(s, 12, b.prov), now);
     s.run();
     s.reset();
   }
@@ -739,7 +743,11 @@ std::vector<BenchRow> Store::bench(const std::string& bench_set) const {
     b.samples_per_s = s.real(4);
     b.repetitions = static_cast<int>(s.integer(5));
     b.peak_memory_bytes = s.integer(6);
-    b.prov = read_provenance(s, 7);
+    b.flops_per_sample = s.real(7);
+    b.product_flops_per_sample = s.real(8);
+    b.product_ms_per_sample = s.real(9);
+    b.mm_gflops = s.real(10);
+    b.prov = read_provenance(s, 11);
     out.push_back(std::move(b));
   }
   return out;

@@ -23,7 +23,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 // How long a statement waits for another process's lock before it fails: 30 s, or DMDBENCH_BUSY_TIMEOUT_S.
 int busy_timeout_seconds();
 
@@ -113,6 +113,10 @@ struct BenchRow {
   int repetitions = 0;
   int64_t peak_memory_bytes = 0;
   Provenance prov;
+  // The distance to the machine (0 when not measured), per sample: FLOPs (matrix products and the attention's
+  // products; the products alone) and the profiled time inside the products; and LibTorch's 512^3 product
+  // rate (GFLOP/s) at the case's thread count.
+  double flops_per_sample = 0, product_flops_per_sample = 0, product_ms_per_sample = 0, mm_gflops = 0;
 };
 
 struct ExperimentRow {

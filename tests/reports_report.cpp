@@ -72,7 +72,12 @@ class ReportTest : public ::testing::Test {
     for (int i = 0; i < 2; ++i)
       add_fake_run(*store_, "exp-test", "dmd", "mosi:/data/MOSI/aligned_50.pkl", 1 + i,
                    metrics_at(0.72, 0.78, 0.85, offsets[i]), {});
-    store_->add_bench({{"bench-1", "BM_DmdForward/16", 2.5e6, 3.0e6, 6400, 10, 48 << 20, {}}});
+    results::BenchRow step{"bench-1", "train_step/dmd/mosi/batch:16/threads:1", 4e8, 4e8, 40, 3, 96 << 20,
+                           {}};
+    // 40 samples/s x 1e9 FLOP = 40 GFLOP/s, 25% of 160; products 5e8 FLOP in 6.25 ms = 80 GFLOP/s, 50%
+    step.flops_per_sample = 1e9, step.product_flops_per_sample = 5e8, step.product_ms_per_sample = 6.25;
+    step.mm_gflops = 160;
+    store_->add_bench({{"bench-1", "BM_DmdForward/16", 2.5e6, 3.0e6, 6400, 10, 48 << 20, {}}, step});
 
     options_.db_path = store_->path();
     options_.out_path = (dir_ / "out" / "latest.md").string();
@@ -176,7 +181,13 @@ TEST_F(ReportTest, LegendPublishedThroughputRunsBenchAndFooter) {
             std::string::npos);
 
   EXPECT_NE(md.find("Latest set `bench-1`"), std::string::npos);
-  EXPECT_NE(md.find("| `BM_DmdForward/16` | 2.500 | 3.000 | 6400.0 | 10 | 48.0 |"), std::string::npos);
+  EXPECT_NE(md.find("| `BM_DmdForward/16` | 2.500 | 3.000 | 6400.0 | 10 | 48.0 | — | — |"),
+            std::string::npos);
+  EXPECT_NE(
+      md.find(
+          "| `train_step/dmd/mosi/batch:16/threads:1` | 400.000 | 400.000 | 40.0 | 3 | 96.0 | 40.0 (25%) | "
+          "80.0 (50%) |"),
+      std::string::npos);
 
   EXPECT_NE(md.find("- commit: 0123abcd4567 (12 runs), (not recorded) (1 run)"), std::string::npos) << md;
   EXPECT_NE(md.find("- LibTorch: 1.13.1 (12 runs), (not recorded) (1 run)"), std::string::npos);

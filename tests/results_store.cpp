@@ -132,6 +132,8 @@ TEST(StoreTest, RoundTripEveryTable) {
     b.repetitions = 10;
     b.peak_memory_bytes = 4096;
     b.prov = prov();
+    b.flops_per_sample = 6.88e8, b.product_flops_per_sample = 6.2e8, b.product_ms_per_sample = 6.9,
+    b.mm_gflops = 147.2;
     store.add_bench({b});
   }
   Store store(path, /*read_only=*/true);
@@ -212,6 +214,10 @@ TEST(StoreTest, RoundTripEveryTable) {
   EXPECT_DOUBLE_EQ(bench[0].median_ns, 1.5e6);
   EXPECT_EQ(bench[0].repetitions, 10);
   EXPECT_EQ(bench[0].prov.device, "cpu");
+  EXPECT_DOUBLE_EQ(bench[0].flops_per_sample, 6.88e8);
+  EXPECT_DOUBLE_EQ(bench[0].product_flops_per_sample, 6.2e8);
+  EXPECT_DOUBLE_EQ(bench[0].product_ms_per_sample, 6.9);
+  EXPECT_DOUBLE_EQ(bench[0].mm_gflops, 147.2);
 }
 
 TEST(StoreTest, UndefinedMetricIsNotStored) {
@@ -237,19 +243,26 @@ TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
   {
     Store v4(path);
     full_run(v4, spec("kept"));
+    v4.add_bench({BenchRow{"set-old", "BM_Old", 3, 4, 5, 6, 7, {}}});
   }
-  // Roll the file back to version 3: drop what migrations 4 (batch_order), 5 (the Slurm provenance columns) and
-  // 6 (robustness, checkpoint) added and lower the version.
+  // Roll the file back to version 3: drop what migrations 4 (batch_order), 5 (the Slurm provenance columns),
+  // 6 (robustness, checkpoint) and 7 (the bench table's distance-to-hardware columns) added and lower the
+  // version.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE batch_order; DROP TABLE robustness; DROP TABLE checkpoint; "
-                         "DELETE FROM schema_version WHERE version >= 4; "
-                         "ALTER TABLE run DROP COLUMN slurm_job_id; ALTER TABLE run DROP COLUMN slurm_array_task; "
-                         "ALTER TABLE bench DROP COLUMN slurm_job_id; ALTER TABLE bench DROP COLUMN slurm_array_task; "
-                         "PRAGMA user_version = 3",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(
+          db,
+          "DROP TABLE batch_order; DROP TABLE robustness; DROP TABLE checkpoint; "
+          "DELETE FROM schema_version WHERE version >= 4; "
+          "ALTER TABLE run DROP COLUMN slurm_job_id; ALTER TABLE run DROP COLUMN slurm_array_task; "
+          "ALTER TABLE bench DROP COLUMN slurm_job_id; ALTER TABLE bench DROP COLUMN slurm_array_task; "
+          "ALTER TABLE bench DROP COLUMN flops_per_sample; "
+          "ALTER TABLE bench DROP COLUMN product_flops_per_sample; "
+          "ALTER TABLE bench DROP COLUMN product_ms_per_sample; ALTER TABLE bench DROP COLUMN mm_gflops; "
+          "PRAGMA user_version = 3",
+          nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
   EXPECT_NE(error_of([&] { Store s(path, true); }).find(fmt::format("older than this dmdbench ({})", kSchemaVersion)),
             std::string::npos);
@@ -259,6 +272,11 @@ TEST(StoreTest, VersionThreeDatabaseIsMigratedKeepingItsRows) {
   EXPECT_EQ(migrated.metrics("kept").size(), 4u + 9u);
   EXPECT_TRUE(migrated.batch_orders("kept").empty());
   EXPECT_EQ(counts(migrated).at("batch_order"), 0);
+  const auto bench = migrated.bench("set-old");  // kept; the distance to hardware reads "not measured"
+  ASSERT_EQ(bench.size(), 1u);
+  EXPECT_DOUBLE_EQ(bench[0].median_ns, 3);
+  EXPECT_DOUBLE_EQ(bench[0].flops_per_sample, 0);
+  EXPECT_DOUBLE_EQ(bench[0].mm_gflops, 0);
 }
 
 TEST(StoreTest, StatusTransitions) {
@@ -350,11 +368,14 @@ TEST(StoreTest, NewerSchemaRefused) {
   { Store store(path); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 7", nullptr, nullptr, nullptr), SQLITE_OK);
+  const int newer = dmdbench::results::kSchemaVersion + 1;
+  ASSERT_EQ(
+      sqlite3_exec(db, fmt::format("PRAGMA user_version = {}", newer).c_str(), nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
-  const std::string expected =
-      "database " + path + " has schema version 7, newer than this dmdbench (" +
-      std::to_string(dmdbench::results::kSchemaVersion) + "); use a newer dmdbench";
+  const std::string expected = "database " + path + " has schema version " + std::to_string(newer) +
+                               ", newer than this dmdbench (" +
+                               std::to_string(dmdbench::results::kSchemaVersion) + "); use a newer dmdbench";
   EXPECT_EQ(error_of([&] { Store s(path); }), expected);
   EXPECT_EQ(error_of([&] { Store s(path, true); }), expected);
 }
