@@ -506,46 +506,58 @@ void layer_norm_forward_impl(int64_t R, int64_t D, const float* x, const float* 
   }
 }
 
+// One row of LayerNorm's backward: g = dy*gamma; dx = rstd * (g - mean(g) - xhat * mean(g*xhat)).
+DMD_INLINE void layer_norm_dx_row(int64_t D, const float* xr, const float* gr, const float* gamma, float mu,
+                                  float rs, float* dxr) {
+  const int64_t D8 = D / kLanes * kLanes;
+  const float inv_d = 1.0f / static_cast<float>(D);
+  v8f sg = splat(0.0f), sgx = splat(0.0f);
+  for (int64_t c = 0; c < D8; c += kLanes) {
+    const v8f xh = (load8(xr + c) - mu) * rs;
+    const v8f g = load8(gr + c) * load8(gamma + c);
+    sg += g;
+    sgx += g * xh;
+  }
+  float a = hsum8(sg), b = hsum8(sgx);
+  for (int64_t c = D8; c < D; ++c) {
+    const float xh = (xr[c] - mu) * rs;
+    const float g = gr[c] * gamma[c];
+    a += g;
+    b += g * xh;
+  }
+  const float mg = a * inv_d, mgx = b * inv_d;
+  for (int64_t c = 0; c < D8; c += kLanes) {
+    const v8f xh = (load8(xr + c) - mu) * rs;
+    store8(dxr + c, (load8(gr + c) * load8(gamma + c) - mg - xh * mgx) * rs);
+  }
+  for (int64_t c = D8; c < D; ++c) {
+    const float xh = (xr[c] - mu) * rs;
+    dxr[c] = (gr[c] * gamma[c] - mg - xh * mgx) * rs;
+  }
+}
+
+// One thread: row by row, dx and the running sums dgamma += dy*xhat, dbeta += dy (in L1).
 DMD_KERNEL_CLONES
 void layer_norm_backward_impl(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
                               const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta) {
   const int64_t D8 = D / kLanes * kLanes;
-  const float inv_d = 1.0f / static_cast<float>(D);
   std::memset(dgamma, 0, sizeof(float) * static_cast<size_t>(D));
   std::memset(dbeta, 0, sizeof(float) * static_cast<size_t>(D));
   for (int64_t r = 0; r < R; ++r) {
     const float* xr = x + r * D;
     const float* gr = dy + r * D;
-    float* dxr = dx + r * D;
     const float mu = mean[r], rs = rstd[r];
-    // g = dy*gamma; dx = rstd * (g - mean(g) - xhat * mean(g*xhat)); dgamma += dy*xhat; dbeta += dy
-    v8f sg = splat(0.0f), sgx = splat(0.0f);
+    layer_norm_dx_row(D, xr, gr, gamma, mu, rs, dx + r * D);
     for (int64_t c = 0; c < D8; c += kLanes) {
       const v8f xh = (load8(xr + c) - mu) * rs;
       const v8f dyc = load8(gr + c);
-      const v8f g = dyc * load8(gamma + c);
-      sg += g;
-      sgx += g * xh;
       store8(dgamma + c, load8(dgamma + c) + dyc * xh);
       store8(dbeta + c, load8(dbeta + c) + dyc);
     }
-    float a = hsum8(sg), b = hsum8(sgx);
     for (int64_t c = D8; c < D; ++c) {
       const float xh = (xr[c] - mu) * rs;
-      const float g = gr[c] * gamma[c];
-      a += g;
-      b += g * xh;
       dgamma[c] += gr[c] * xh;
       dbeta[c] += gr[c];
-    }
-    const float mg = a * inv_d, mgx = b * inv_d;
-    for (int64_t c = 0; c < D8; c += kLanes) {
-      const v8f xh = (load8(xr + c) - mu) * rs;
-      store8(dxr + c, (load8(gr + c) * load8(gamma + c) - mg - xh * mgx) * rs);
-    }
-    for (int64_t c = D8; c < D; ++c) {
-      const float xh = (xr[c] - mu) * rs;
-      dxr[c] = (gr[c] * gamma[c] - mg - xh * mgx) * rs;
     }
   }
 }
@@ -557,39 +569,11 @@ DMD_KERNEL_CLONES
 void layer_norm_backward_split(int64_t R, int64_t D, const float* x, const float* gamma, const float* mean,
                                const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta) {
   const int64_t D8 = D / kLanes * kLanes;
-  const float inv_d = 1.0f / static_cast<float>(D);
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < R; ++r) {
-      const float* xr = x + r * D;
-      const float* gr = dy + r * D;
-      float* dxr = dx + r * D;
-      const float mu = mean[r], rs = rstd[r];
-      v8f sg = splat(0.0f), sgx = splat(0.0f);
-      for (int64_t c = 0; c < D8; c += kLanes) {
-        const v8f xh = (load8(xr + c) - mu) * rs;
-        const v8f g = load8(gr + c) * load8(gamma + c);
-        sg += g;
-        sgx += g * xh;
-      }
-      float a = hsum8(sg), b = hsum8(sgx);
-      for (int64_t c = D8; c < D; ++c) {
-        const float xh = (xr[c] - mu) * rs;
-        const float g = gr[c] * gamma[c];
-        a += g;
-        b += g * xh;
-      }
-      const float mg = a * inv_d, mgx = b * inv_d;
-      for (int64_t c = 0; c < D8; c += kLanes) {
-        const v8f xh = (load8(xr + c) - mu) * rs;
-        store8(dxr + c, (load8(gr + c) * load8(gamma + c) - mg - xh * mgx) * rs);
-      }
-      for (int64_t c = D8; c < D; ++c) {
-        const float xh = (xr[c] - mu) * rs;
-        dxr[c] = (gr[c] * gamma[c] - mg - xh * mgx) * rs;
-      }
-    }
+    for (int64_t r = 0; r < R; ++r)
+      layer_norm_dx_row(D, x + r * D, dy + r * D, gamma, mean[r], rstd[r], dx + r * D);
     const int64_t blocks = D8 / kLanes + (D8 < D ? 1 : 0);  // column blocks of 8, then the tail
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {

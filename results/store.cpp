@@ -1,5 +1,6 @@
 #include "results/store.h"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -8,9 +9,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "results/schema.h"
 #include "results/statement.h"
@@ -36,11 +36,26 @@ const std::string& run_columns() {
                                ", started_at, finished_at, wall_seconds, best_epoch, owner, attempts";
   return s;
 }
+// The bench table's own columns, in the order add_bench binds and bench() reads them; the provenance columns
+// follow them, then created_at.
+constexpr const char* kBenchOwnColumns[] = {"bench_set",
+                                            "name",
+                                            "median_ns",
+                                            "p95_ns",
+                                            "samples_per_s",
+                                            "repetitions",
+                                            "peak_memory_bytes",
+                                            "flops_per_sample",
+                                            "product_flops_per_sample",
+                                            "product_ms_per_sample",
+                                            "mm_gflops"};
+constexpr int kBenchOwn = static_cast<int>(std::size(kBenchOwnColumns));
 const std::string& bench_columns() {
-  static const std::string s =
-      "bench_set, name, median_ns, p95_ns, samples_per_s, repetitions, peak_memory_bytes, "
-      "flops_per_sample, product_flops_per_sample, product_ms_per_sample, mm_gflops, " +
-      provenance_columns() + ", created_at";
+  static const std::string s = [] {
+    std::string own;
+    for (const char* c : kBenchOwnColumns) own += std::string(own.empty() ? "" : ", ") + c;
+    return own + ", " + provenance_columns() + ", created_at";
+  }();
   return s;
 }
 std::string placeholders(std::size_t n) {
@@ -708,14 +723,14 @@ void Store::add_bench(const std::vector<BenchRow>& rows) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   static const std::string sql = "INSERT OR REPLACE INTO bench (" + bench_columns() + ") VALUES (" +
-                                 placeholders(12 + provenance_fields().size()) + ")";
+                                 placeholders(kBenchOwn + provenance_fields().size() + 1) + ")";
   Statement s(db_, path_, sql.c_str());
   const std::string now = utc_now();
   for (const auto& b : rows) {
     s.bind_all(b.bench_set, b.name, b.median_ns, b.p95_ns, b.samples_per_s, b.repetitions,
                b.peak_memory_bytes, b.flops_per_sample, b.product_flops_per_sample, b.product_ms_per_sample,
                b.mm_gflops);
-    s.bind(bind_provenance(s, 12, b.prov), now);
+    s.bind(bind_provenance(s, kBenchOwn + 1, b.prov), now);  // parameters count from 1
     s.run();
     s.reset();
   }
@@ -747,7 +762,7 @@ std::vector<BenchRow> Store::bench(const std::string& bench_set) const {
     b.product_flops_per_sample = s.real(8);
     b.product_ms_per_sample = s.real(9);
     b.mm_gflops = s.real(10);
-    b.prov = read_provenance(s, 11);
+    b.prov = read_provenance(s, kBenchOwn);  // columns count from 0
     out.push_back(std::move(b));
   }
   return out;
