@@ -4,6 +4,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <atomic>
+#include <cstddef>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -16,19 +17,24 @@ namespace {
 std::atomic<int64_t> g_live{0}, g_peak{0}, g_allocs{0};
 std::atomic<bool> g_installed{false};
 
-// Freed blocks of at least kMinCachedBytes are kept by exact size and handed out again: a training step frees
-// and reallocates the same few hundred sizes every step, and glibc's malloc spent ~6% of the step on them. At
-// most kCacheLimitBytes are kept (beyond that, blocks go back to malloc). Live and peak bytes count the
-// blocks in use only, as before.
-constexpr std::size_t kMinCachedBytes = 4096;
+// Freed blocks are kept by exact size and handed out again: a training step frees and reallocates the same few
+// hundred sizes every step, and glibc's malloc spent ~6% of the step on them. At most kCacheLimitBytes are kept
+// (beyond that, blocks go back to malloc). Live and peak bytes count the blocks in use only.
 constexpr int64_t kCacheLimitBytes = int64_t{1} << 30;
 
-// Every allocation's context is its data pointer (c10's own alloc_cpu/free_cpu, as the default CPU allocator
-// uses), so that LibTorch's raw_allocate/raw_deallocate (oneDNN's GELU in BERT calls them) work through the
-// counter: the sizes live in a table keyed by the pointer.
+// Every block carries its size in a header of kHeaderBytes in front of the data (which keeps c10's 64-byte
+// alignment), so that freeing needs no table. The allocation's context is its data pointer (as c10's default
+// CPU allocator has it), so LibTorch's raw_allocate/raw_deallocate (oneDNN's GELU in BERT calls them) work
+// through the counter.
+constexpr std::size_t kHeaderBytes = 64;
+static_assert(kHeaderBytes % alignof(std::max_align_t) == 0 && kHeaderBytes >= sizeof(std::size_t));
+
+std::size_t& size_of_block(void* data) {
+  return *reinterpret_cast<std::size_t*>(static_cast<char*>(data) - kHeaderBytes);
+}
+
 struct Blocks {
   std::mutex mutex;
-  std::unordered_map<void*, std::size_t> live;               // in use: pointer -> bytes
   std::unordered_map<std::size_t, std::vector<void*>> free;  // kept for reuse, by size
   int64_t cached_bytes = 0;
 };
@@ -38,23 +44,19 @@ Blocks& blocks() {
 }
 
 void release_raw(void* data) {
+  if (data == nullptr) return;
+  const std::size_t bytes = size_of_block(data);
+  g_live -= static_cast<int64_t>(bytes);
   Blocks& b = blocks();
-  std::size_t bytes = 0;
   {
     std::lock_guard<std::mutex> lock(b.mutex);
-    auto it = b.live.find(data);
-    if (it != b.live.end()) {
-      bytes = it->second;
-      b.live.erase(it);
-      if (bytes >= kMinCachedBytes && b.cached_bytes + static_cast<int64_t>(bytes) <= kCacheLimitBytes) {
-        b.free[bytes].push_back(data);
-        b.cached_bytes += static_cast<int64_t>(bytes);
-        data = nullptr;
-      }
+    if (b.cached_bytes + static_cast<int64_t>(bytes) <= kCacheLimitBytes) {
+      b.free[bytes].push_back(data);
+      b.cached_bytes += static_cast<int64_t>(bytes);
+      return;
     }
   }
-  g_live -= static_cast<int64_t>(bytes);
-  if (data != nullptr) c10::free_cpu(data);
+  c10::free_cpu(static_cast<char*>(data) - kHeaderBytes);
 }
 
 class CountingAllocator final : public c10::Allocator {
@@ -70,13 +72,11 @@ class CountingAllocator final : public c10::Allocator {
         data = it->second.back();
         it->second.pop_back();
         b.cached_bytes -= static_cast<int64_t>(n);
-        b.live[data] = n;
       }
     }
     if (data == nullptr) {
-      data = c10::alloc_cpu(n);
-      std::lock_guard<std::mutex> lock(b.mutex);
-      b.live[data] = n;
+      data = static_cast<char*>(c10::alloc_cpu(n + kHeaderBytes)) + kHeaderBytes;
+      size_of_block(data) = n;
     }
     const int64_t live = g_live += static_cast<int64_t>(n);
     ++g_allocs;
