@@ -27,22 +27,23 @@ namespace {
 #ifdef DMDBENCH_HAVE_LEGACY_PROFILER
 namespace prof = torch::autograd::profiler;
 
-// FLOPs of one profiled matrix product; LibTorch counts none for the in-place addmm_ (ops::linear's forward,
-// inputs self [M,N], mat1 [M,K], mat2 [K,N]).
+// FLOPs of one profiled matrix product; LibTorch counts none for the in-place addmm_ (inputs self [M,N], mat1
+// [M,K], mat2 [K,N]) nor for ops::linear's direct BLAS products ("dmdbench::mm", inputs mat1 [M,K], mat2
+// [K,N]).
 double product_flops(const prof::LegacyEvent& ev) {
   static const std::set<std::string> counted = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"};
   if (counted.count(ev.name())) return static_cast<double>(const_cast<prof::LegacyEvent&>(ev).flops());
-  if (ev.name() == std::string("aten::addmm_")) {
-    const auto& sh = ev.shapes();
-    if (sh.size() >= 3 && sh[1].size() == 2 && sh[2].size() == 2)
-      return 2.0 * static_cast<double>(sh[1][0]) * static_cast<double>(sh[1][1]) *
-             static_cast<double>(sh[2][1]);
-  }
-  return 0;
+  const std::string name = ev.name();
+  if (name != "aten::addmm_" && name != "dmdbench::mm") return 0;
+  const std::size_t mat1 = name == "aten::addmm_" ? 1 : 0;  // the [M,K] input's position
+  const auto& sh = ev.shapes();
+  if (sh.size() < mat1 + 2 || sh[mat1].size() != 2 || sh[mat1 + 1].size() != 2) return 0;
+  return 2.0 * static_cast<double>(sh[mat1][0]) * static_cast<double>(sh[mat1][1]) *
+         static_cast<double>(sh[mat1 + 1][1]);
 }
 bool is_product(const std::string& name) {
   return name == "aten::mm" || name == "aten::addmm" || name == "aten::addmm_" || name == "aten::bmm" ||
-         name == "aten::baddbmm";
+         name == "aten::baddbmm" || name == "dmdbench::mm";
 }
 
 // The fused attention's products (models/transformer.cpp records "dmdbench::attention[_band][_backward]" with

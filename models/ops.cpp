@@ -1,6 +1,11 @@
 // Fast CPU paths for linear, LayerNorm and dropout (see ops.h).
 #include "models/ops.h"
 
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <limits>
+
 #include "models/compat.h"
 #include "models/kernels.h"
 
@@ -87,22 +92,78 @@ Tensor temporal_conv(const Tensor& x, const Tensor& weight) {
 
 namespace {
 
+// The BLAS's sgemm_ that LibTorch's own mm calls, looked up in the process's global scope (the same symbol
+// LibTorch's reference resolves to, so the same function and the same bits); null where there is none (a
+// LibTorch with MKL linked in), and then linear takes LibTorch's ops.
+using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*,
+                       const float*, const int*, const float*, const int*, const float*, float*, const int*);
+Sgemm blas_sgemm() {
+  static const Sgemm fn = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return fn;
+}
+
+// A row-major operand: data, leading dimension (elements), transposed (op(A) = A^T).
+struct Operand {
+  const float* data;
+  int64_t ld;
+  bool trans;
+};
+
+// The operand's matrix as a tensor (for the profiler's record only).
+Tensor operand_tensor(const Operand& a, int64_t rows, int64_t cols) {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat);
+  float* p = const_cast<float*>(a.data);
+  return a.trans ? torch::from_blob(p, {cols, rows}, {a.ld, 1}, opts).t()
+                 : torch::from_blob(p, {rows, cols}, {a.ld, 1}, opts);
+}
+
+// Row-major C[M,N] = op(A)[M,K] op(B)[K,N] + beta C (ldc = N) with the very sgemm_ call LibTorch's
+// addmm_impl_cpu_ makes for a contiguous C and these operands when M, N, K >= 2 (it computes the column-major
+// C^T = op(B)^T op(A)^T). Recorded for the profiler as "dmdbench::mm" (mat1 [M,K], mat2 [K,N]).
+void gemm(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, float beta, float* c) {
+  RECORD_FUNCTION("dmdbench::mm", std::vector<c10::IValue>{operand_tensor(a, M, K), operand_tensor(b, K, N)});
+  const char ta = a.trans ? 'T' : 'N', tb = b.trans ? 'T' : 'N';
+  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+  const int lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld), ldc = static_cast<int>(N);
+  const float alpha = 1.0f;
+  blas_sgemm()(&tb, &ta, &m, &n, &k, &alpha, b.data, &ldb, a.data, &lda, &beta, c, &ldc);
+}
+
+// Whether x2 [R,in] and the weight's block of rows take gemm: a BLAS at hand, every dimension at least 2
+// (LibTorch passes other arguments for vectors), a contiguous weight, rows of x2 contiguous, sizes within the
+// BLAS's int.
+bool direct_gemm(const Tensor& x2, const Tensor& weight, int64_t rows) {
+  const int64_t R = x2.size(0), in = x2.size(1), limit = std::numeric_limits<int>::max();
+  return blas_sgemm() != nullptr && R >= 2 && in >= 2 && rows >= 2 && weight.is_contiguous() &&
+         x2.stride(1) == 1 && x2.stride(0) >= in && R <= limit && x2.stride(0) <= limit &&
+         R * std::max(in, rows) <= limit;
+}
+
 // y = [relu](x2 W[r0:r0+rows]^T + b[r0:r0+rows]) viewed back to x's leading dims, x2 = x as [R, in].
 struct LinearFunction : public torch::autograd::Function<LinearFunction> {
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, int64_t row0, int64_t rows, bool relu) {
     const Tensor x2 = x.reshape({-1, x.size(-1)});
-    const Tensor w = weight.narrow(0, row0, rows);
+    const int64_t R = x2.size(0), in = x2.size(1);
     const bool has_bias = bias.numel() > 0;  // an empty tensor stands for "no bias" (inputs must be defined)
-    Tensor y = torch::empty({x2.size(0), rows}, x2.options());  // [R,rows]
+    Tensor y = torch::empty({R, rows}, x2.options());  // [R,rows]
+    // With a bias, addmm(b, x2, w^T) would copy the broadcast bias with a slow strided copy; the rows are
+    // filled directly and the same product runs with beta = 1 in place (identical result).
     if (has_bias) {
-      // addmm(b, x2, w^T) copies the broadcast bias with a slow strided copy; fill the rows directly and run
-      // the same GEMM with beta = 1 in place (identical result).
       const Tensor b = bias.contiguous();
-      kernels::fill_rows(y.size(0), rows, compat::const_float_ptr(b) + row0, y.data_ptr<float>());
-      y.addmm_(x2, w.t());
+      kernels::fill_rows(R, rows, compat::const_float_ptr(b) + row0, y.data_ptr<float>());
+    }
+    const bool direct = direct_gemm(x2, weight, rows);
+    if (direct) {  // [R,in] x [in,rows]
+      gemm(R, rows, in, {compat::const_float_ptr(x2), x2.stride(0), false},
+           {compat::const_float_ptr(weight) + row0 * in, in, true}, has_bias ? 1.0f : 0.0f,
+           y.data_ptr<float>());
     } else {
-      torch::mm_out(y, x2, w.t());
+      const Tensor w = weight.narrow(0, row0, rows);
+      if (has_bias)
+        y.addmm_(x2, w.t());
+      else
+        torch::mm_out(y, x2, w.t());
     }
     if (relu) y.relu_();
     ctx->saved_data["row0"] = row0;
@@ -124,17 +185,34 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
     const int64_t rows = y.defined() ? y.size(1) : grads[0].size(-1);
     Tensor g = grads[0].reshape({-1, rows});
     if (relu) g = torch::threshold_backward(g, y, 0);
-    const Tensor w = weight.narrow(0, row0, rows);
-    Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) dx = g.mm(w).view(ctx->saved_data["x_sizes"].toIntVector());
+    const int64_t R = x2.size(0), in = x2.size(1);
     const bool whole = rows == weight.size(0);
-    if (ctx->needs_input_grad(1)) {
-      const Tensor block = g.t().mm(x2);
-      if (whole) {
-        dw = block;
+    const bool direct = direct_gemm(x2, weight, rows) && g.stride(1) == 1 && g.stride(0) >= rows &&
+                        g.stride(0) <= std::numeric_limits<int>::max();
+    const Operand go{direct ? compat::const_float_ptr(g) : nullptr, g.stride(0), false};
+    Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {
+      if (direct) {  // [R,rows] x [rows,in]
+        dx = torch::empty(ctx->saved_data["x_sizes"].toIntVector(), x2.options());
+        gemm(R, in, rows, go, {compat::const_float_ptr(weight) + row0 * in, in, false}, 0.0f,
+             dx.data_ptr<float>());
       } else {
-        dw = torch::zeros_like(weight);
-        dw.narrow(0, row0, rows).copy_(block);
+        dx = g.mm(weight.narrow(0, row0, rows)).view(ctx->saved_data["x_sizes"].toIntVector());
+      }
+    }
+    if (ctx->needs_input_grad(1)) {
+      if (direct) {  // [rows,R] x [R,in] into the block's rows
+        dw = whole ? torch::empty_like(weight) : torch::zeros_like(weight);
+        gemm(rows, in, R, {go.data, go.ld, true}, {compat::const_float_ptr(x2), x2.stride(0), false}, 0.0f,
+             dw.data_ptr<float>() + row0 * in);
+      } else {
+        const Tensor block = g.t().mm(x2);
+        if (whole) {
+          dw = block;
+        } else {
+          dw = torch::zeros_like(weight);
+          dw.narrow(0, row0, rows).copy_(block);
+        }
       }
     }
     if (has_bias && ctx->needs_input_grad(2)) {

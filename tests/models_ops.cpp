@@ -90,6 +90,39 @@ TEST(ModelsOps, LinearForwardEqualsAddmmExactly) {
   EXPECT_LT(max_abs_diff(db, g.reshape({-1, 200}).to(torch::kDouble).sum(0).to(torch::kFloat)), 1e-3);
 }
 
+// linear calls the BLAS's sgemm_ itself (no LibTorch op): forward and both gradients must be LibTorch's own
+// addmm/mm bit for bit, for the step's shapes (736 rows of 50 features into 50 or 150), a row block, inputs
+// whose rows are strided (a column slice), no bias, and shapes with a dimension of 1 (LibTorch's path).
+TEST(ModelsOps, LinearGivesLibTorchsProductsBitForBit) {
+  struct Case {
+    int64_t R, in, out, row0, rows, x_cols;
+    bool bias;
+  };
+  const std::vector<Case> cases = {{736, 50, 150, 0, 150, 50, true}, {736, 50, 50, 0, 50, 50, false},
+                                   {736, 50, 150, 50, 50, 50, true}, {96, 30, 40, 0, 40, 64, true},
+                                   {1, 30, 40, 0, 40, 30, true},     {16, 30, 1, 0, 1, 30, true},
+                                   {16, 1, 8, 0, 8, 1, true}};
+  for (const Case& c : cases) {
+    torch::manual_seed(7);
+    const Tensor x = torch::randn({c.R, c.x_cols}).requires_grad_().narrow(1, 0, c.in);  // stride(0) = x_cols
+    const Tensor w = torch::randn({c.out, c.in}).requires_grad_(), b = torch::randn({c.out});
+    const Tensor g = torch::randn({c.R, c.rows});
+    const Tensor xd = x.detach(), wb = w.detach().narrow(0, c.row0, c.rows);
+    const Tensor want =
+        c.bias ? torch::addmm(b.narrow(0, c.row0, c.rows), xd, wb.t()) : torch::mm(xd, wb.t());
+    const Tensor got = ops::linear(x, w, c.bias ? b : Tensor(), c.row0, c.rows);
+    const std::string at = "R=" + std::to_string(c.R) + " in=" + std::to_string(c.in) +
+                           " rows=" + std::to_string(c.rows) + " row0=" + std::to_string(c.row0);
+    EXPECT_TRUE(torch::equal(got, want)) << at;
+    const auto grads = torch::autograd::grad({got}, {x, w}, {g});
+    EXPECT_TRUE(torch::equal(grads[0], g.mm(wb))) << at;
+    EXPECT_TRUE(torch::equal(grads[1].narrow(0, c.row0, c.rows), g.t().mm(xd))) << at;
+    EXPECT_EQ(grads[1].abs().sum().item<double>(),
+              grads[1].narrow(0, c.row0, c.rows).abs().sum().item<double>())
+        << at;
+  }
+}
+
 TEST(ModelsOps, TemporalConvMatchesConv1dValuesAndGradients) {
   for (int64_t k : {1, 3, 5}) {
     torch::manual_seed(5);
