@@ -608,29 +608,31 @@ void layer_norm_backward_split(int64_t R, int64_t D, const float* x, const float
 // ---------------------------------------------------------------------------------------------------------------
 // Dropout masks
 
+// out[i] = m_i (x == nullptr) or x[i] * m_i, m_i the multiplier of element i: 1/(1-p) if kept, else 0.
 DMD_KERNEL_CLONES
-void dropout_mask_impl(int64_t n, float p, uint64_t seed, float* out) {
+void dropout_impl(int64_t n, float p, uint64_t seed, const float* x, float* out) {
   AttentionProblem pb;
   pb.dropout_p = p;
   pb.seed = seed;
   const DropoutRule r = dropout_rule(pb);
   if (!r.active) {
-    for (int64_t i = 0; i < n; ++i) out[i] = 1.0f;
+    for (int64_t i = 0; i < n; ++i) out[i] = x != nullptr ? x[i] : 1.0f;
     return;
   }
   const int64_t n8 = n / kLanes * kLanes;
 #pragma omp parallel for schedule(static) if (split_pays(n8 / kLanes, 64))
   for (int64_t i = 0; i < n8; i += kLanes) {
-    if (r.drop_all) {
-      store8(out + i, splat(0.0f));
-      continue;
+    v8f m = splat(0.0f);
+    if (!r.drop_all) {
+      const v8u idx = v8u{0, 1, 2, 3, 4, 5, 6, 7} + static_cast<uint32_t>(i);
+      const v8u h = mix32((idx ^ r.seed_lo) + r.seed_hi);
+      m = h >= r.threshold ? splat(r.scale) : splat(0.0f);
     }
-    const v8u idx = v8u{0, 1, 2, 3, 4, 5, 6, 7} + static_cast<uint32_t>(i);
-    const v8u h = mix32((idx ^ r.seed_lo) + r.seed_hi);
-    store8(out + i, h >= r.threshold ? splat(r.scale) : splat(0.0f));
+    store8(out + i, x != nullptr ? load8(x + i) * m : m);
   }
   for (int64_t i = n8; i < n; ++i) {
-    out[i] = (!r.drop_all && keep_element(r, static_cast<uint32_t>(i))) ? r.scale : 0.0f;
+    const float m = (!r.drop_all && keep_element(r, static_cast<uint32_t>(i))) ? r.scale : 0.0f;
+    out[i] = x != nullptr ? x[i] * m : m;
   }
 }
 
@@ -740,7 +742,11 @@ void layer_norm_backward(int64_t R, int64_t D, const float* x, const float* gamm
 }
 
 void dropout_mask(int64_t n, float p, uint64_t seed, float* out) {
-  dropout_mask_impl(n, p, seed, out);
+  dropout_impl(n, p, seed, nullptr, out);
+}
+
+void dropout_multiply(int64_t n, float p, uint64_t seed, const float* x, float* out) {
+  dropout_impl(n, p, seed, x, out);
 }
 
 bool attention_dropout_keep(const AttentionProblem& pb, int64_t b, int64_t i, int64_t j) {

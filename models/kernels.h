@@ -69,6 +69,8 @@ void layer_norm_backward(int64_t R, int64_t D, const float* x, const float* gamm
 // Dropout multipliers: out[i] = 1/(1-p) if element i is kept, else 0, from a counter-based hash of (seed, i);
 // each element is kept with probability 1-p.
 void dropout_mask(int64_t n, float p, uint64_t seed, float* out);
+// out[i] = x[i] * dropout_mask's out[i], in one pass (x and out may be the same array).
+void dropout_multiply(int64_t n, float p, uint64_t seed, const float* x, float* out);
 
 // One Adam update of n values in place (p, exp_avg m, exp_avg_sq v), LibTorch's rule:
 // g' = g + wd*p; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).

@@ -255,12 +255,38 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   return LayerNormFunction::apply(x, weight, bias, eps);
 }
 
+namespace {
+
+// y = x * m, m_i = 1/(1-p) for kept elements and 0 for dropped ones (kernels::dropout_multiply: a
+// counter-based hash of (seed, i)); the backward multiplies the gradient by the same m, regenerated from the
+// seed, so no mask is stored. The same values as x * dropout_mask.
+struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, double p, int64_t seed) {
+    const Tensor xc = x.contiguous();
+    Tensor y = torch::empty_like(xc);
+    kernels::dropout_multiply(xc.numel(), static_cast<float>(p), static_cast<uint64_t>(seed),
+                              compat::const_float_ptr(xc), y.data_ptr<float>());
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["seed"] = seed;
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const Tensor g = grads[0].contiguous();
+    Tensor dx = torch::empty_like(g);
+    kernels::dropout_multiply(g.numel(), static_cast<float>(ctx->saved_data["p"].toDouble()),
+                              static_cast<uint64_t>(ctx->saved_data["seed"].toInt()),
+                              compat::const_float_ptr(g), dx.data_ptr<float>());
+    return {dx, Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
 Tensor dropout(const Tensor& x, double p, bool training) {
   if (!training || p <= 0) return x;
   if (!cpu_float(x)) return torch::dropout(x, p, /*train=*/true);
-  Tensor mask = torch::empty(x.sizes(), x.options().requires_grad(false));
-  kernels::dropout_mask(mask.numel(), static_cast<float>(p), compat::draw_seed(), mask.data_ptr<float>());
-  return x * mask;
+  return DropoutFunction::apply(x, p, static_cast<int64_t>(compat::draw_seed()));
 }
 
 }  // namespace dmdbench::models::ops

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "models/compat.h"
 #include "models/fused_adam.h"
 #include "models/kernels.h"
 #include "models/ops.h"
@@ -61,6 +62,25 @@ TEST(ModelsOps, DropoutKeepsWithProbabilityOneMinusPAndScales) {
   EXPECT_FALSE(torch::equal(ops::dropout(x, 0.3, true), y));
   EXPECT_TRUE(ops::dropout(x, 0.3, false).is_same(x));
   EXPECT_TRUE(ops::dropout(x, 0.0, true).is_same(x));
+}
+
+// Dropout is one pass (x times the multiplier regenerated from the seed, forward and backward): the values
+// and the gradient must be x * mask and g * mask bit for bit, mask = dropout_mask with the seed the generator
+// gives, also for a strided x and a length that is not a multiple of the kernel's 8 lanes.
+TEST(ModelsOps, DropoutIsInputTimesTheSeedsMaskExactly) {
+  namespace k = dmdbench::models::kernels;
+  torch::manual_seed(3);
+  const Tensor x = (torch::randn({37, 51}) * 3).t().requires_grad_();  // [51,37], strided
+  const Tensor g = torch::randn({51, 37});
+  torch::manual_seed(12);
+  const uint64_t seed = dmdbench::models::compat::draw_seed();
+  Tensor mask = torch::empty({51, 37});
+  k::dropout_mask(mask.numel(), 0.25f, seed, mask.data_ptr<float>());
+  torch::manual_seed(12);
+  const Tensor y = ops::dropout(x, 0.25, /*training=*/true);
+  EXPECT_TRUE(torch::equal(y, x.detach() * mask));
+  EXPECT_TRUE(torch::equal(torch::autograd::grad({y}, {x}, {g})[0], g * mask));
+  EXPECT_GT(mask.eq(0).sum().item<int64_t>(), 0);
 }
 
 TEST(ModelsOps, LinearAndLinearReluMatchFunctional) {
