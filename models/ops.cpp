@@ -20,19 +20,41 @@ bool cpu_float(const Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == torch::kFloat && !compat::autocast_enabled(c10::DeviceType::CPU);
 }
 
-// y = LayerNorm(x) over the last dim with the fused kernel; saves x, mean and rstd for the backward.
+// Whether an op on these inputs records a gradient: otherwise the fast paths skip the autograd node (and the
+// context it fills) and run the same computation.
+bool needs_grad(std::initializer_list<Tensor> inputs) {
+  if (!torch::GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.requires_grad()) return true;
+  return false;
+}
+
+// LayerNorm over the last dim with the fused kernel: y, and the contiguous x and each row's mean and rstd
+// that the backward needs.
+struct LayerNormForward {
+  Tensor x, y, mean, rstd;
+};
+LayerNormForward layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  LayerNormForward f;
+  f.x = x.contiguous();
+  const Tensor w = weight.contiguous(), b = bias.contiguous();
+  const int64_t D = f.x.size(-1), R = D > 0 ? f.x.numel() / D : 0;
+  f.y = torch::empty_like(f.x);
+  f.mean = torch::empty({R}, f.x.options());
+  f.rstd = torch::empty({R}, f.x.options());
+  kernels::layer_norm_forward(R, D, compat::const_float_ptr(f.x), compat::const_float_ptr(w),
+                              compat::const_float_ptr(b), static_cast<float>(eps), f.y.data_ptr<float>(),
+                              f.mean.data_ptr<float>(), f.rstd.data_ptr<float>());
+  return f;
+}
+
+// y = LayerNorm(x) as one autograd node; saves x, mean and rstd for the backward.
 struct LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps) {
-    const Tensor xc = x.contiguous(), w = weight.contiguous(), b = bias.contiguous();
-    const int64_t D = xc.size(-1), R = D > 0 ? xc.numel() / D : 0;
-    Tensor y = torch::empty_like(xc);
-    Tensor mean = torch::empty({R}, xc.options()), rstd = torch::empty({R}, xc.options());
-    kernels::layer_norm_forward(R, D, compat::const_float_ptr(xc), compat::const_float_ptr(w),
-                                compat::const_float_ptr(b), static_cast<float>(eps), y.data_ptr<float>(),
-                                mean.data_ptr<float>(), rstd.data_ptr<float>());
-    ctx->save_for_backward({xc, w, mean, rstd});
-    return y;
+    const LayerNormForward f = layer_norm_rows(x, weight, bias, eps);
+    ctx->save_for_backward({f.x, weight.contiguous(), f.mean, f.rstd});
+    return f.y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -139,41 +161,53 @@ bool direct_gemm(const Tensor& x2, const Tensor& weight, int64_t rows) {
          R * std::max(in, rows) <= limit;
 }
 
-// y = [relu](x2 W[r0:r0+rows]^T + b[r0:r0+rows]) viewed back to x's leading dims, x2 = x as [R, in].
+// y [R,rows] = [relu](x2 W[r0:r0+rows]^T + b[r0:r0+rows]) for x2 [R,in] (bias empty: none).
+Tensor linear_rows(const Tensor& x2, const Tensor& weight, const Tensor& bias, int64_t row0, int64_t rows,
+                   bool relu) {
+  const int64_t R = x2.size(0), in = x2.size(1);
+  const bool has_bias = bias.numel() > 0;
+  Tensor y = torch::empty({R, rows}, x2.options());  // [R,rows]
+  // With a bias, addmm(b, x2, w^T) would copy the broadcast bias with a slow strided copy; the rows are
+  // filled directly and the same product runs with beta = 1 in place (identical result).
+  if (has_bias) {
+    const Tensor b = bias.contiguous();
+    kernels::fill_rows(R, rows, compat::const_float_ptr(b) + row0, y.data_ptr<float>());
+  }
+  if (direct_gemm(x2, weight, rows)) {  // [R,in] x [in,rows]
+    gemm(R, rows, in, {compat::const_float_ptr(x2), x2.stride(0), false},
+         {compat::const_float_ptr(weight) + row0 * in, in, true}, has_bias ? 1.0f : 0.0f,
+         y.data_ptr<float>());
+  } else {
+    const Tensor w = weight.narrow(0, row0, rows);
+    if (has_bias)
+      y.addmm_(x2, w.t());
+    else
+      torch::mm_out(y, x2, w.t());
+  }
+  if (relu) y.relu_();
+  return y;
+}
+
+// x's sizes with the last one replaced by `last`.
+std::vector<int64_t> with_last(const Tensor& x, int64_t last) {
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = last;
+  return sizes;
+}
+
+// linear_rows over x viewed as [R, in], viewed back to x's leading dims; one autograd node.
 struct LinearFunction : public torch::autograd::Function<LinearFunction> {
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, int64_t row0, int64_t rows, bool relu) {
     const Tensor x2 = x.reshape({-1, x.size(-1)});
-    const int64_t R = x2.size(0), in = x2.size(1);
     const bool has_bias = bias.numel() > 0;  // an empty tensor stands for "no bias" (inputs must be defined)
-    Tensor y = torch::empty({R, rows}, x2.options());  // [R,rows]
-    // With a bias, addmm(b, x2, w^T) would copy the broadcast bias with a slow strided copy; the rows are
-    // filled directly and the same product runs with beta = 1 in place (identical result).
-    if (has_bias) {
-      const Tensor b = bias.contiguous();
-      kernels::fill_rows(R, rows, compat::const_float_ptr(b) + row0, y.data_ptr<float>());
-    }
-    const bool direct = direct_gemm(x2, weight, rows);
-    if (direct) {  // [R,in] x [in,rows]
-      gemm(R, rows, in, {compat::const_float_ptr(x2), x2.stride(0), false},
-           {compat::const_float_ptr(weight) + row0 * in, in, true}, has_bias ? 1.0f : 0.0f,
-           y.data_ptr<float>());
-    } else {
-      const Tensor w = weight.narrow(0, row0, rows);
-      if (has_bias)
-        y.addmm_(x2, w.t());
-      else
-        torch::mm_out(y, x2, w.t());
-    }
-    if (relu) y.relu_();
+    const Tensor y = linear_rows(x2, weight, bias, row0, rows, relu);
     ctx->saved_data["row0"] = row0;
     ctx->saved_data["relu"] = relu;
     ctx->saved_data["bias"] = has_bias;
     ctx->saved_data["x_sizes"] = x.sizes();
     ctx->save_for_backward({x2, weight, relu ? y : Tensor()});
-    std::vector<int64_t> sizes = x.sizes().vec();
-    sizes.back() = rows;
-    return y.view(sizes);
+    return y.view(with_last(x, rows));
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -228,8 +262,10 @@ Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, in
                    bool relu) {
   if (rows < 0) rows = weight.size(0) - row0;
   if (cpu_float(x) && cpu_float(weight) && (!bias.defined() || cpu_float(bias))) {
-    return LinearFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), row0,
-                                 rows, relu);
+    const Tensor b = bias.defined() ? bias : torch::empty({0}, weight.options());
+    if (!needs_grad({x, weight, b}))  // evaluation: no autograd context to fill
+      return linear_rows(x.reshape({-1, x.size(-1)}), weight, b, row0, rows, relu).view(with_last(x, rows));
+    return LinearFunction::apply(x, weight, b, row0, rows, relu);
   }
   const Tensor w = weight.narrow(0, row0, rows);
   Tensor y = torch::nn::functional::linear(x, w, bias.defined() ? bias.narrow(0, row0, rows) : Tensor());
@@ -252,6 +288,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
     const Tensor xw = x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type());
     return torch::layer_norm(xw, {x.size(-1)}, weight, bias, eps);
   }
+  if (!needs_grad({x, weight, bias})) return layer_norm_rows(x, weight, bias, eps).y;  // evaluation
   return LayerNormFunction::apply(x, weight, bias, eps);
 }
 

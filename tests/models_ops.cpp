@@ -143,6 +143,26 @@ TEST(ModelsOps, LinearGivesLibTorchsProductsBitForBit) {
   }
 }
 
+// Without a gradient to record (evaluation), linear and LayerNorm skip their autograd node and run the same
+// computation: the same bits as with the node, and an output without a grad_fn.
+TEST(ModelsOps, LinearAndLayerNormWithoutGradGiveTheSameBits) {
+  torch::manual_seed(8);
+  const Tensor x = torch::randn({46, 16, 50}), w = torch::randn({150, 50}).requires_grad_(),
+               b = torch::randn({150}).requires_grad_(), g = torch::randn({50}).requires_grad_(),
+               beta = torch::randn({50}).requires_grad_();
+  const Tensor y = ops::linear_relu(x, w, b), block = ops::linear(x, w, b, 50, 100),
+               n = ops::layer_norm(x, g, beta);
+  ASSERT_TRUE(y.requires_grad() && block.requires_grad() && n.requires_grad());
+  torch::NoGradGuard no_grad;
+  const Tensor y0 = ops::linear_relu(x, w, b), block0 = ops::linear(x, w, b, 50, 100),
+               n0 = ops::layer_norm(x, g, beta);
+  EXPECT_FALSE(y0.requires_grad() || block0.requires_grad() || n0.requires_grad());
+  EXPECT_TRUE(torch::equal(y0, y.detach()));
+  EXPECT_TRUE(torch::equal(block0, block.detach()));
+  EXPECT_TRUE(torch::equal(n0, n.detach()));
+  EXPECT_EQ(block0.sizes(), (std::vector<int64_t>{46, 16, 100}));
+}
+
 TEST(ModelsOps, TemporalConvMatchesConv1dValuesAndGradients) {
   for (int64_t k : {1, 3, 5}) {
     torch::manual_seed(5);
