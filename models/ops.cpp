@@ -3,7 +3,6 @@
 
 #include <dlfcn.h>
 
-#include <algorithm>
 #include <limits>
 
 #include "models/compat.h"
@@ -152,13 +151,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, f
 }
 
 // Whether x2 [R,in] and the weight's block of rows take gemm: a BLAS at hand, every dimension at least 2
-// (LibTorch passes other arguments for vectors), a contiguous weight, rows of x2 contiguous, sizes within the
-// BLAS's int.
+// (LibTorch passes other arguments for vectors), a contiguous weight, rows of x2 contiguous, dimensions and
+// leading dimensions within the BLAS's int (in <= x2.stride(0)).
 bool direct_gemm(const Tensor& x2, const Tensor& weight, int64_t rows) {
   const int64_t R = x2.size(0), in = x2.size(1), limit = std::numeric_limits<int>::max();
   return blas_sgemm() != nullptr && R >= 2 && in >= 2 && rows >= 2 && weight.is_contiguous() &&
-         x2.stride(1) == 1 && x2.stride(0) >= in && R <= limit && x2.stride(0) <= limit &&
-         R * std::max(in, rows) <= limit;
+         x2.stride(1) == 1 && x2.stride(0) >= in && R <= limit && rows <= limit && x2.stride(0) <= limit;
 }
 
 // y [R,rows] = [relu](x2 W[r0:r0+rows]^T + b[r0:r0+rows]) for x2 [R,in] (bias empty: none).

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -62,6 +63,10 @@ std::string placeholders(std::size_t n) {
   std::string s;
   for (std::size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
   return s;
+}
+// One placeholder per column of a comma-separated column list.
+std::string placeholders_for(const std::string& columns) {
+  return placeholders(static_cast<std::size_t>(std::count(columns.begin(), columns.end(), ',')) + 1);
 }
 
 // Provenance columns start at `first`, in field-list order.
@@ -723,7 +728,7 @@ void Store::add_bench(const std::vector<BenchRow>& rows) {
   std::lock_guard lock(mu_);
   Transaction tx(db_, path_);
   static const std::string sql = "INSERT OR REPLACE INTO bench (" + bench_columns() + ") VALUES (" +
-                                 placeholders(kBenchOwn + provenance_fields().size() + 1) + ")";
+                                 placeholders_for(bench_columns()) + ")";
   Statement s(db_, path_, sql.c_str());
   const std::string now = utc_now();
   for (const auto& b : rows) {
