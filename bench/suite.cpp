@@ -28,6 +28,7 @@
 #include "harness/training/step.h"
 #include "harness/training/trainable.h"
 #include "models/bert.h"
+#include "models/ops.h"
 #include "results/metrics.h"
 #include "results/store.h"
 
@@ -404,7 +405,8 @@ void distance_to_hardware(std::vector<results::BenchRow>& rows, int ops, std::os
            "over\n"
            " the median time; products: their FLOPs over the time inside them; in prod.: that time's share "
            "of the\n"
-           " median; mm: LibTorch's 512x512x512 float product now, same threads)\n";
+           " median; mm: LibTorch's 512x512x512 float product now, same threads; the linears' products of\n"
+        << fmt::format(" 100^3 to 2^23 multiply-adds: {})\n", models::ops::products_kernel());
   for (const auto& t : op_tables) out << t;
 }
 
@@ -433,6 +435,7 @@ int run_suite(const BenchArgs& a) {
   benchmark::AddCustomContext("libtorch", libtorch_version());
   benchmark::AddCustomContext("device", dev.name);
   benchmark::AddCustomContext("threads (all cores)", std::to_string(std::thread::hardware_concurrency()));
+  benchmark::AddCustomContext("linear products", models::ops::products_kernel());
   if (a.list) {
     benchmark::RunSpecifiedBenchmarks();
     return 0;

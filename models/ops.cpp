@@ -3,9 +3,15 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
+#include <optional>
+#include <random>
+#include <vector>
 
 #include "models/compat.h"
+#include "models/gemm.h"
 #include "models/kernels.h"
 
 namespace dmdbench::models::ops {
@@ -123,12 +129,7 @@ Sgemm blas_sgemm() {
   return fn;
 }
 
-// A row-major operand: data, leading dimension (elements), transposed (op(A) = A^T).
-struct Operand {
-  const float* data;
-  int64_t ld;
-  bool trans;
-};
+using gemm::Operand;  // row-major: data, leading dimension (elements), transposed (op(A) = A^T)
 
 // The operand's matrix as a tensor (for the profiler's record only).
 Tensor operand_tensor(const Operand& a, int64_t rows, int64_t cols) {
@@ -138,11 +139,10 @@ Tensor operand_tensor(const Operand& a, int64_t rows, int64_t cols) {
                  : torch::from_blob(p, {rows, cols}, {a.ld, 1}, opts);
 }
 
-// Row-major C[M,N] = op(A)[M,K] op(B)[K,N] + beta C (ldc = N) with the very sgemm_ call LibTorch's
+// Row-major C[M,N] (ldc = N) = op(A)[M,K] op(B)[K,N] + beta C with the very sgemm_ call LibTorch's
 // addmm_impl_cpu_ makes for a contiguous C and these operands when M, N, K >= 2 (it computes the column-major
-// C^T = op(B)^T op(A)^T). Recorded for the profiler as "dmdbench::mm" (mat1 [M,K], mat2 [K,N]).
-void gemm(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, float beta, float* c) {
-  RECORD_FUNCTION("dmdbench::mm", std::vector<c10::IValue>{operand_tensor(a, M, K), operand_tensor(b, K, N)});
+// C^T = op(B)^T op(A)^T).
+void blas_gemm(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, float beta, float* c) {
   const char ta = a.trans ? 'T' : 'N', tb = b.trans ? 'T' : 'N';
   const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
   const int lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld), ldc = static_cast<int>(N);
@@ -150,7 +150,162 @@ void gemm(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, f
   blas_sgemm()(&tb, &ta, &m, &n, &k, &alpha, b.data, &ldb, a.data, &lda, &beta, c, &ldc);
 }
 
-// Whether x2 [R,in] and the weight's block of rows take gemm: a BLAS at hand, every dimension at least 2
+// The BLAS's own thread count (OpenBLAS's pool, which set_threads sizes with LibTorch's); 0 where the BLAS
+// does not say (not OpenBLAS).
+int blas_threads() {
+  using Get = int (*)();
+  static const Get fn = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return fn != nullptr ? fn() : 0;
+}
+
+// gemm::multiply takes the products between these sizes (multiply-adds). At most kBlasSmallProduct:
+// OpenBLAS's small-matrix kernels (SkylakeX, M*N*K <= 100^3) sum in another order than its level-3 kernels.
+// Above kBlasLargeProduct the BLAS's packing pays for itself: measured on the step's shapes, gemm::multiply
+// is 1.15-1.4x the BLAS at 736 x 50 x 50 .. 736 x 50 x 200 (7.4M) and 0.83-1.0x at 736 x 400 x 100 (29M).
+constexpr int64_t kBlasSmallProduct = int64_t{100} * 100 * 100;
+constexpr int64_t kBlasLargeProduct = int64_t{1} << 23;
+
+// Whether gemm::multiply gives this BLAS's bits, and with which blocks of k: decided once, at the first large
+// product (or products_kernel()), with the BLAS on one thread, by multiplying random matrices both ways in
+// each layout the linears use (forward N,T; dx N,N; dW T,N), with tails, strides, beta 0 and 1, and k long
+// enough to be cut. The blocks are found among OpenBLAS's (q, unroll) pairs on products of several k; no
+// match anywhere means the BLAS sums in another order (another BLAS, another OpenBLAS kernel), and every
+// product stays with it. Only OpenBLAS's one-thread driver is matched: its threaded driver cuts k differently
+// (half of the rest rounded up to 1, not to the unroll), so with more BLAS threads the products stay with the
+// BLAS, as before.
+struct KernelChoice {
+  gemm::Isa isa = gemm::Isa::none;
+  gemm::KBlocks kb;
+};
+
+struct Problem {
+  int64_t M, N, K;
+  bool ta, tb;
+  float beta;
+  int64_t pad;  // extra leading-dimension elements of A
+};
+
+// A product of random operands (from `rng`) and the BLAS's C for it, to hold gemm::multiply against.
+class Trial {
+ public:
+  Trial(const Problem& pb, std::mt19937& rng) : pb_(pb) {
+    std::normal_distribution<float> normal;
+    const int64_t a_rows = pb.ta ? pb.K : pb.M, b_rows = pb.tb ? pb.N : pb.K;
+    a_ld_ = (pb.ta ? pb.M : pb.K) + pb.pad;
+    b_ld_ = pb.tb ? pb.K : pb.N;
+    a_.resize(static_cast<size_t>(a_rows * a_ld_));
+    b_.resize(static_cast<size_t>(b_rows * b_ld_));
+    c0_.resize(static_cast<size_t>(pb.M * pb.N));
+    for (float& x : a_) x = normal(rng);
+    for (float& x : b_) x = normal(rng);
+    for (float& x : c0_) x = normal(rng);
+    blas_ = c0_;
+    blas_gemm(pb.M, pb.N, pb.K, a(), b(), pb.beta, blas_.data());
+  }
+  // Whether multiply(isa, kb) gives the BLAS's C bit for bit.
+  bool matches(gemm::Isa isa, gemm::KBlocks kb) const {
+    std::vector<float> ours = c0_;
+    gemm::multiply(isa, pb_.M, pb_.N, pb_.K, a(), b(), pb_.beta, ours.data(), pb_.N, kb);
+    return std::memcmp(ours.data(), blas_.data(), ours.size() * sizeof(float)) == 0;
+  }
+  int64_t k() const { return pb_.K; }
+
+ private:
+  Operand a() const { return {a_.data(), a_ld_, pb_.ta}; }
+  Operand b() const { return {b_.data(), b_ld_, pb_.tb}; }
+  Problem pb_;
+  int64_t a_ld_ = 0, b_ld_ = 0;
+  std::vector<float> a_, b_, c0_, blas_;
+};
+
+// OpenBLAS on one thread for the scope (its one-thread driver is the one matched), the count restored after.
+class OneBlasThread {
+ public:
+  using Set = void (*)(int);
+  OneBlasThread()
+      : set_(reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))), was_(blas_threads()) {
+    if (set_ != nullptr) set_(1);
+  }
+  ~OneBlasThread() {
+    if (set_ != nullptr && was_ > 0) set_(was_);
+  }
+  OneBlasThread(const OneBlasThread&) = delete;
+  OneBlasThread& operator=(const OneBlasThread&) = delete;
+
+ private:
+  Set set_;
+  int was_;
+};
+
+KernelChoice choose_kernel() {
+  const gemm::Isa isa = gemm::best_isa();
+  if (isa == gemm::Isa::none || blas_sgemm() == nullptr || blas_threads() == 0) return {};
+  const OneBlasThread one;
+  std::mt19937 rng(20231);  // fixed: the choice does not depend on (or draw from) the run's seed
+  // dW's layout with k = 3000, 1000 and 1234 (several cuts each) picks the blocks; q = 0 (no cut) first.
+  const std::vector<int64_t> qs = {0,   128, 160, 192, 224, 240, 256, 288, 320, 352, 384,
+                                   416, 448, 480, 512, 576, 640, 704, 768, 896, 1024};
+  const std::vector<int64_t> unrolls = {1, 2, 4, 8, 16, 24, 32, 48, 64};
+  std::vector<Trial> picks;
+  for (const Problem& pb :
+       {Problem{24, 24, 3000, true, false, 0.0f, 0}, Problem{32, 40, 1000, true, false, 1.0f, 0},
+        Problem{40, 24, 1234, true, false, 0.0f, 0}})
+    picks.emplace_back(pb, rng);
+  std::optional<gemm::KBlocks> found;
+  std::vector<std::vector<int64_t>> tried;  // the cuts of the picks' k already ruled out
+  for (int64_t q : qs) {
+    for (int64_t u : unrolls) {
+      const gemm::KBlocks kb{q, u};
+      std::vector<int64_t> cuts;
+      for (const Trial& t : picks) {
+        const std::vector<int64_t> len = gemm::block_lengths(t.k(), kb);
+        cuts.insert(cuts.end(), len.begin(), len.end());
+        cuts.push_back(-1);
+      }
+      if (std::find(tried.begin(), tried.end(), cuts) != tried.end()) continue;
+      tried.push_back(cuts);
+      if (std::all_of(picks.begin(), picks.end(), [&](const Trial& t) { return t.matches(isa, kb); })) {
+        found = kb;
+        break;
+      }
+      if (q == 0) break;  // one block is one candidate, whatever the unroll
+    }
+    if (found) break;
+  }
+  if (!found) return {};
+  // Every layout, beta 0 and 1, column tails, row tails, a strided A, k cut and uncut.
+  for (const Problem& pb :
+       {Problem{736, 50, 50, false, true, 1.0f, 0}, Problem{736, 150, 50, false, true, 0.0f, 0},
+        Problem{101, 37, 300, false, true, 1.0f, 7}, Problem{736, 50, 150, false, false, 0.0f, 0},
+        Problem{300, 64, 1000, false, false, 1.0f, 3}, Problem{50, 150, 736, true, false, 0.0f, 0},
+        Problem{61, 23, 2944, true, false, 1.0f, 5}, Problem{133, 71, 2000, false, true, 0.0f, 0}})
+    if (!Trial(pb, rng).matches(isa, *found)) return {};
+  return {isa, *found};
+}
+
+const KernelChoice& kernel_choice() {
+  static const KernelChoice choice = choose_kernel();
+  return choice;
+}
+
+// C = op(A) op(B) + beta C (row-major, ldc = N), LibTorch's bits: gemm::multiply where it gives the BLAS's
+// bits (large products, beta 0 or 1, one BLAS thread), else the BLAS. Recorded for the profiler as
+// "dmdbench::mm" (mat1 [M,K], mat2 [K,N]).
+void product(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, float beta, float* c) {
+  RECORD_FUNCTION("dmdbench::mm", std::vector<c10::IValue>{operand_tensor(a, M, K), operand_tensor(b, K, N)});
+  const int64_t size = M * N * K;
+  if (size > kBlasSmallProduct && size <= kBlasLargeProduct && (beta == 0.0f || beta == 1.0f) &&
+      blas_threads() == 1) {
+    const KernelChoice& kc = kernel_choice();
+    if (kc.isa != gemm::Isa::none) {
+      gemm::multiply(kc.isa, M, N, K, a, b, beta, c, N, kc.kb);
+      return;
+    }
+  }
+  blas_gemm(M, N, K, a, b, beta, c);
+}
+
+// Whether x2 [R,in] and the weight's block of rows take product(): a BLAS at hand, every dimension at least 2
 // (LibTorch passes other arguments for vectors), a contiguous weight, rows of x2 contiguous, dimensions and
 // leading dimensions within the BLAS's int (in <= x2.stride(0)).
 bool direct_gemm(const Tensor& x2, const Tensor& weight, int64_t rows) {
@@ -172,9 +327,9 @@ Tensor linear_rows(const Tensor& x2, const Tensor& weight, const Tensor& bias, i
     kernels::fill_rows(R, rows, compat::const_float_ptr(b) + row0, y.data_ptr<float>());
   }
   if (direct_gemm(x2, weight, rows)) {  // [R,in] x [in,rows]
-    gemm(R, rows, in, {compat::const_float_ptr(x2), x2.stride(0), false},
-         {compat::const_float_ptr(weight) + row0 * in, in, true}, has_bias ? 1.0f : 0.0f,
-         y.data_ptr<float>());
+    product(R, rows, in, {compat::const_float_ptr(x2), x2.stride(0), false},
+            {compat::const_float_ptr(weight) + row0 * in, in, true}, has_bias ? 1.0f : 0.0f,
+            y.data_ptr<float>());
   } else {
     const Tensor w = weight.narrow(0, row0, rows);
     if (has_bias)
@@ -226,8 +381,8 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
     if (ctx->needs_input_grad(0)) {
       if (direct) {  // [R,rows] x [rows,in]
         dx = torch::empty(ctx->saved_data["x_sizes"].toIntVector(), x2.options());
-        gemm(R, in, rows, go, {compat::const_float_ptr(weight) + row0 * in, in, false}, 0.0f,
-             dx.data_ptr<float>());
+        product(R, in, rows, go, {compat::const_float_ptr(weight) + row0 * in, in, false}, 0.0f,
+                dx.data_ptr<float>());
       } else {
         dx = g.mm(weight.narrow(0, row0, rows)).view(ctx->saved_data["x_sizes"].toIntVector());
       }
@@ -235,8 +390,8 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
     if (ctx->needs_input_grad(1)) {
       if (direct) {  // [rows,R] x [R,in] into the block's rows
         dw = whole ? torch::empty_like(weight) : torch::zeros_like(weight);
-        gemm(rows, in, R, {go.data, go.ld, true}, {compat::const_float_ptr(x2), x2.stride(0), false}, 0.0f,
-             dw.data_ptr<float>() + row0 * in);
+        product(rows, in, R, {go.data, go.ld, true}, {compat::const_float_ptr(x2), x2.stride(0), false}, 0.0f,
+                dw.data_ptr<float>() + row0 * in);
       } else {
         const Tensor block = g.t().mm(x2);
         if (whole) {
@@ -271,6 +426,13 @@ Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, in
 }
 
 }  // namespace
+
+std::string products_kernel() {
+  const KernelChoice& kc = kernel_choice();
+  if (kc.isa == gemm::Isa::none) return "BLAS sgemm";
+  return std::string(gemm::isa_name(kc.isa)) + " kernel, k blocks " + std::to_string(kc.kb.q) + "/" +
+         std::to_string(kc.kb.unroll) + " (one BLAS thread; more: BLAS sgemm)";
+}
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t row0, int64_t rows) {
   return linear_impl(x, weight, bias, row0, rows, false);

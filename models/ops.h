@@ -29,6 +29,12 @@ torch::Tensor temporal_conv(const torch::Tensor& x, const torch::Tensor& weight)
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          double eps = 1e-5);
 
+// What multiplies the linears' products of 100^3 to 2^23 multiply-adds (736 x 50 x 50 .. 736 x 50 x 200):
+// "<isa> kernel, k blocks q/unroll (one BLAS thread; ...)" (gemm.h) where that kernel gives the BLAS's bits
+// on this machine (checked once against its one-thread driver), else "BLAS sgemm". With more BLAS threads,
+// and for other sizes, the BLAS multiplies.
+std::string products_kernel();
+
 // Inverted dropout: x when !training or p == 0; otherwise x * mask with mask in {0, 1/(1-p)}.
 torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
 

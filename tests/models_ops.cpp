@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "harness/training/device.h"
 #include "models/compat.h"
 #include "models/fused_adam.h"
 #include "models/kernels.h"
@@ -118,29 +119,38 @@ TEST(ModelsOps, LinearGivesLibTorchsProductsBitForBit) {
     int64_t R, in, out, row0, rows, x_cols;
     bool bias;
   };
-  const std::vector<Case> cases = {{736, 50, 150, 0, 150, 50, true}, {736, 50, 50, 0, 50, 50, false},
-                                   {736, 50, 150, 50, 50, 50, true}, {96, 30, 40, 0, 40, 64, true},
-                                   {1, 30, 40, 0, 40, 30, true},     {16, 30, 1, 0, 1, 30, true},
-                                   {16, 1, 8, 0, 8, 1, true}};
-  for (const Case& c : cases) {
-    torch::manual_seed(7);
-    const Tensor x = torch::randn({c.R, c.x_cols}).requires_grad_().narrow(1, 0, c.in);  // stride(0) = x_cols
-    const Tensor w = torch::randn({c.out, c.in}).requires_grad_(), b = torch::randn({c.out});
-    const Tensor g = torch::randn({c.R, c.rows});
-    const Tensor xd = x.detach(), wb = w.detach().narrow(0, c.row0, c.rows);
-    const Tensor want =
-        c.bias ? torch::addmm(b.narrow(0, c.row0, c.rows), xd, wb.t()) : torch::mm(xd, wb.t());
-    const Tensor got = ops::linear(x, w, c.bias ? b : Tensor(), c.row0, c.rows);
-    const std::string at = "R=" + std::to_string(c.R) + " in=" + std::to_string(c.in) +
-                           " rows=" + std::to_string(c.rows) + " row0=" + std::to_string(c.row0);
-    EXPECT_TRUE(torch::equal(got, want)) << at;
-    const auto grads = torch::autograd::grad({got}, {x, w}, {g});
-    EXPECT_TRUE(torch::equal(grads[0], g.mm(wb))) << at;
-    EXPECT_TRUE(torch::equal(grads[1].narrow(0, c.row0, c.rows), g.t().mm(xd))) << at;
-    EXPECT_EQ(grads[1].abs().sum().item<double>(),
-              grads[1].narrow(0, c.row0, c.rows).abs().sum().item<double>())
-        << at;
-  }
+  const std::vector<Case> cases = {
+      {736, 50, 150, 0, 150, 50, true}, {736, 50, 50, 0, 50, 50, false}, {736, 50, 150, 50, 50, 50, true},
+      {96, 30, 40, 0, 40, 64, true},    {1, 30, 40, 0, 40, 30, true},    {16, 30, 1, 0, 1, 30, true},
+      {16, 1, 8, 0, 8, 1, true},        {2944, 50, 50, 0, 50, 50, true}, {1000, 150, 50, 0, 50, 160, true}};
+  // On one thread the large ones (dW's k = 2944 and 1000 cut in blocks) take gemm's kernel where it gives
+  // the BLAS's bits; on two, the BLAS's threaded driver, as LibTorch's ops do.
+  RecordProperty("products", ops::products_kernel());
+  const int previous = torch::get_num_threads();
+  for (int threads : {1, 2})
+    for (const Case& c : cases) {
+      dmdbench::set_threads(threads);
+      torch::manual_seed(7);
+      const Tensor x =
+          torch::randn({c.R, c.x_cols}).requires_grad_().narrow(1, 0, c.in);  // stride(0) = x_cols
+      const Tensor w = torch::randn({c.out, c.in}).requires_grad_(), b = torch::randn({c.out});
+      const Tensor g = torch::randn({c.R, c.rows});
+      const Tensor xd = x.detach(), wb = w.detach().narrow(0, c.row0, c.rows);
+      const Tensor want =
+          c.bias ? torch::addmm(b.narrow(0, c.row0, c.rows), xd, wb.t()) : torch::mm(xd, wb.t());
+      const Tensor got = ops::linear(x, w, c.bias ? b : Tensor(), c.row0, c.rows);
+      const std::string at = "threads=" + std::to_string(threads) + " R=" + std::to_string(c.R) +
+                             " in=" + std::to_string(c.in) + " rows=" + std::to_string(c.rows) +
+                             " row0=" + std::to_string(c.row0);
+      EXPECT_TRUE(torch::equal(got, want)) << at;
+      const auto grads = torch::autograd::grad({got}, {x, w}, {g});
+      EXPECT_TRUE(torch::equal(grads[0], g.mm(wb))) << at;
+      EXPECT_TRUE(torch::equal(grads[1].narrow(0, c.row0, c.rows), g.t().mm(xd))) << at;
+      EXPECT_EQ(grads[1].abs().sum().item<double>(),
+                grads[1].narrow(0, c.row0, c.rows).abs().sum().item<double>())
+          << at;
+    }
+  dmdbench::set_threads(previous);
 }
 
 // Without a gradient to record (evaluation), linear and LayerNorm skip their autograd node and run the same
