@@ -405,8 +405,10 @@ void distance_to_hardware(std::vector<results::BenchRow>& rows, int ops, std::os
            "over\n"
            " the median time; products: their FLOPs over the time inside them; in prod.: that time's share "
            "of the\n"
-           " median; mm: LibTorch's 512x512x512 float product now, same threads; the linears' products of\n"
-        << fmt::format(" 100^3 to 2^23 multiply-adds: {})\n", models::ops::products_kernel());
+           " median; mm: LibTorch's 512x512x512 float product now, same threads; the linears' products "
+           "above\n"
+        << fmt::format(" 100^3 multiply-adds (on one thread up to 2^23): {})\n",
+                       models::ops::products_kernel());
   for (const auto& t : op_tables) out << t;
 }
 

@@ -158,21 +158,23 @@ int blas_threads() {
   return fn != nullptr ? fn() : 0;
 }
 
-// gemm::multiply takes the products between these sizes (multiply-adds). At most kBlasSmallProduct:
-// OpenBLAS's small-matrix kernels (SkylakeX, M*N*K <= 100^3) sum in another order than its level-3 kernels.
-// Above kBlasLargeProduct the BLAS's packing pays for itself: measured on the step's shapes, gemm::multiply
-// is 1.15-1.4x the BLAS at 736 x 50 x 50 .. 736 x 50 x 200 (7.4M) and 0.83-1.0x at 736 x 400 x 100 (29M).
+// gemm::multiply takes the products above kBlasSmallProduct multiply-adds, on one thread only those up to
+// kBlasLargeProduct. At most kBlasSmallProduct: OpenBLAS's small-matrix kernels (SkylakeX, M*N*K <= 100^3)
+// sum in another order than its level-3 kernels. Above kBlasLargeProduct the BLAS's packing pays for itself
+// on one thread: measured on the step's shapes, gemm::multiply is 1.15-1.4x the BLAS at 736 x 50 x 50 .. 736
+// x 50 x 200 (7.4M) and 0.83-1.0x at 736 x 400 x 100 (29M). On more threads the BLAS has one (set_threads)
+// and the kernel splits the rows over LibTorch's pool.
 constexpr int64_t kBlasSmallProduct = int64_t{100} * 100 * 100;
 constexpr int64_t kBlasLargeProduct = int64_t{1} << 23;
 
-// Whether gemm::multiply gives this BLAS's bits, and with which blocks of k: decided once, at the first large
-// product (or products_kernel()), with the BLAS on one thread, by multiplying random matrices both ways in
-// each layout the linears use (forward N,T; dx N,N; dW T,N), with tails, strides, beta 0 and 1, and k long
-// enough to be cut. The blocks are found among OpenBLAS's (q, unroll) pairs on products of several k; no
-// match anywhere means the BLAS sums in another order (another BLAS, another OpenBLAS kernel), and every
-// product stays with it. Only OpenBLAS's one-thread driver is matched: its threaded driver cuts k differently
-// (half of the rest rounded up to 1, not to the unroll), so with more BLAS threads the products stay with the
-// BLAS, as before.
+// Whether gemm::multiply gives this BLAS's bits, and with which blocks of k: decided once, at the first
+// set_threads, large product or products_kernel(), with the BLAS on one thread, by multiplying random
+// matrices both ways in each layout the linears use (forward N,T; dx N,N; dW T,N), with tails, strides, beta
+// 0 and 1, and k long enough to be cut. The blocks are found among OpenBLAS's (q, unroll) pairs on products
+// of several k; no match anywhere means the BLAS sums in another order (another BLAS, another OpenBLAS
+// kernel), and every product stays with it. Only OpenBLAS's one-thread driver is matched (its threaded driver
+// cuts k otherwise: half of the rest rounded up to 1, not to the unroll); set_threads keeps the BLAS on one
+// thread where the kernel is chosen.
 struct KernelChoice {
   gemm::Isa isa = gemm::Isa::none;
   gemm::KBlocks kb;
@@ -218,22 +220,25 @@ class Trial {
   std::vector<float> a_, b_, c0_, blas_;
 };
 
+// Sizes OpenBLAS's pool (LibTorch does not: the pthread build reads OPENBLAS_NUM_THREADS at load time);
+// nothing where the BLAS is not OpenBLAS.
+void set_blas_threads(int threads) {
+  using Set = void (*)(int);
+  static const Set fn = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn != nullptr) fn(threads);
+}
+
 // OpenBLAS on one thread for the scope (its one-thread driver is the one matched), the count restored after.
 class OneBlasThread {
  public:
-  using Set = void (*)(int);
-  OneBlasThread()
-      : set_(reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))), was_(blas_threads()) {
-    if (set_ != nullptr) set_(1);
-  }
+  OneBlasThread() : was_(blas_threads()) { set_blas_threads(1); }
   ~OneBlasThread() {
-    if (set_ != nullptr && was_ > 0) set_(was_);
+    if (was_ > 0) set_blas_threads(was_);
   }
   OneBlasThread(const OneBlasThread&) = delete;
   OneBlasThread& operator=(const OneBlasThread&) = delete;
 
  private:
-  Set set_;
   int was_;
 };
 
@@ -288,14 +293,14 @@ const KernelChoice& kernel_choice() {
   return choice;
 }
 
-// C = op(A) op(B) + beta C (row-major, ldc = N), LibTorch's bits: gemm::multiply where it gives the BLAS's
-// bits (large products, beta 0 or 1, one BLAS thread), else the BLAS. Recorded for the profiler as
-// "dmdbench::mm" (mat1 [M,K], mat2 [K,N]).
+// C = op(A) op(B) + beta C (row-major, ldc = N), LibTorch's one-thread bits: gemm::multiply where it gives
+// the BLAS's bits (products above kBlasSmallProduct, beta 0 or 1, the BLAS on one thread), else the BLAS.
+// Recorded for the profiler as "dmdbench::mm" (mat1 [M,K], mat2 [K,N]).
 void product(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, float beta, float* c) {
   RECORD_FUNCTION("dmdbench::mm", std::vector<c10::IValue>{operand_tensor(a, M, K), operand_tensor(b, K, N)});
   const int64_t size = M * N * K;
-  if (size > kBlasSmallProduct && size <= kBlasLargeProduct && (beta == 0.0f || beta == 1.0f) &&
-      blas_threads() == 1) {
+  if (size > kBlasSmallProduct && (size <= kBlasLargeProduct || at::get_num_threads() > 1) &&
+      (beta == 0.0f || beta == 1.0f) && blas_threads() == 1) {
     const KernelChoice& kc = kernel_choice();
     if (kc.isa != gemm::Isa::none) {
       gemm::multiply(kc.isa, M, N, K, a, b, beta, c, N, kc.kb);
@@ -427,11 +432,20 @@ Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, in
 
 }  // namespace
 
+void set_threads(int threads) {
+  torch::set_num_threads(threads);
+  set_blas_threads(kernel_choice().isa != gemm::Isa::none ? 1 : threads);
+}
+
+bool products_follow_threads() {
+  return kernel_choice().isa != gemm::Isa::none;
+}
+
 std::string products_kernel() {
   const KernelChoice& kc = kernel_choice();
   if (kc.isa == gemm::Isa::none) return "BLAS sgemm";
   return std::string(gemm::isa_name(kc.isa)) + " kernel, k blocks " + std::to_string(kc.kb.q) + "/" +
-         std::to_string(kc.kb.unroll) + " (one BLAS thread; more: BLAS sgemm)";
+         std::to_string(kc.kb.unroll);
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t row0, int64_t rows) {

@@ -29,10 +29,18 @@ torch::Tensor temporal_conv(const torch::Tensor& x, const torch::Tensor& weight)
 torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          double eps = 1e-5);
 
-// What multiplies the linears' products of 100^3 to 2^23 multiply-adds (736 x 50 x 50 .. 736 x 50 x 200):
-// "<isa> kernel, k blocks q/unroll (one BLAS thread; ...)" (gemm.h) where that kernel gives the BLAS's bits
-// on this machine (checked once against its one-thread driver), else "BLAS sgemm". With more BLAS threads,
-// and for other sizes, the BLAS multiplies.
+// Sizes LibTorch's intra-op pool and the BLAS's for `threads` threads. Where gemm's kernel gives the BLAS's
+// bits on this machine (checked once against its one-thread driver), the BLAS keeps one thread and the
+// linears' products of more than 100^3 multiply-adds take the kernel, which splits their rows over LibTorch's
+// pool: one pool (no second one spinning on the same cores), and the products' bits do not depend on the
+// thread count. Elsewhere the BLAS gets `threads` threads, as before.
+void set_threads(int threads);
+
+// Whether the linears' products give the one-thread bits at any thread count (gemm's kernel is in use).
+bool products_follow_threads();
+
+// What multiplies the linears' products of 100^3 to 2^23 multiply-adds on one thread (736 x 50 x 50 .. 736 x
+// 50 x 200), and all above 100^3 on more: "<isa> kernel, k blocks q/unroll" (gemm.h), else "BLAS sgemm".
 std::string products_kernel();
 
 // Inverted dropout: x when !training or p == 0; otherwise x * mask with mask in {0, 1/(1-p)}.

@@ -153,6 +153,37 @@ TEST(ModelsOps, LinearGivesLibTorchsProductsBitForBit) {
   dmdbench::set_threads(previous);
 }
 
+// Where gemm's kernel multiplies the linears' products (ops::set_threads keeps the BLAS on one thread and the
+// kernel splits the rows), two threads give the one-thread values and gradients bit for bit: a product below
+// 2^23 multiply-adds (the kernel at both counts), one above (the BLAS on one thread, the kernel on two), and
+// an odd row count whose k is cut in blocks.
+TEST(ModelsOps, LinearGivesTheOneThreadBitsOnTwoThreads) {
+  if (!ops::products_follow_threads()) {  // another BLAS or OpenBLAS kernel: the BLAS's own threads multiply
+    EXPECT_EQ(ops::products_kernel(), "BLAS sgemm");
+    return;
+  }
+  const int previous = torch::get_num_threads();
+  struct Case {
+    int64_t R, in, out;
+  };
+  for (const Case& c : {Case{736, 50, 150}, Case{2944, 200, 50}, Case{1001, 50, 64}}) {
+    torch::manual_seed(11);
+    const Tensor x = torch::randn({c.R, c.in}).requires_grad_(),
+                 w = torch::randn({c.out, c.in}).requires_grad_(), b = torch::randn({c.out}).requires_grad_(),
+                 g = torch::randn({c.R, c.out});
+    std::vector<Tensor> by_threads[2];
+    for (int threads : {1, 2}) {
+      dmdbench::set_threads(threads);
+      const Tensor y = ops::linear(x, w, b);
+      const auto grads = torch::autograd::grad({y}, {x, w, b}, {g});
+      by_threads[threads - 1] = {y, grads[0], grads[1], grads[2]};
+    }
+    for (size_t i = 0; i < by_threads[0].size(); ++i)
+      EXPECT_TRUE(torch::equal(by_threads[0][i], by_threads[1][i])) << "R=" << c.R << " output " << i;
+  }
+  dmdbench::set_threads(previous);
+}
+
 // Without a gradient to record (evaluation), linear and LayerNorm skip their autograd node and run the same
 // computation: the same bits as with the node, and an output without a grad_fn.
 TEST(ModelsOps, LinearAndLayerNormWithoutGradGiveTheSameBits) {

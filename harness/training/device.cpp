@@ -1,7 +1,6 @@
 #include "harness/training/device.h"
 
 #include <fmt/format.h>
-#include <dlfcn.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 
 #include "harness/experiment/config.h"
 #include "harness/experiment/version.h"
+#include "models/ops.h"
 // CUDA-only facts, compiled in only against a CUDA LibTorch (the CPU build has no CUDA headers).
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
 #define DMDBENCH_HAVE_CUDA_HEADERS 1
@@ -90,11 +90,10 @@ DeviceSetup setup_device(const std::string& spec, bool fast) {
 
 void set_threads(int threads) {
   if (threads <= 0) return;
-  torch::set_num_threads(threads);
-  // LibTorch does not control OpenBLAS's own pool (the pthread build reads OPENBLAS_NUM_THREADS at load time):
-  // set it directly when OpenBLAS is the BLAS, so parallel workers do not oversubscribe the cores.
-  using SetThreads = void (*)(int);
-  if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
+  // LibTorch's pool and OpenBLAS's (which LibTorch does not size), so that parallel workers do not
+  // oversubscribe the cores; where the linears' products split over LibTorch's pool, OpenBLAS keeps one
+  // thread.
+  models::ops::set_threads(threads);
 }
 int current_threads() { return torch::get_num_threads(); }
 
