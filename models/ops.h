@@ -1,9 +1,11 @@
 // Small functional building blocks shared by the model files, with fast CPU paths:
 //  - linear over any leading dims (and over a block of rows of the weight) as one autograd node whose three
-//    products call the BLAS's sgemm_ exactly as LibTorch's addmm/mm would (same bits, no dispatcher);
-//    LibTorch 1.13's F::linear takes matmul + add for 3-D input, and reshape/t/view/narrow each add a node,
+//    products give LibTorch's addmm/mm bits without the dispatcher: the BLAS's sgemm_ called as LibTorch
+//    calls it, or gemm.h's kernel where it sums in the BLAS's order (see set_threads below); LibTorch 1.13's
+//    F::linear takes matmul + add for 3-D input, and reshape/t/view/narrow each add a node,
 //  - LayerNorm with a fused forward/backward kernel,
-//  - dropout in one pass with a counter-based mask instead of bernoulli_ (same distribution; the seed comes from
+//  - dropout in one pass with a counter-based mask instead of bernoulli_ (same distribution; the seed comes
+//  from
 //    the default generator, so torch::manual_seed still fixes it; the backward regenerates the mask).
 // Without a gradient to record (evaluation) linear and LayerNorm skip the autograd node. Other devices and
 // dtypes fall back to the ATen ops.

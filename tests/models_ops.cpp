@@ -123,8 +123,8 @@ TEST(ModelsOps, LinearGivesLibTorchsProductsBitForBit) {
       {736, 50, 150, 0, 150, 50, true}, {736, 50, 50, 0, 50, 50, false}, {736, 50, 150, 50, 50, 50, true},
       {96, 30, 40, 0, 40, 64, true},    {1, 30, 40, 0, 40, 30, true},    {16, 30, 1, 0, 1, 30, true},
       {16, 1, 8, 0, 8, 1, true},        {2944, 50, 50, 0, 50, 50, true}, {1000, 150, 50, 0, 50, 160, true}};
-  // On one thread the large ones (dW's k = 2944 and 1000 cut in blocks) take gemm's kernel where it gives
-  // the BLAS's bits; on two, the BLAS's threaded driver, as LibTorch's ops do.
+  // The large ones (dW's k = 2944 and 1000 cut in blocks) take gemm's kernel where it gives the BLAS's bits,
+  // on two threads split by rows (and OpenBLAS, for LibTorch's ops too, on one); elsewhere the BLAS on both.
   RecordProperty("products", ops::products_kernel());
   const int previous = torch::get_num_threads();
   for (int threads : {1, 2})
