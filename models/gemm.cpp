@@ -12,10 +12,7 @@ namespace dmdbench::models::gemm {
 
 namespace {
 
-// Rows of C per piece when a product is split over threads (a multiple of every kernel's tile rows, so the
-// split does not add single-row tiles), and the multiply-adds from which a split pays (as
-// kernels::kSplitWork).
-constexpr int64_t kRowsPerPiece = 48;
+// The multiply-adds from which splitting a product's rows over threads pays (as kernels::kSplitWork).
 constexpr int64_t kSplitMultiplyAdds = int64_t{1} << 20;
 
 }  // namespace
@@ -91,11 +88,12 @@ void multiply(Isa isa, int64_t M, int64_t N, int64_t K, Operand a, Operand b, fl
       k0 += blocks[blk];
     }
   };
-  const int64_t pieces = (M + kRowsPerPiece - 1) / kRowsPerPiece;
-  if (pieces > 1 && M * N * K >= kSplitMultiplyAdds && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
+  // One piece of rows per thread, of equal size (dW's 50 rows: 25 and 25, not a tile-aligned 48 and 2).
+  const int64_t pieces = std::min<int64_t>(omp_get_max_threads(), M), per_piece = (M + pieces - 1) / pieces;
+  if (pieces > 1 && M * N * K >= kSplitMultiplyAdds && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(pieces))
     for (int64_t piece = 0; piece < pieces; ++piece)
-      rows(piece * kRowsPerPiece, std::min(M, (piece + 1) * kRowsPerPiece));
+      rows(std::min(M, piece * per_piece), std::min(M, (piece + 1) * per_piece));
   } else {
     rows(0, M);
   }
