@@ -7,15 +7,9 @@
 #include <algorithm>
 
 #include "models/gemm_isa.h"
+#include "models/kernels.h"
 
 namespace dmdbench::models::gemm {
-
-namespace {
-
-// The multiply-adds from which splitting a product's rows over threads pays (as kernels::kSplitWork).
-constexpr int64_t kSplitMultiplyAdds = int64_t{1} << 20;
-
-}  // namespace
 
 std::vector<int64_t> block_lengths(int64_t K, KBlocks kb) {
   std::vector<int64_t> lengths;
@@ -88,10 +82,11 @@ void multiply(Isa isa, int64_t M, int64_t N, int64_t K, Operand a, Operand b, fl
       k0 += blocks[blk];
     }
   };
-  // One piece of rows per thread, of equal size (dW's 50 rows: 25 and 25, not a tile-aligned 48 and 2).
+  // From kernels::kSplitWork multiply-adds on, one piece of rows per thread, of equal size (dW's 50 rows: 25
+  // and 25, not a tile-aligned 48 and 2).
   const int team = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), M));
   const int64_t pieces = team, per_piece = (M + pieces - 1) / pieces;
-  if (pieces > 1 && M * N * K >= kSplitMultiplyAdds && !omp_in_parallel()) {
+  if (pieces > 1 && M * N * K >= kernels::kSplitWork && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static) num_threads(team)
     for (int64_t piece = 0; piece < pieces; ++piece)
       rows(std::min(M, piece * per_piece), std::min(M, (piece + 1) * per_piece));
