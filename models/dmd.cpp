@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "models/jobs.h"
 #include "models/ops.h"
 #include "models/transformer.h"
 
@@ -51,6 +52,8 @@ struct DMDImpl::Parts {
   Linear proj1_a_high{nullptr}, proj2_a_high{nullptr}, out_layer_a_high{nullptr};
   Linear weight_l{nullptr}, weight_v{nullptr}, weight_a{nullptr}, weight_c{nullptr};
   Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
+  // The seeds per job of steps 4 and 5 (jobs.h), in evaluation [0] and training [1].
+  jobs::SeedCounts c_attention_seeds[2], hetero_seeds[2];
 };
 
 DMDImpl::DMDImpl(const DMDConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts>()) {
@@ -228,35 +231,47 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   out.logits_v_homo = low_head(c_v, p.proj1_v_low, p.proj2_v_low, p.out_layer_v_low, out.repr_v_homo);
   out.logits_a_homo = low_head(c_a, p.proj1_a_low, p.proj2_a_low, p.out_layer_a_low, out.repr_a_homo);
 
-  // 4. Self-attention on c (last time step only) and the c head.                                      [N,3d]
+  // 4. Self-attention on c (last time step only) and the c head, the three encoders as jobs (jobs.h).  [N,3d]
   Tensor c_l_seq = out.c_l.contiguous(), c_v_seq = out.c_v.contiguous(), c_a_seq = out.c_a.contiguous();
-  Tensor c_fusion = torch::cat({p.self_attentions_c_l->forward(c_l_seq, {}, {}, /*last_only=*/true),
-                                p.self_attentions_c_v->forward(c_v_seq, {}, {}, true),
-                                p.self_attentions_c_a->forward(c_a_seq, {}, {}, true)},
+  auto self_attention = [](const TransformerEncoder& enc) {
+    return [e = enc.ptr()](const std::vector<Tensor>& in) {
+      return e->forward(in[0], {}, {}, /*last_only=*/true);
+    };
+  };
+  Tensor c_fusion = torch::cat(jobs::run({c_l_seq, c_v_seq, c_a_seq},
+                                         {{{0}, self_attention(p.self_attentions_c_l)},
+                                          {{1}, self_attention(p.self_attentions_c_v)},
+                                          {{2}, self_attention(p.self_attentions_c_a)}},
+                                         {3, 4, 5}, p.c_attention_seeds[training]),
                                1);
   Tensor c_proj = p.proj2_c(maybe_dropout(p.proj1_c(c_fusion).relu_(), pout, training)) + c_fusion;
   out.logits_c = p.out_layer_c(c_proj);
 
-  // 5. Heterogeneous branch: crossmodal transformers on s, memory transformers, last step.           [N,2d]
+  // 5. Heterogeneous branch: crossmodal transformers on s, memory transformers, last step; nine jobs.  [N,2d]
+  // Slots 0, 1, 2 = s_l, s_a, s_v; job j's output is slot 3 + j.
   Tensor sl = cfg_.decouple ? out.s_l.contiguous() : c_l_seq;
   Tensor sv = cfg_.decouple ? out.s_v.contiguous() : c_v_seq;
   Tensor sa = cfg_.decouple ? out.s_a.contiguous() : c_a_seq;
   // Key/value source of each crossmodal transformer: the other modality, or (cross_modal_attention off) the
   // query's own modality, so that trans_m_with_k becomes self-attention on s_m.
   const bool ca = cfg_.cross_modal_attention;
-  auto kv = [&](const Tensor& own, const Tensor& other) -> const Tensor& { return ca ? other : own; };
-  Tensor h_l =
-      torch::cat({p.trans_l_with_a(sl, kv(sl, sa), kv(sl, sa)), p.trans_l_with_v(sl, kv(sl, sv), kv(sl, sv))},
-                 2);  // [T'_l,N,2d]
-  out.last_h_l = p.trans_l_mem->forward(h_l, {}, {}, true);
-  Tensor h_a =
-      torch::cat({p.trans_a_with_l(sa, kv(sa, sl), kv(sa, sl)), p.trans_a_with_v(sa, kv(sa, sv), kv(sa, sv))},
-                 2);  // [T'_a,N,2d]
-  out.last_h_a = p.trans_a_mem->forward(h_a, {}, {}, true);
-  Tensor h_v =
-      torch::cat({p.trans_v_with_l(sv, kv(sv, sl), kv(sv, sl)), p.trans_v_with_a(sv, kv(sv, sa), kv(sv, sa))},
-                 2);  // [T'_v,N,2d]
-  out.last_h_v = p.trans_v_mem->forward(h_v, {}, {}, true);
+  auto crossmodal = [ca](const TransformerEncoder& enc, int query, int other) -> jobs::Job {
+    return {{query, ca ? other : query},  // [T'_m,N,d] query, [T'_k,N,d] key = value
+            [e = enc.ptr()](const std::vector<Tensor>& in) { return e->forward(in[0], in[1], in[1]); }};
+  };
+  auto memory = [](const TransformerEncoder& enc, int first) -> jobs::Job {
+    return {{first, first + 1},  // the two crossmodal outputs [T'_m,N,d] -> [T'_m,N,2d] -> last step [N,2d]
+            [e = enc.ptr()](const std::vector<Tensor>& in) {
+              return e->forward(torch::cat({in[0], in[1]}, 2), {}, {}, true);
+            }};
+  };
+  const std::vector<Tensor> last_h = jobs::run(
+      {sl, sa, sv},
+      {crossmodal(p.trans_l_with_a, 0, 1), crossmodal(p.trans_l_with_v, 0, 2), memory(p.trans_l_mem, 3),
+       crossmodal(p.trans_a_with_l, 1, 0), crossmodal(p.trans_a_with_v, 1, 2), memory(p.trans_a_mem, 6),
+       crossmodal(p.trans_v_with_l, 2, 0), crossmodal(p.trans_v_with_a, 2, 1), memory(p.trans_v_mem, 9)},
+      {5, 8, 11}, p.hetero_seeds[training]);
+  out.last_h_l = last_h[0], out.last_h_a = last_h[1], out.last_h_v = last_h[2];
 
   // 6. Hetero heads; repr is the post-residual vector.
   auto high_head = [&](const Tensor& h, Linear& proj1, Linear& proj2, Linear& head, Tensor& repr) {

@@ -764,4 +764,9 @@ bool attention_dropout_keep(const AttentionProblem& pb, int64_t b, int64_t i, in
   return keep_element(r, static_cast<uint32_t>((b * pb.tgt_len + i) * pb.src_len + j));
 }
 
+void on_threads(int threads, const std::function<void(int)>& work) {
+#pragma omp parallel num_threads(threads)
+  work(omp_get_thread_num());
+}
+
 }  // namespace dmdbench::models::kernels

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace dmdbench::models::kernels {
 
@@ -89,5 +90,9 @@ void fill_rows(int64_t R, int64_t D, const float* row, float* out);
 
 // x[i] = min(max(x[i], lo), hi) in place (clip_grad_value_).
 void clamp(int64_t n, float lo, float hi, float* x);
+
+// Calls work(thread) once on each of `threads` threads of the OpenMP pool (LibTorch's intra-op pool), the
+// calling thread being thread 0; returns when all have returned. work must not throw.
+void on_threads(int threads, const std::function<void(int)>& work);
 
 }  // namespace dmdbench::models::kernels

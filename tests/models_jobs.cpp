@@ -1,0 +1,201 @@
+// models/jobs.h: sub-networks run at once on two threads give the bits of the serial forward and backward
+// (outputs, every parameter's gradient, the inputs' gradients), with dropout, shared inputs and a job output
+// also used outside the jobs; errors in a job and a changed number of random draws are reported.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/dmd.h"
+#include "models/graph_distill.h"
+#include "models/jobs.h"
+#include "models/loss.h"
+#include "models/ops.h"
+#include "tests/model_configs.h"
+
+namespace m = dmdbench::models;
+namespace jobs = dmdbench::models::jobs;
+using torch::Tensor;
+
+namespace {
+
+// Runs f at `threads` intra-op threads with the jobs' parallel mode set, and restores both.
+template <class F>
+void with_threads(int threads, bool parallel, F&& f) {
+  const int before = torch::get_num_threads();
+  m::ops::set_threads(threads);
+  jobs::set_parallel(parallel);
+  try {
+    f();
+  } catch (...) {
+    m::ops::set_threads(before);
+    jobs::set_parallel(true);
+    throw;
+  }
+  m::ops::set_threads(before);
+  jobs::set_parallel(true);
+}
+
+void expect_same_bits(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].defined(), b[i].defined()) << what << " #" << i;
+    if (a[i].defined()) {
+      EXPECT_TRUE(torch::equal(a[i], b[i])) << what << " #" << i;
+    }
+  }
+}
+
+// What one DMD training step leaves: the outputs and every gradient (model and graph-distillation units).
+struct Step {
+  std::vector<Tensor> outputs, grads;
+};
+
+// Two training steps of the full loss from the same seed (the first parallel call counts the jobs' seeds and
+// runs in order); returns the second, and the evaluation outputs after it.
+Step dmd_steps(const m::DMDConfig& c, int64_t runs_before, bool expect_parallel) {
+  torch::manual_seed(11);
+  m::DMD model(c);
+  m::GraphDistill homo(m::GraphDistillConfig::homo(c.d)), hetero(m::GraphDistillConfig::hetero(c.d));
+  const int64_t n = 6;
+  const Tensor text = torch::randn({n, c.seq_len, c.text_dim}),
+               audio = torch::randn({n, c.audio_len, c.audio_dim}),
+               vision = torch::randn({n, c.vision_len, c.vision_dim}),
+               labels = torch::tensor({1.5f, -0.5f, 2.0f, 0.0f, -2.5f, 1.0f});
+  Step s;
+  for (int step = 0; step < 2; ++step) {
+    model->train();
+    for (auto& p : model->parameters()) p.mutable_grad() = Tensor();
+    for (auto& p : homo->parameters()) p.mutable_grad() = Tensor();
+    for (auto& p : hetero->parameters()) p.mutable_grad() = Tensor();
+    const m::DMDOutput out = model->forward(text, audio, vision);
+    m::LossConfig lc;
+    lc.decouple_losses = c.decouple;
+    const auto loss = m::dmd_loss(out, labels, homo, hetero, lc);
+    loss.total.backward();
+    if (step == 1) {
+      s.outputs = {out.output_logit, out.logits_c, out.last_h_l, out.last_h_a, out.last_h_v, loss.total};
+      for (const auto& p : model->parameters()) s.grads.push_back(p.grad());
+      for (const auto& p : homo->parameters()) s.grads.push_back(p.grad());
+      for (const auto& p : hetero->parameters()) s.grads.push_back(p.grad());
+    }
+  }
+  model->eval();
+  for (int pass = 0; pass < 2; ++pass) {  // the first evaluation pass counts, the second runs in parallel
+    torch::NoGradGuard no_grad;
+    const Tensor logit = model->forward(text, audio, vision).output_logit;
+    if (pass == 1) s.outputs.push_back(logit);
+  }
+  // DMD's steps 4 and 5 in the second training step and in the second evaluation pass.
+  EXPECT_EQ(jobs::parallel_runs() - runs_before, expect_parallel ? 4 : 0);
+  return s;
+}
+
+}  // namespace
+
+TEST(ModelsJobs, DMDStepOnTwoThreadsGivesTheSerialBits) {
+  // MOSI's recipe has dropout in the attention, the embeddings, the text and the heads, so every job draws
+  // seeds; the ablations change which tensors the jobs share (no decoupling: c and s are the same tensor; no
+  // crossmodal attention: each crossmodal job reads its query's input twice).
+  auto mosi = dmdbench::testing::reference_dmd("mosi");
+  auto no_decoupling = mosi, no_crossmodal = mosi;
+  no_decoupling.decouple = false;
+  no_crossmodal.cross_modal_attention = false;
+  for (const auto& [name, c] : {std::pair{"mosi", mosi}, std::pair{"no decoupling", no_decoupling},
+                                std::pair{"no crossmodal attention", no_crossmodal}}) {
+    Step serial, parallel;
+    with_threads(2, false, [&] { serial = dmd_steps(c, jobs::parallel_runs(), false); });
+    with_threads(2, true, [&] { parallel = dmd_steps(c, jobs::parallel_runs(), true); });
+    expect_same_bits(serial.outputs, parallel.outputs, std::string(name) + " outputs");
+    expect_same_bits(serial.grads, parallel.grads, std::string(name) + " gradients");
+  }
+}
+
+TEST(ModelsJobs, SharedInputsAndAnOutputUsedOutsideSumInTheSerialOrder) {
+  // Slots 0 (x) and 1 (y) are inputs. Job 0 reads x then y; job 1 reads x twice; job 2 reads job 0's output
+  // and x; job 0's output is also returned and used after the jobs. Each job has its own weights and dropout.
+  auto run = [](bool parallel, int64_t runs_before) {
+    torch::manual_seed(3);
+    std::vector<Tensor> w;
+    for (int j = 0; j < 3; ++j) w.push_back(torch::randn({16, 16}, torch::requires_grad()));
+    Tensor x0 = torch::randn({64, 16}, torch::requires_grad()),
+           y0 = torch::randn({64, 16}, torch::requires_grad());
+    jobs::SeedCounts seeds;
+    std::vector<Tensor> result;
+    with_threads(2, parallel, [&] {
+      for (int call = 0; call < 2; ++call) {  // the first call counts the seeds
+        for (auto* t : {&x0, &y0, &w[0], &w[1], &w[2]}) t->mutable_grad() = Tensor();
+        const Tensor x = x0 * 1.0f, y = y0 * 1.0f;  // non-leaf inputs, as in a model
+        auto layer = [](const Tensor& a, const Tensor& weight) {
+          return m::ops::dropout(torch::tanh(m::ops::linear(a, weight)), 0.3, true);
+        };
+        const std::vector<jobs::Job> list = {
+            {{0, 1}, [&](const std::vector<Tensor>& in) { return layer(in[0] * 2.0f, w[0]) + in[1]; }},
+            {{0, 0}, [&](const std::vector<Tensor>& in) { return layer(in[0] - 1.0f, w[1]) * in[1]; }},
+            {{2, 0},
+             [&](const std::vector<Tensor>& in) { return layer(in[0] + 0.5f, w[2]) + in[1] * 3.0f; }}};
+        const std::vector<Tensor> out = jobs::run({x, y}, list, {2, 3, 4}, seeds);
+        const Tensor loss = (out[0] * out[1]).sum() + out[2].pow(2).sum() + out[0].sum();
+        loss.backward();
+        if (call == 1)
+          result = {out[0], out[1], out[2], x0.grad(), y0.grad(), w[0].grad(), w[1].grad(), w[2].grad()};
+      }
+    });
+    EXPECT_EQ(jobs::parallel_runs() - runs_before, parallel ? 1 : 0);
+    return result;
+  };
+  const auto serial = run(false, jobs::parallel_runs());
+  const auto parallel = run(true, jobs::parallel_runs());
+  expect_same_bits(serial, parallel, "toy jobs");
+  // The dropout is active (job 1's output is zero where it dropped), so the jobs drew seeds.
+  EXPECT_GT((serial[1] == 0).sum().item<int64_t>(), 0);
+}
+
+TEST(ModelsJobs, AFailingJobIsReportedAndTheNextCallRuns) {
+  jobs::SeedCounts seeds;
+  const Tensor x = torch::randn({8, 4});
+  auto call = [&](bool fail) {
+    const std::vector<jobs::Job> list = {{{0}, [](const std::vector<Tensor>& in) { return in[0] + 1.0f; }},
+                                         {{0}, [fail](const std::vector<Tensor>& in) {
+                                            TORCH_CHECK(!fail, "job one failed on purpose");
+                                            return in[0] * 2.0f;
+                                          }}};
+    return jobs::run({x}, list, {1, 2}, seeds);
+  };
+  with_threads(2, true, [&] {
+    call(false);  // counts
+    try {
+      call(true);
+      ADD_FAILURE() << "no error";
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("job one failed on purpose"), std::string::npos) << e.what();
+    }
+    const auto out = call(false);
+    EXPECT_TRUE(torch::equal(out[1], x * 2.0f));
+  });
+}
+
+TEST(ModelsJobs, AJobThatDrawsOtherThanItsCountedSeedsIsRefused) {
+  jobs::SeedCounts seeds;
+  const Tensor x = torch::randn({8, 4});
+  int draws = 1;
+  auto call = [&] {
+    const std::vector<jobs::Job> list = {{{0},
+                                          [&](const std::vector<Tensor>& in) {
+                                            Tensor y = in[0];
+                                            for (int i = 0; i < draws; ++i) y = m::ops::dropout(y, 0.5, true);
+                                            return y;
+                                          }},
+                                         {{0}, [](const std::vector<Tensor>& in) { return in[0] * 2.0f; }}};
+    return jobs::run({x}, list, {1, 2}, seeds);
+  };
+  with_threads(2, true, [&] {
+    call();  // counts one seed for job 0
+    draws = 2;
+    EXPECT_THROW(call(), c10::Error);
+    draws = 0;
+    EXPECT_THROW(call(), c10::Error);
+  });
+}
