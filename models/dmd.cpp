@@ -53,7 +53,7 @@ struct DMDImpl::Parts {
   Linear weight_l{nullptr}, weight_v{nullptr}, weight_a{nullptr}, weight_c{nullptr};
   Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
   // The seeds per job of steps 4 and 5 (jobs.h), in evaluation [0] and training [1].
-  jobs::SeedCounts c_attention_seeds[2], hetero_seeds[2];
+  jobs::SeedCounts seeds[2];
 };
 
 DMDImpl::DMDImpl(const DMDConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts>()) {
@@ -231,47 +231,60 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   out.logits_v_homo = low_head(c_v, p.proj1_v_low, p.proj2_v_low, p.out_layer_v_low, out.repr_v_homo);
   out.logits_a_homo = low_head(c_a, p.proj1_a_low, p.proj2_a_low, p.out_layer_a_low, out.repr_a_homo);
 
-  // 4. Self-attention on c (last time step only) and the c head, the three encoders as jobs (jobs.h).  [N,3d]
+  // 4-5. The transformers and the c head as jobs (jobs.h): on two or more threads they run at once. Slots 0-2
+  // are c_l, c_v, c_a (time-major [T',N,d]); s_l, s_a, s_v are slots 3-5 (decoupled) or the same as c.
   Tensor c_l_seq = out.c_l.contiguous(), c_v_seq = out.c_v.contiguous(), c_a_seq = out.c_a.contiguous();
-  auto self_attention = [](const TransformerEncoder& enc) {
-    return [e = enc.ptr()](const std::vector<Tensor>& in) {
-      return e->forward(in[0], {}, {}, /*last_only=*/true);
-    };
-  };
-  Tensor c_fusion = torch::cat(jobs::run({c_l_seq, c_v_seq, c_a_seq},
-                                         {{{0}, self_attention(p.self_attentions_c_l)},
-                                          {{1}, self_attention(p.self_attentions_c_v)},
-                                          {{2}, self_attention(p.self_attentions_c_a)}},
-                                         {3, 4, 5}, p.c_attention_seeds[training]),
-                               1);
-  Tensor c_proj = p.proj2_c(maybe_dropout(p.proj1_c(c_fusion).relu_(), pout, training)) + c_fusion;
-  out.logits_c = p.out_layer_c(c_proj);
+  std::vector<Tensor> inputs = {c_l_seq, c_v_seq, c_a_seq};
+  if (cfg_.decouple)
+    inputs.insert(inputs.end(), {out.s_l.contiguous(), out.s_a.contiguous(), out.s_v.contiguous()});
+  const int sl = cfg_.decouple ? 3 : 0, sa = cfg_.decouple ? 4 : 2, sv = cfg_.decouple ? 5 : 1;
+  jobs::Graph g(std::move(inputs));
 
-  // 5. Heterogeneous branch: crossmodal transformers on s, memory transformers, last step; nine jobs.  [N,2d]
-  // Slots 0, 1, 2 = s_l, s_a, s_v; job j's output is slot 3 + j.
-  Tensor sl = cfg_.decouple ? out.s_l.contiguous() : c_l_seq;
-  Tensor sv = cfg_.decouple ? out.s_v.contiguous() : c_v_seq;
-  Tensor sa = cfg_.decouple ? out.s_a.contiguous() : c_a_seq;
+  // 4. Self-attention on c (last time step only) and the c head.                                      [N,3d]
+  auto self_attention = [&](const TransformerEncoder& enc, int c) {
+    return g.add({c}, 1, [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+      return {e->forward(in[0], {}, {}, /*last_only=*/true)};  // [N,d]
+    });
+  };
+  const int c_att = self_attention(p.self_attentions_c_l, 0);
+  self_attention(p.self_attentions_c_v, 1);
+  self_attention(p.self_attentions_c_a, 2);
+  const int c_head =
+      g.add({c_att, c_att + 1, c_att + 2}, 2, [&p, pout, training](const std::vector<Tensor>& in) {
+        Tensor c_fusion = torch::cat(in, 1);  // [N,3d]
+        Tensor c_proj = p.proj2_c(maybe_dropout(p.proj1_c(c_fusion).relu_(), pout, training)) + c_fusion;
+        return std::vector<Tensor>{c_fusion, p.out_layer_c(c_proj)};  // [N,3d], [N,1]
+      });
+
+  // 5. Heterogeneous branch: crossmodal transformers on s, memory transformers, last step.           [N,2d]
   // Key/value source of each crossmodal transformer: the other modality, or (cross_modal_attention off) the
   // query's own modality, so that trans_m_with_k becomes self-attention on s_m.
   const bool ca = cfg_.cross_modal_attention;
-  auto crossmodal = [ca](const TransformerEncoder& enc, int query, int other) -> jobs::Job {
-    return {{query, ca ? other : query},  // [T'_m,N,d] query, [T'_k,N,d] key = value
-            [e = enc.ptr()](const std::vector<Tensor>& in) { return e->forward(in[0], in[1], in[1]); }};
+  auto crossmodal = [&](const TransformerEncoder& enc, int query, int other) {
+    return g.add({query, ca ? other : query}, 1,  // [T'_m,N,d] query, [T'_k,N,d] key = value
+                 [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+                   return {e->forward(in[0], in[1], in[1])};  // [T'_m,N,d]
+                 });
   };
-  auto memory = [](const TransformerEncoder& enc, int first) -> jobs::Job {
-    return {{first, first + 1},  // the two crossmodal outputs [T'_m,N,d] -> [T'_m,N,2d] -> last step [N,2d]
-            [e = enc.ptr()](const std::vector<Tensor>& in) {
-              return e->forward(torch::cat({in[0], in[1]}, 2), {}, {}, true);
-            }};
+  auto memory = [&](const TransformerEncoder& enc, int first) {  // the two crossmodal outputs of one modality
+    return g.add(
+        {first, first + 1}, 1, [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+          return {
+              e->forward(torch::cat({in[0], in[1]}, 2), {}, {}, true)};  // [T'_m,N,2d] -> last step [N,2d]
+        });
   };
-  const std::vector<Tensor> last_h = jobs::run(
-      {sl, sa, sv},
-      {crossmodal(p.trans_l_with_a, 0, 1), crossmodal(p.trans_l_with_v, 0, 2), memory(p.trans_l_mem, 3),
-       crossmodal(p.trans_a_with_l, 1, 0), crossmodal(p.trans_a_with_v, 1, 2), memory(p.trans_a_mem, 6),
-       crossmodal(p.trans_v_with_l, 2, 0), crossmodal(p.trans_v_with_a, 2, 1), memory(p.trans_v_mem, 9)},
-      {5, 8, 11}, p.hetero_seeds[training]);
-  out.last_h_l = last_h[0], out.last_h_a = last_h[1], out.last_h_v = last_h[2];
+  const int l_cross = crossmodal(p.trans_l_with_a, sl, sa);
+  crossmodal(p.trans_l_with_v, sl, sv);
+  const int l_mem = memory(p.trans_l_mem, l_cross);
+  const int a_cross = crossmodal(p.trans_a_with_l, sa, sl);
+  crossmodal(p.trans_a_with_v, sa, sv);
+  const int a_mem = memory(p.trans_a_mem, a_cross);
+  const int v_cross = crossmodal(p.trans_v_with_l, sv, sl);
+  crossmodal(p.trans_v_with_a, sv, sa);
+  const int v_mem = memory(p.trans_v_mem, v_cross);
+  const std::vector<Tensor> r = g.run({c_head, c_head + 1, l_mem, a_mem, v_mem}, p.seeds[training]);
+  const Tensor c_fusion = r[0];
+  out.logits_c = r[1], out.last_h_l = r[2], out.last_h_a = r[3], out.last_h_v = r[4];
 
   // 6. Hetero heads; repr is the post-residual vector.
   auto high_head = [&](const Tensor& h, Linear& proj1, Linear& proj2, Linear& head, Tensor& repr) {

@@ -72,13 +72,15 @@ void run_dag(int threads, const std::vector<std::vector<int>>& waits, bool desce
   if (error) std::rethrow_exception(error);
 }
 
+using Job = Graph::Job;
+
 // What one call keeps between the forward and the backward.
 struct Call : torch::CustomClassHolder {
-  int n_inputs = 0, threads = 1;
-  std::vector<std::vector<int>> job_inputs;  // Job::inputs
+  int n_inputs = 0, n_slots = 0, threads = 1;
+  std::vector<Job> jobs;                     // reads and slots (run dropped)
   std::vector<int> outputs;                  // the returned slots
-  std::vector<std::vector<Tensor>> leaves;   // per job and input: the leaf the job read
-  std::vector<Tensor> results;               // per job: its output, with the job's graph
+  std::vector<std::vector<Tensor>> leaves;   // per job and read: the leaf the job read
+  std::vector<std::vector<Tensor>> results;  // per job: its outputs, with the job's graph
 };
 
 // The seeds of every job in the serial order, drawn now; offsets[j]..offsets[j+1] are job j's.
@@ -90,9 +92,8 @@ struct DrawnSeeds {
     seeds.resize(static_cast<size_t>(offsets.back()));
     for (auto& s : seeds) s = compat::draw_seed();
   }
-  // Runs f with job j's seeds as this thread's supply; checks that it drew all of them.
-  template <class F>
-  auto with_seeds(int j, F&& f) {
+  // Runs job j with its seeds as this thread's supply; checks that it drew all of them.
+  std::vector<Tensor> run(const Job& job, int j, const std::vector<Tensor>& args) {
     compat::SeedSupply supply;
     supply.next = seeds.data() + offsets[j];
     supply.end = seeds.data() + offsets[j + 1];
@@ -100,46 +101,54 @@ struct DrawnSeeds {
     struct Reset {
       ~Reset() { compat::seed_supply = nullptr; }
     } reset;
-    auto out = f();
+    std::vector<Tensor> out = job.run(args);
     TORCH_CHECK(supply.next == supply.end, "parallel job ", j,
                 " drew fewer random seeds than in its serial forward");
     return out;
   }
 };
 
-std::vector<std::vector<int>> forward_waits(int n_inputs, const std::vector<std::vector<int>>& job_inputs) {
-  std::vector<std::vector<int>> waits(job_inputs.size());
-  for (size_t j = 0; j < job_inputs.size(); ++j)
-    for (int s : job_inputs[j])
-      if (s >= n_inputs) waits[j].push_back(s - n_inputs);
+// Job j's outputs in its slots; checks their number.
+void store(const Job& job, int j, std::vector<Tensor> out, std::vector<Tensor>& slots) {
+  TORCH_CHECK(static_cast<int>(out.size()) == job.outputs, "job ", j, " returned ", out.size(),
+              " tensors, not ", job.outputs);
+  for (int o = 0; o < job.outputs; ++o) slots[job.first + o] = std::move(out[o]);
+}
+
+// The jobs whose outputs job j reads.
+std::vector<std::vector<int>> forward_waits(const std::vector<Job>& jobs, int n_inputs) {
+  std::vector<int> owner;  // slot - n_inputs -> job
+  for (size_t j = 0; j < jobs.size(); ++j) owner.insert(owner.end(), jobs[j].outputs, static_cast<int>(j));
+  std::vector<std::vector<int>> waits(jobs.size());
+  for (size_t j = 0; j < jobs.size(); ++j)
+    for (int s : jobs[j].reads)
+      if (s >= n_inputs) waits[j].push_back(owner[s - n_inputs]);
   return waits;
 }
 
 // Runs the jobs in parallel; with leaves (and a graph per job) where `call` is given. Returns the slots'
-// values (for job slots: detached from the job's graph).
+// values (for job outputs under `call`: detached from the job's graph).
 std::vector<Tensor> forward_parallel(const std::vector<Tensor>& inputs, const std::vector<Job>& jobs,
-                                     DrawnSeeds& drawn, int threads, Call* call) {
-  const int n_inputs = static_cast<int>(inputs.size());
+                                     int n_slots, DrawnSeeds& drawn, int threads, Call* call) {
   std::vector<Tensor> slots(inputs);
-  slots.resize(inputs.size() + jobs.size());
-  std::vector<char> slot_grad(slots.size(), 0);  // the slot's value requires a gradient
-  for (int i = 0; i < n_inputs; ++i) slot_grad[i] = inputs[i].requires_grad();
-  std::vector<std::vector<int>> job_inputs;
-  for (const Job& job : jobs) job_inputs.push_back(job.inputs);
-  run_dag(threads, forward_waits(n_inputs, job_inputs), /*descending=*/false, [&](int j) {
+  slots.resize(n_slots);
+  std::vector<char> slot_grad(n_slots, 0);  // the slot's value requires a gradient
+  for (size_t i = 0; i < inputs.size(); ++i) slot_grad[i] = inputs[i].requires_grad();
+  run_dag(threads, forward_waits(jobs, static_cast<int>(inputs.size())), /*descending=*/false, [&](int j) {
+    const Job& job = jobs[j];
     std::vector<Tensor> args;
-    for (int s : jobs[j].inputs) {
-      if (!call) {
-        args.push_back(slots[s]);
-        continue;
-      }
-      args.push_back(slots[s].detach().requires_grad_(slot_grad[s] != 0));
-      call->leaves[j].push_back(args.back());
+    for (int s : job.reads) {
+      args.push_back(call ? slots[s].detach().requires_grad_(slot_grad[s] != 0) : slots[s]);
+      if (call) call->leaves[j].push_back(args.back());
     }
-    Tensor out = drawn.with_seeds(j, [&] { return jobs[j].run(args); });
-    slot_grad[n_inputs + j] = out.requires_grad();
-    slots[n_inputs + j] = call ? out.detach() : out;
-    if (call) call->results[j] = std::move(out);
+    std::vector<Tensor> out = drawn.run(job, j, args);
+    for (size_t o = 0; o < out.size() && o < static_cast<size_t>(job.outputs); ++o)
+      slot_grad[job.first + o] = out[o].requires_grad();
+    if (!call) return store(job, j, std::move(out), slots);
+    std::vector<Tensor> values;
+    for (const Tensor& t : out) values.push_back(t.detach());
+    store(job, j, std::move(values), slots);
+    call->results[j] = std::move(out);
   });
   return slots;
 }
@@ -151,7 +160,7 @@ struct JobsFunction : public torch::autograd::Function<JobsFunction> {
     ctx->set_materialize_grads(false);
     at::AutoGradMode grad(true);
     const std::vector<Tensor> slots =
-        forward_parallel(inputs.vec(), *jobs, *drawn, call->threads, call.get());
+        forward_parallel(inputs.vec(), *jobs, call->n_slots, *drawn, call->threads, call.get());
     variable_list out;
     for (int s : call->outputs) out.push_back(slots[s]);
     ctx->saved_data["call"] = c10::IValue::make_capsule(call);
@@ -162,54 +171,61 @@ struct JobsFunction : public torch::autograd::Function<JobsFunction> {
     auto call = c10::static_intrusive_pointer_cast<Call>(ctx->saved_data["call"].toCapsule());
     TORCH_CHECK(!call->results.empty(),
                 "the parallel jobs' backward ran twice (retain_graph is not supported)");
-    const int n_inputs = call->n_inputs, n_jobs = static_cast<int>(call->job_inputs.size());
-    std::vector<Tensor> outer(n_inputs + n_jobs);  // gradients from outside the jobs
+    const std::vector<Job>& jobs = call->jobs;
+    const int n_jobs = static_cast<int>(jobs.size());
+    std::vector<Tensor> outer(call->n_slots);  // gradients from outside the jobs
     for (size_t k = 0; k < call->outputs.size(); ++k) outer[call->outputs[k]] = grads[k];
-    std::vector<std::vector<Tensor>> parts(n_jobs);  // per job and input: what its leaf received
+    std::vector<std::vector<Tensor>> parts(n_jobs);  // per job and read: what its leaf received
     // The slot's gradient in the serial backward's order: outside first, then the jobs from the last.
     auto gradient = [&](int s) {
       Tensor g = outer[s];
       for (int j = n_jobs - 1; j >= 0; --j)
-        for (int k = static_cast<int>(call->job_inputs[j].size()) - 1; k >= 0; --k)
-          if (call->job_inputs[j][k] == s && parts[j][k].defined())
-            g = g.defined() ? g + parts[j][k] : parts[j][k];
+        for (int k = static_cast<int>(jobs[j].reads.size()) - 1; k >= 0; --k)
+          if (jobs[j].reads[k] == s && parts[j][k].defined()) g = g.defined() ? g + parts[j][k] : parts[j][k];
       return g;
     };
-    // Job j's backward waits for the backwards of the jobs that read its output.
+    // Job j's backward waits for the backwards of the jobs that read its outputs.
+    const std::vector<std::vector<int>> reads_of = forward_waits(jobs, call->n_inputs);
     std::vector<std::vector<int>> waits(n_jobs);
     for (int j = 0; j < n_jobs; ++j)
-      for (int s : call->job_inputs[j])
-        if (s >= n_inputs) waits[s - n_inputs].push_back(j);
+      for (int w : reads_of[j]) waits[w].push_back(j);
     run_dag(call->threads, waits, /*descending=*/true, [&](int j) {
-      parts[j].resize(call->job_inputs[j].size());
-      Tensor result = std::move(call->results[j]);
-      const Tensor g = gradient(n_inputs + j);
-      if (g.defined() && result.requires_grad()) torch::autograd::backward({result}, {g});
+      parts[j].resize(jobs[j].reads.size());
+      const std::vector<Tensor> results = std::move(call->results[j]);
+      variable_list roots, root_grads;
+      for (int o = 0; o < jobs[j].outputs; ++o) {
+        const Tensor g = gradient(jobs[j].first + o);
+        if (!g.defined() || !results[o].requires_grad()) continue;
+        roots.push_back(results[o]);
+        root_grads.push_back(g);
+      }
+      if (!roots.empty()) torch::autograd::backward(roots, root_grads);
       for (size_t k = 0; k < parts[j].size(); ++k) parts[j][k] = call->leaves[j][k].grad();
       call->leaves[j].clear();
     });
     call->results.clear();
     variable_list out;
-    for (int i = 0; i < n_inputs; ++i) out.push_back(gradient(i));
-    out.resize(n_inputs + 3);  // no gradient for the three non-tensor arguments
+    for (int i = 0; i < call->n_inputs; ++i) out.push_back(gradient(i));
+    out.resize(call->n_inputs + 3);  // no gradient for the three non-tensor arguments
     return out;
   }
 };
 
 // Runs the jobs in order on this thread; counting each job's seeds where `counts` is given.
-std::vector<Tensor> run_serial(const std::vector<Tensor>& inputs, const std::vector<Job>& jobs,
+std::vector<Tensor> run_serial(const std::vector<Tensor>& inputs, const std::vector<Job>& jobs, int n_slots,
                                std::vector<int64_t>* counts) {
   std::vector<Tensor> slots(inputs);
+  slots.resize(n_slots);
   for (size_t j = 0; j < jobs.size(); ++j) {
     std::vector<Tensor> args;
-    for (int s : jobs[j].inputs) args.push_back(slots.at(s));
+    for (int s : jobs[j].reads) args.push_back(slots[s]);
     compat::SeedSupply supply;
     supply.counting = true;
     if (counts) compat::seed_supply = &supply;
     struct Reset {
       ~Reset() { compat::seed_supply = nullptr; }
     } reset;
-    slots.push_back(jobs[j].run(args));
+    store(jobs[j], static_cast<int>(j), jobs[j].run(args), slots);
     if (counts) counts->push_back(supply.count);
   }
   return slots;
@@ -229,51 +245,62 @@ int64_t parallel_runs() {
   return g_parallel_runs;
 }
 
-std::vector<Tensor> run(const std::vector<Tensor>& inputs, const std::vector<Job>& jobs,
-                        const std::vector<int>& outputs, SeedCounts& seeds) {
-  const int n_inputs = static_cast<int>(inputs.size()), n_jobs = static_cast<int>(jobs.size());
-  for (int i = 0; i < n_inputs; ++i)
-    for (int k = 0; k < i; ++k)
-      TORCH_CHECK(!inputs[i].is_same(inputs[k]), "inputs ", k, " and ", i,
+Graph::Graph(std::vector<Tensor> inputs)
+    : inputs_(std::move(inputs)), slots_(static_cast<int>(inputs_.size())) {
+  for (size_t i = 0; i < inputs_.size(); ++i)
+    for (size_t k = 0; k < i; ++k)
+      TORCH_CHECK(!inputs_[i].is_same(inputs_[k]), "inputs ", k, " and ", i,
                   " are the same tensor; pass it once");
-  for (int j = 0; j < n_jobs; ++j)
-    for (int s : jobs[j].inputs)
-      TORCH_CHECK(s >= 0 && s < n_inputs + j, "job ", j, " reads slot ", s,
-                  ", which is not computed before it");
-  for (size_t k = 0; k < outputs.size(); ++k) {
-    TORCH_CHECK(outputs[k] >= n_inputs && outputs[k] < n_inputs + n_jobs, "output ", k, " is not a job's");
-    TORCH_CHECK(std::count(outputs.begin(), outputs.end(), outputs[k]) == 1, "slot ", outputs[k],
+}
+
+int Graph::add(std::vector<int> reads, int outputs, Run run) {
+  const int j = static_cast<int>(jobs_.size());
+  for (int s : reads)
+    TORCH_CHECK(s >= 0 && s < slots_, "job ", j, " reads slot ", s, ", which is not computed before it");
+  TORCH_CHECK(outputs > 0, "job ", j, " returns nothing");
+  jobs_.push_back({std::move(reads), slots_, outputs, std::move(run)});
+  slots_ += outputs;
+  return jobs_.back().first;
+}
+
+std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds) const {
+  const int n_inputs = static_cast<int>(inputs_.size()), n_jobs = static_cast<int>(jobs_.size());
+  for (size_t k = 0; k < slots.size(); ++k) {
+    TORCH_CHECK(slots[k] >= n_inputs && slots[k] < slots_, "slot ", slots[k], " is not a job's output");
+    TORCH_CHECK(std::count(slots.begin(), slots.end(), slots[k]) == 1, "slot ", slots[k],
                 " is returned twice");
   }
-  const bool on_cpu = std::all_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.is_cpu(); });
+  const bool on_cpu = std::all_of(inputs_.begin(), inputs_.end(), [](const Tensor& t) { return t.is_cpu(); });
   const int threads = std::min(at::get_num_threads(), n_jobs);
-  auto pick = [&](const std::vector<Tensor>& slots) {
+  auto pick = [&](const std::vector<Tensor>& values) {
     std::vector<Tensor> out;
-    for (int s : outputs) out.push_back(slots[s]);
+    for (int s : slots) out.push_back(values[s]);
     return out;
   };
   if (!parallel() || !on_cpu || threads < 2 || at::in_parallel_region())
-    return pick(run_serial(inputs, jobs, nullptr));
+    return pick(run_serial(inputs_, jobs_, slots_, nullptr));
   if (!seeds.per_job) {  // this call runs in order and counts each job's seeds
     std::vector<int64_t> counts;
-    std::vector<Tensor> slots = run_serial(inputs, jobs, &counts);
+    std::vector<Tensor> values = run_serial(inputs_, jobs_, slots_, &counts);
     seeds.per_job = std::move(counts);
-    return pick(slots);
+    return pick(values);
   }
+  TORCH_CHECK(static_cast<int>(seeds.per_job->size()) == n_jobs, "the seed counts are of another graph");
   DrawnSeeds drawn(*seeds.per_job);
   ++g_parallel_runs;
   const bool record =
       torch::GradMode::is_enabled() &&
-      std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
-  if (!record) return pick(forward_parallel(inputs, jobs, drawn, threads, nullptr));
+      std::any_of(inputs_.begin(), inputs_.end(), [](const Tensor& t) { return t.requires_grad(); });
+  if (!record) return pick(forward_parallel(inputs_, jobs_, slots_, drawn, threads, nullptr));
   auto call = c10::make_intrusive<Call>();
   call->n_inputs = n_inputs;
+  call->n_slots = slots_;
   call->threads = threads;
-  for (const Job& job : jobs) call->job_inputs.push_back(job.inputs);
-  call->outputs = outputs;
-  call->leaves.resize(jobs.size());
-  call->results.resize(jobs.size());
-  return JobsFunction::apply(at::TensorList(inputs), &jobs, &drawn, call);
+  for (const Job& job : jobs_) call->jobs.push_back({job.reads, job.first, job.outputs, nullptr});
+  call->outputs = slots;
+  call->leaves.resize(jobs_.size());
+  call->results.resize(jobs_.size());
+  return JobsFunction::apply(at::TensorList(inputs_), &jobs_, &drawn, call);
 }
 
 }  // namespace dmdbench::models::jobs

@@ -1,6 +1,6 @@
-// Independent sub-networks of one forward (the crossmodal and memory transformers, the self-attentions on c),
-// run at once on LibTorch's intra-op threads, forward and backward, with the bits of running them one after
-// another on one thread.
+// Independent sub-networks of one forward (DMD's crossmodal, memory and self-attention transformers and the c
+// head), run at once on LibTorch's intra-op threads, forward and backward, with the bits of running them one
+// after another on one thread.
 //
 // LibTorch's autograd engine runs a CPU backward on the calling thread, node by node, so a second thread only
 // helps inside single ops; at batch 64 most of a DMD step is the per-op work of its 15 transformers. Here
@@ -10,11 +10,12 @@
 //  - each job computes what it computes in the serial forward, in the same order, with the same random seeds:
 //    the seeds each job draws (compat::draw_seed) are counted once in a serial forward and, at every later
 //    call, drawn beforehand by the calling thread in the serial order;
-//  - a job's leaves receive one gradient each (one first op per input), and the gradient of an input shared
-//  by
-//    several jobs is their sum in the order the serial backward adds them: the engine runs a graph's nodes in
-//    the reverse order of their creation, so the gradients from outside the jobs come first, then those of
-//    the jobs from the last to the first, and within a job from its last input to its first.
+//  - the engine runs a graph's nodes in the reverse order of their creation, so a tensor's gradient is the
+//  sum
+//    of its readers' parts from the last reader to the first. A job's leaves receive one part each (one first
+//    op per input); a slot's gradient adds, in that order, the part from outside the jobs (the backward's
+//    root, for a job's own output), then the parts of the jobs from the last to the first, within a job from
+//    its last input to its first.
 // Jobs must not share parameters (each job's parameters receive their gradient on the job's thread), and the
 // backward runs once (no retain_graph).
 #pragma once
@@ -27,31 +28,48 @@
 
 namespace dmdbench::models::jobs {
 
-// One sub-network. Its inputs are slots: 0..I-1 the call's inputs, I+j job j's output; each is read by the
-// first op the job creates on it, and they are listed in the order of those ops.
-struct Job {
-  std::vector<int> inputs;
-  std::function<torch::Tensor(const std::vector<torch::Tensor>&)> run;
-};
-
-// How many random seeds each job draws, counted at the first call that runs in parallel (that call runs in
+// How many random seeds each job draws, counted at the first call that may run in parallel (that call runs in
 // order). One per call site and mode (training, evaluation).
 struct SeedCounts {
   std::optional<std::vector<int64_t>> per_job;
 };
 
-// Runs the jobs (listed in the order of the serial forward, each after the jobs it reads) and returns the
-// listed slots, each a job's output. In parallel where LibTorch has more than one intra-op thread, the inputs
-// are on the CPU, no OpenMP region is active and parallel() is on; otherwise in order on this thread, with
-// the graph that plain calls would give.
-std::vector<torch::Tensor> run(const std::vector<torch::Tensor>& inputs, const std::vector<Job>& jobs,
-                               const std::vector<int>& outputs, SeedCounts& seeds);
+// The sub-networks of one forward and the tensors between them, as slots: the inputs first, then each job's
+// outputs in the order the jobs were added.
+class Graph {
+ public:
+  using Run = std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)>;
 
-// Whether run() may run jobs in parallel (on by default; off gives the serial forward at any thread count,
-// for comparisons). Process-wide.
+  // The inputs (distinct tensors) become slots 0..inputs.size()-1.
+  explicit Graph(std::vector<torch::Tensor> inputs);
+
+  // Adds a job, in the order of the serial forward, after the jobs it reads. It reads `reads` (slots; each is
+  // read by the first op the job creates on it, and they are listed in the order of those ops) and returns
+  // `outputs` tensors, which become the next slots; returns the first of them.
+  int add(std::vector<int> reads, int outputs, Run run);
+
+  // Runs the jobs and returns the listed slots, each a job's output. In parallel where LibTorch has more than
+  // one intra-op thread, the inputs are on the CPU, no OpenMP region is active and parallel() is on;
+  // otherwise in order on this thread, with the graph that plain calls would give.
+  std::vector<torch::Tensor> run(const std::vector<int>& slots, SeedCounts& seeds) const;
+
+  struct Job {
+    std::vector<int> reads;
+    int first = 0, outputs = 0;  // its slots
+    Run run;
+  };
+
+ private:
+  std::vector<torch::Tensor> inputs_;
+  std::vector<Job> jobs_;
+  int slots_ = 0;
+};
+
+// Whether Graph::run may run jobs in parallel (on by default; off gives the serial forward at any thread
+// count, for comparisons). Process-wide.
 void set_parallel(bool on);
 bool parallel();
-// How many calls of run() have run their jobs in parallel so far (process-wide; for tests and reports).
+// How many calls of Graph::run have run their jobs in parallel so far (process-wide; for tests and reports).
 int64_t parallel_runs();
 
 }  // namespace dmdbench::models::jobs

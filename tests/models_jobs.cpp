@@ -88,8 +88,8 @@ Step dmd_steps(const m::DMDConfig& c, int64_t runs_before, bool expect_parallel)
     const Tensor logit = model->forward(text, audio, vision).output_logit;
     if (pass == 1) s.outputs.push_back(logit);
   }
-  // DMD's steps 4 and 5 in the second training step and in the second evaluation pass.
-  EXPECT_EQ(jobs::parallel_runs() - runs_before, expect_parallel ? 4 : 0);
+  // DMD's jobs in the second training step and in the second evaluation pass.
+  EXPECT_EQ(jobs::parallel_runs() - runs_before, expect_parallel ? 2 : 0);
   return s;
 }
 
@@ -113,9 +113,10 @@ TEST(ModelsJobs, DMDStepOnTwoThreadsGivesTheSerialBits) {
   }
 }
 
-TEST(ModelsJobs, SharedInputsAndAnOutputUsedOutsideSumInTheSerialOrder) {
-  // Slots 0 (x) and 1 (y) are inputs. Job 0 reads x then y; job 1 reads x twice; job 2 reads job 0's output
-  // and x; job 0's output is also returned and used after the jobs. Each job has its own weights and dropout.
+TEST(ModelsJobs, SharedInputsAndOutputsUsedOutsideSumInTheSerialOrder) {
+  // Slots 0 (x) and 1 (y) are inputs. Job 0 reads x then y; job 1 reads x twice and returns two tensors
+  // (slots 3 and 4), the first of which it also uses itself; job 2 reads job 0's output and x. Job 0's output
+  // and both of job 1's are also used after the jobs. Each job has its own weights and dropout.
   auto run = [](bool parallel, int64_t runs_before) {
     torch::manual_seed(3);
     std::vector<Tensor> w;
@@ -131,16 +132,23 @@ TEST(ModelsJobs, SharedInputsAndAnOutputUsedOutsideSumInTheSerialOrder) {
         auto layer = [](const Tensor& a, const Tensor& weight) {
           return m::ops::dropout(torch::tanh(m::ops::linear(a, weight)), 0.3, true);
         };
-        const std::vector<jobs::Job> list = {
-            {{0, 1}, [&](const std::vector<Tensor>& in) { return layer(in[0] * 2.0f, w[0]) + in[1]; }},
-            {{0, 0}, [&](const std::vector<Tensor>& in) { return layer(in[0] - 1.0f, w[1]) * in[1]; }},
-            {{2, 0},
-             [&](const std::vector<Tensor>& in) { return layer(in[0] + 0.5f, w[2]) + in[1] * 3.0f; }}};
-        const std::vector<Tensor> out = jobs::run({x, y}, list, {2, 3, 4}, seeds);
-        const Tensor loss = (out[0] * out[1]).sum() + out[2].pow(2).sum() + out[0].sum();
+        jobs::Graph g({x, y});
+        const int a = g.add({0, 1}, 1, [&](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+          return {layer(in[0] * 2.0f, w[0]) + in[1]};
+        });
+        const int b = g.add({0, 0}, 2, [&](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+          Tensor h = layer(in[0] - 1.0f, w[1]) * in[1];
+          return {h, h.sin() + h};
+        });
+        const int c = g.add({a, 0}, 1, [&](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+          return {layer(in[0] + 0.5f, w[2]) + in[1] * 3.0f};
+        });
+        const std::vector<Tensor> out = g.run({a, b, b + 1, c}, seeds);
+        const Tensor loss = (out[0] * out[1]).sum() + out[2].cos().sum() + out[3].pow(2).sum() + out[0].sum();
         loss.backward();
         if (call == 1)
-          result = {out[0], out[1], out[2], x0.grad(), y0.grad(), w[0].grad(), w[1].grad(), w[2].grad()};
+          result = {out[0],    out[1],      out[2],      out[3],     x0.grad(),
+                    y0.grad(), w[0].grad(), w[1].grad(), w[2].grad()};
       }
     });
     EXPECT_EQ(jobs::parallel_runs() - runs_before, parallel ? 1 : 0);
@@ -149,20 +157,31 @@ TEST(ModelsJobs, SharedInputsAndAnOutputUsedOutsideSumInTheSerialOrder) {
   const auto serial = run(false, jobs::parallel_runs());
   const auto parallel = run(true, jobs::parallel_runs());
   expect_same_bits(serial, parallel, "toy jobs");
-  // The dropout is active (job 1's output is zero where it dropped), so the jobs drew seeds.
+  // The dropout is active (job 1's first output is zero where it dropped), so the jobs drew seeds.
   EXPECT_GT((serial[1] == 0).sum().item<int64_t>(), 0);
 }
+
+namespace {
+
+// Two jobs reading x: x + 1, and job_one(x); returns both outputs.
+std::vector<Tensor> two_jobs(const Tensor& x, jobs::SeedCounts& seeds, const jobs::Graph::Run& job_one) {
+  jobs::Graph g({x});
+  const int a =
+      g.add({0}, 1, [](const std::vector<Tensor>& in) -> std::vector<Tensor> { return {in[0] + 1.0f}; });
+  const int b = g.add({0}, 1, job_one);
+  return g.run({a, b}, seeds);
+}
+
+}  // namespace
 
 TEST(ModelsJobs, AFailingJobIsReportedAndTheNextCallRuns) {
   jobs::SeedCounts seeds;
   const Tensor x = torch::randn({8, 4});
   auto call = [&](bool fail) {
-    const std::vector<jobs::Job> list = {{{0}, [](const std::vector<Tensor>& in) { return in[0] + 1.0f; }},
-                                         {{0}, [fail](const std::vector<Tensor>& in) {
-                                            TORCH_CHECK(!fail, "job one failed on purpose");
-                                            return in[0] * 2.0f;
-                                          }}};
-    return jobs::run({x}, list, {1, 2}, seeds);
+    return two_jobs(x, seeds, [fail](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+      TORCH_CHECK(!fail, "job one failed on purpose");
+      return {in[0] * 2.0f};
+    });
   };
   with_threads(2, true, [&] {
     call(false);  // counts
@@ -182,17 +201,14 @@ TEST(ModelsJobs, AJobThatDrawsOtherThanItsCountedSeedsIsRefused) {
   const Tensor x = torch::randn({8, 4});
   int draws = 1;
   auto call = [&] {
-    const std::vector<jobs::Job> list = {{{0},
-                                          [&](const std::vector<Tensor>& in) {
-                                            Tensor y = in[0];
-                                            for (int i = 0; i < draws; ++i) y = m::ops::dropout(y, 0.5, true);
-                                            return y;
-                                          }},
-                                         {{0}, [](const std::vector<Tensor>& in) { return in[0] * 2.0f; }}};
-    return jobs::run({x}, list, {1, 2}, seeds);
+    return two_jobs(x, seeds, [&](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+      Tensor y = in[0];
+      for (int i = 0; i < draws; ++i) y = m::ops::dropout(y, 0.5, true);
+      return {y};
+    });
   };
   with_threads(2, true, [&] {
-    call();  // counts one seed for job 0
+    call();  // counts one seed for job 1
     draws = 2;
     EXPECT_THROW(call(), c10::Error);
     draws = 0;
