@@ -19,6 +19,8 @@ struct MulTImpl::Parts {
       trans_a_with_v{nullptr}, trans_v_with_l{nullptr}, trans_v_with_a{nullptr};
   TransformerEncoder trans_l_mem{nullptr}, trans_a_mem{nullptr}, trans_v_mem{nullptr};
   torch::nn::Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
+  models::jobs::SeedCounts
+      seeds[2];  // of the transformers' jobs (jobs.h), in evaluation [0] and training [1]
 };
 
 namespace {
@@ -77,13 +79,19 @@ Tensor MulTImpl::forward(const Tensor& text, const Tensor& audio, const Tensor& 
   Tensor x_l = models::ops::dropout(text, b.text_dropout, training);
   Tensor l = project(x_l, p.proj_l), a = project(audio, p.proj_a), v = project(vision, p.proj_v);  // [T',N,d]
 
-  Tensor h_l = torch::cat({p.trans_l_with_a(l, a, a), p.trans_l_with_v(l, v, v)}, 2);  // [T'_l,N,2d]
-  Tensor h_a = torch::cat({p.trans_a_with_l(a, l, l), p.trans_a_with_v(a, v, v)}, 2);
-  Tensor h_v = torch::cat({p.trans_v_with_l(v, l, l), p.trans_v_with_a(v, a, a)}, 2);
-  Tensor last =
-      torch::cat({p.trans_l_mem->forward(h_l, {}, {}, true), p.trans_a_mem->forward(h_a, {}, {}, true),
-                  p.trans_v_mem->forward(h_v, {}, {}, true)},
-                 1);  // [N,6d], order l, a, v
+  // The nine transformers as jobs (models/jobs.h; at once on two or more threads). Slots 0-2: l, a, v.
+  models::jobs::Graph g({l, a, v});
+  const int l_cross = models::add_crossmodal_job(g, p.trans_l_with_a, 0, 1);  // [T'_l,N,d] x2
+  models::add_crossmodal_job(g, p.trans_l_with_v, 0, 2);
+  const int a_cross = models::add_crossmodal_job(g, p.trans_a_with_l, 1, 0);
+  models::add_crossmodal_job(g, p.trans_a_with_v, 1, 2);
+  const int v_cross = models::add_crossmodal_job(g, p.trans_v_with_l, 2, 0);
+  models::add_crossmodal_job(g, p.trans_v_with_a, 2, 1);
+  const int l_mem =
+      models::add_last_step_job(g, p.trans_l_mem, {l_cross, l_cross + 1});  // [T'_l,N,2d] -> [N,2d]
+  const int a_mem = models::add_last_step_job(g, p.trans_a_mem, {a_cross, a_cross + 1});
+  const int v_mem = models::add_last_step_job(g, p.trans_v_mem, {v_cross, v_cross + 1});
+  Tensor last = torch::cat(g.run({l_mem, a_mem, v_mem}, p.seeds[training]), 1);  // [N,6d], order l, a, v
   Tensor hidden = p.proj1(last).relu_();
   hidden = models::ops::dropout(hidden, b.output_dropout, training);
   return p.out_layer(p.proj2(hidden) + last);  // [N,1]

@@ -241,14 +241,9 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   jobs::Graph g(std::move(inputs));
 
   // 4. Self-attention on c (last time step only) and the c head.                                      [N,3d]
-  auto self_attention = [&](const TransformerEncoder& enc, int c) {
-    return g.add({c}, 1, [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
-      return {e->forward(in[0], {}, {}, /*last_only=*/true)};  // [N,d]
-    });
-  };
-  const int c_att = self_attention(p.self_attentions_c_l, 0);
-  self_attention(p.self_attentions_c_v, 1);
-  self_attention(p.self_attentions_c_a, 2);
+  const int c_att = add_last_step_job(g, p.self_attentions_c_l, {0});  // [N,d] each
+  add_last_step_job(g, p.self_attentions_c_v, {1});
+  add_last_step_job(g, p.self_attentions_c_a, {2});
   const int c_head =
       g.add({c_att, c_att + 1, c_att + 2}, 2, [&p, pout, training](const std::vector<Tensor>& in) {
         Tensor c_fusion = torch::cat(in, 1);  // [N,3d]
@@ -256,32 +251,22 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
         return std::vector<Tensor>{c_fusion, p.out_layer_c(c_proj)};  // [N,3d], [N,1]
       });
 
-  // 5. Heterogeneous branch: crossmodal transformers on s, memory transformers, last step.           [N,2d]
-  // Key/value source of each crossmodal transformer: the other modality, or (cross_modal_attention off) the
-  // query's own modality, so that trans_m_with_k becomes self-attention on s_m.
-  const bool ca = cfg_.cross_modal_attention;
+  // 5. Heterogeneous branch: crossmodal transformers on s ([T'_m,N,d] query, [T'_k,N,d] key = value ->
+  // [T'_m,N,d]), memory transformers on the two outputs of a modality ([T'_m,N,2d] -> last step [N,2d]). Key
+  // and value: the other modality, or (cross_modal_attention off) the query's own, so that trans_m_with_k
+  // becomes self-attention on s_m.
   auto crossmodal = [&](const TransformerEncoder& enc, int query, int other) {
-    return g.add({query, ca ? other : query}, 1,  // [T'_m,N,d] query, [T'_k,N,d] key = value
-                 [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
-                   return {e->forward(in[0], in[1], in[1])};  // [T'_m,N,d]
-                 });
-  };
-  auto memory = [&](const TransformerEncoder& enc, int first) {  // the two crossmodal outputs of one modality
-    return g.add(
-        {first, first + 1}, 1, [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
-          return {
-              e->forward(torch::cat({in[0], in[1]}, 2), {}, {}, true)};  // [T'_m,N,2d] -> last step [N,2d]
-        });
+    return add_crossmodal_job(g, enc, query, cfg_.cross_modal_attention ? other : query);
   };
   const int l_cross = crossmodal(p.trans_l_with_a, sl, sa);
   crossmodal(p.trans_l_with_v, sl, sv);
-  const int l_mem = memory(p.trans_l_mem, l_cross);
+  const int l_mem = add_last_step_job(g, p.trans_l_mem, {l_cross, l_cross + 1});
   const int a_cross = crossmodal(p.trans_a_with_l, sa, sl);
   crossmodal(p.trans_a_with_v, sa, sv);
-  const int a_mem = memory(p.trans_a_mem, a_cross);
+  const int a_mem = add_last_step_job(g, p.trans_a_mem, {a_cross, a_cross + 1});
   const int v_cross = crossmodal(p.trans_v_with_l, sv, sl);
   crossmodal(p.trans_v_with_a, sv, sa);
-  const int v_mem = memory(p.trans_v_mem, v_cross);
+  const int v_mem = add_last_step_job(g, p.trans_v_mem, {v_cross, v_cross + 1});
   const std::vector<Tensor> r = g.run({c_head, c_head + 1, l_mem, a_mem, v_mem}, p.seeds[training]);
   const Tensor c_fusion = r[0];
   out.logits_c = r[1], out.last_h_l = r[2], out.last_h_a = r[3], out.last_h_v = r[4];

@@ -358,4 +358,16 @@ Tensor TransformerEncoderImpl::forward(const Tensor& x_in, const Tensor& x_in_k,
   return last_only ? x.squeeze(0) : x;
 }
 
+int add_crossmodal_job(jobs::Graph& g, const TransformerEncoder& enc, int query, int key_value) {
+  return g.add({query, key_value}, 1, [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+    return {e->forward(in[0], in[1], in[1])};
+  });
+}
+
+int add_last_step_job(jobs::Graph& g, const TransformerEncoder& enc, std::vector<int> slots) {
+  return g.add(std::move(slots), 1, [e = enc.ptr()](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+    return {e->forward(in.size() == 1 ? in[0] : torch::cat(in, 2), {}, {}, /*last_only=*/true)};
+  });
+}
+
 }  // namespace dmdbench::models

@@ -10,6 +10,9 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "models/jobs.h"
 
 namespace dmdbench::models {
 
@@ -132,5 +135,11 @@ class TransformerEncoderImpl : public torch::nn::Module {
   std::vector<TransformerEncoderLayer> layer_refs_;
 };
 TORCH_MODULE(TransformerEncoder);
+
+// An encoder as a job of g (jobs.h). Crossmodal: query slot [T,N,d], key = value slot [S,N,d] -> [T,N,d].
+// Last step: the slots (one, or several joined along the features) [T,N,d'] -> the last time step [N,d'].
+// Each returns the job's output slot.
+int add_crossmodal_job(jobs::Graph& g, const TransformerEncoder& enc, int query, int key_value);
+int add_last_step_job(jobs::Graph& g, const TransformerEncoder& enc, std::vector<int> slots);
 
 }  // namespace dmdbench::models
