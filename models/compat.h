@@ -32,25 +32,25 @@
 namespace dmdbench::models::compat {
 
 // Where draw_seed takes its seeds on one thread while jobs.h runs a job: the seeds the job would draw in a
-// serial forward, drawn before in that order by the calling thread (next..end), or (counting) the default
-// generator as usual, counted.
+// serial forward, drawn before in that order by the calling thread (next..end), or (counting) whatever supply
+// was there before (`outer`; none: the default generator), counted.
 struct SeedSupply {
   const uint64_t* next = nullptr;
   const uint64_t* end = nullptr;
   bool counting = false;
-  int64_t count = 0;  // seeds drawn while counting
+  int64_t count = 0;            // seeds drawn while counting
+  SeedSupply* outer = nullptr;  // the supply this one was installed over
 };
 inline thread_local SeedSupply* seed_supply = nullptr;
 
 // A 64-bit seed drawn from LibTorch's default CPU generator, so that kernels with their own counter-based
 // random streams (the fused attention dropout) follow torch::manual_seed like every other random op.
 inline uint64_t draw_seed() {
-  if (SeedSupply* s = seed_supply) {
-    if (!s->counting) {
-      TORCH_CHECK(s->next != s->end, "a parallel job drew more random seeds than in its serial forward");
-      return *s->next++;
-    }
-    ++s->count;
+  SeedSupply* s = seed_supply;
+  for (; s != nullptr && s->counting; s = s->outer) ++s->count;
+  if (s != nullptr) {
+    TORCH_CHECK(s->next != s->end, "a parallel job drew more random seeds than in its serial forward");
+    return *s->next++;
   }
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());

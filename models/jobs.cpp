@@ -74,6 +74,22 @@ void run_dag(int threads, const std::vector<std::vector<int>>& waits, bool desce
 
 using Job = Graph::Job;
 
+// Installs a seed supply on this thread for its lifetime, over the one before (a job may run a graph of its
+// own), and restores that one.
+class SupplyScope {
+ public:
+  explicit SupplyScope(compat::SeedSupply* supply) : before_(compat::seed_supply) {
+    if (supply != before_) supply->outer = before_;
+    compat::seed_supply = supply;
+  }
+  ~SupplyScope() { compat::seed_supply = before_; }
+  SupplyScope(const SupplyScope&) = delete;
+  SupplyScope& operator=(const SupplyScope&) = delete;
+
+ private:
+  compat::SeedSupply* before_;
+};
+
 // What one call keeps between the forward and the backward.
 struct Call : torch::CustomClassHolder {
   int n_inputs = 0, n_slots = 0, threads = 1;
@@ -97,10 +113,7 @@ struct DrawnSeeds {
     compat::SeedSupply supply;
     supply.next = seeds.data() + offsets[j];
     supply.end = seeds.data() + offsets[j + 1];
-    compat::seed_supply = &supply;
-    struct Reset {
-      ~Reset() { compat::seed_supply = nullptr; }
-    } reset;
+    const SupplyScope scope(&supply);
     std::vector<Tensor> out = job.run(args);
     TORCH_CHECK(supply.next == supply.end, "parallel job ", j,
                 " drew fewer random seeds than in its serial forward");
@@ -221,10 +234,7 @@ std::vector<Tensor> run_serial(const std::vector<Tensor>& inputs, const std::vec
     for (int s : jobs[j].reads) args.push_back(slots[s]);
     compat::SeedSupply supply;
     supply.counting = true;
-    if (counts) compat::seed_supply = &supply;
-    struct Reset {
-      ~Reset() { compat::seed_supply = nullptr; }
-    } reset;
+    const SupplyScope scope(counts ? &supply : compat::seed_supply);
     store(jobs[j], static_cast<int>(j), jobs[j].run(args), slots);
     if (counts) counts->push_back(supply.count);
   }
@@ -277,7 +287,12 @@ std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds)
     for (int s : slots) out.push_back(values[s]);
     return out;
   };
-  if (!parallel() || !on_cpu || threads < 2 || at::in_parallel_region())
+  // Under grad mode, inputs without a gradient would leave the jobs' graphs to the caller's backward: in
+  // order.
+  const bool grad = torch::GradMode::is_enabled();
+  const bool record =
+      grad && std::any_of(inputs_.begin(), inputs_.end(), [](const Tensor& t) { return t.requires_grad(); });
+  if (!parallel() || !on_cpu || threads < 2 || at::in_parallel_region() || (grad && !record))
     return pick(run_serial(inputs_, jobs_, slots_, nullptr));
   if (!seeds.per_job) {  // this call runs in order and counts each job's seeds
     std::vector<int64_t> counts;
@@ -288,9 +303,6 @@ std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds)
   TORCH_CHECK(static_cast<int>(seeds.per_job->size()) == n_jobs, "the seed counts are of another graph");
   DrawnSeeds drawn(*seeds.per_job);
   ++g_parallel_runs;
-  const bool record =
-      torch::GradMode::is_enabled() &&
-      std::any_of(inputs_.begin(), inputs_.end(), [](const Tensor& t) { return t.requires_grad(); });
   if (!record) return pick(forward_parallel(inputs_, jobs_, slots_, drawn, threads, nullptr));
   auto call = c10::make_intrusive<Call>();
   call->n_inputs = n_inputs;

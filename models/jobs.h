@@ -49,8 +49,9 @@ class Graph {
   int add(std::vector<int> reads, int outputs, Run run);
 
   // Runs the jobs and returns the listed slots, each a job's output. In parallel where LibTorch has more than
-  // one intra-op thread, the inputs are on the CPU, no OpenMP region is active and parallel() is on;
-  // otherwise in order on this thread, with the graph that plain calls would give.
+  // one intra-op thread, the inputs are on the CPU, no OpenMP region is active, parallel() is on, and (under
+  // grad mode) an input requires a gradient; otherwise in order on this thread, with the graph that plain
+  // calls would give.
   std::vector<torch::Tensor> run(const std::vector<int>& slots, SeedCounts& seeds) const;
 
   struct Job {

@@ -207,6 +207,7 @@ std::vector<Tensor> two_jobs(const Tensor& x, jobs::SeedCounts& seeds, const job
 }  // namespace
 
 TEST(ModelsJobs, AFailingJobIsReportedAndTheNextCallRuns) {
+  // Evaluation (no grad mode): the jobs run in parallel without an autograd node.
   jobs::SeedCounts seeds;
   const Tensor x = torch::randn({8, 4});
   auto call = [&](bool fail) {
@@ -216,21 +217,30 @@ TEST(ModelsJobs, AFailingJobIsReportedAndTheNextCallRuns) {
     });
   };
   with_threads(2, true, [&] {
-    call(false);  // counts
-    try {
-      call(true);
-      ADD_FAILURE() << "no error";
-    } catch (const c10::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("job one failed on purpose"), std::string::npos) << e.what();
+    {
+      torch::NoGradGuard no_grad;
+      call(false);  // counts
+      const int64_t runs_before = jobs::parallel_runs();
+      try {
+        call(true);
+        ADD_FAILURE() << "no error";
+      } catch (const c10::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("job one failed on purpose"), std::string::npos) << e.what();
+      }
+      const auto out = call(false);
+      EXPECT_TRUE(torch::equal(out[1], x * 2.0f));
+      EXPECT_EQ(jobs::parallel_runs() - runs_before, 2);
     }
-    const auto out = call(false);
-    EXPECT_TRUE(torch::equal(out[1], x * 2.0f));
+    // Under grad mode, inputs without a gradient: in order (the jobs' graphs are the caller's backward's).
+    const int64_t runs_before = jobs::parallel_runs();
+    EXPECT_TRUE(torch::equal(call(false)[0], x + 1.0f));
+    EXPECT_EQ(jobs::parallel_runs(), runs_before);
   });
 }
 
 TEST(ModelsJobs, AJobThatDrawsOtherThanItsCountedSeedsIsRefused) {
   jobs::SeedCounts seeds;
-  const Tensor x = torch::randn({8, 4});
+  const Tensor x = torch::randn({8, 4}, torch::requires_grad());
   int draws = 1;
   auto call = [&] {
     return two_jobs(x, seeds, [&](const std::vector<Tensor>& in) -> std::vector<Tensor> {
@@ -241,9 +251,37 @@ TEST(ModelsJobs, AJobThatDrawsOtherThanItsCountedSeedsIsRefused) {
   };
   with_threads(2, true, [&] {
     call();  // counts one seed for job 1
+    const int64_t runs_before = jobs::parallel_runs();
     draws = 2;
     EXPECT_THROW(call(), c10::Error);
     draws = 0;
     EXPECT_THROW(call(), c10::Error);
+    draws = 1;
+    EXPECT_NO_THROW(call());
+    EXPECT_EQ(jobs::parallel_runs() - runs_before, 3);
   });
+}
+
+TEST(ModelsJobs, AGraphInsideAJobDrawsFromTheJobsSeeds) {
+  // Job 1 runs a graph of its own (in order: the pool is busy) with dropout, then one more dropout; its seeds
+  // are all drawn in the serial order, so both modes give the same bits.
+  auto run = [](bool parallel) {
+    torch::manual_seed(21);
+    const Tensor x = torch::randn({32, 8}, torch::requires_grad());
+    jobs::SeedCounts seeds, inner_seeds;
+    std::vector<Tensor> result;
+    with_threads(2, parallel, [&] {
+      for (int call = 0; call < 2; ++call) {  // the first call counts
+        result = two_jobs(x, seeds, [&](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+          const std::vector<Tensor> inner =
+              two_jobs(m::ops::dropout(in[0], 0.5, true), inner_seeds, [](const std::vector<Tensor>& v) {
+                return std::vector<Tensor>{m::ops::dropout(v[0], 0.5, true)};
+              });
+          return {m::ops::dropout(inner[0] + inner[1], 0.5, true)};
+        });
+      }
+    });
+    return result;
+  };
+  expect_same_bits(run(false), run(true), "a graph inside a job");
 }
