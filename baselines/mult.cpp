@@ -19,8 +19,8 @@ struct MulTImpl::Parts {
       trans_a_with_v{nullptr}, trans_v_with_l{nullptr}, trans_v_with_a{nullptr};
   TransformerEncoder trans_l_mem{nullptr}, trans_a_mem{nullptr}, trans_v_mem{nullptr};
   torch::nn::Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
-  models::jobs::SeedCounts
-      seeds[2];  // of the transformers' jobs (jobs.h), in evaluation [0] and training [1]
+  // The seeds per job of the transformers (models/jobs.h), in evaluation [0] and training [1].
+  models::jobs::SeedCounts seeds[2];
 };
 
 namespace {

@@ -273,9 +273,12 @@ int register_cases(const BenchArgs& a, const std::regex& filter) {
   return count;
 }
 
-// What LibTorch's matrix product reaches on this machine: [n x n] x [n x n] float32, GFLOP/s.
+// What LibTorch's matrix product reaches on this machine: [n x n] x [n x n] float32, GFLOP/s, with the BLAS
+// on `threads` threads too (set_threads keeps OpenBLAS on one where the linears' products split over
+// LibTorch's pool; the reference rate is the machine's at that thread count).
 double matmul_gflops(int threads, int64_t n_ = 512) {
   set_threads(threads);
+  const models::ops::BlasThreads blas(threads);
   torch::manual_seed(0);
   const torch::Tensor x = torch::randn({n_, n_}).to(g_device), y = torch::randn({n_, n_}).to(g_device);
   torch::mm(x, y);
@@ -407,8 +410,11 @@ void distance_to_hardware(std::vector<results::BenchRow>& rows, int ops, std::os
            "of the\n"
            " median; mm: LibTorch's 512x512x512 float product now, same threads; the linears' products "
            "above\n"
-        << fmt::format(" 100^3 multiply-adds (on one thread up to 2^23): {})\n",
-                       models::ops::products_kernel());
+        << fmt::format(
+               " 100^3 multiply-adds (on one thread up to 2^23): {}; at 2+ threads the transformers run as\n"
+               " jobs at once (models/jobs.h) and profiled times add up over the threads, so the products'\n"
+               " rate is per thread and shares of the median can pass 100%)\n",
+               models::ops::products_kernel());
   for (const auto& t : op_tables) out << t;
 }
 

@@ -228,24 +228,10 @@ void set_blas_threads(int threads) {
   if (fn != nullptr) fn(threads);
 }
 
-// OpenBLAS on one thread for the scope (its one-thread driver is the one matched), the count restored after.
-class OneBlasThread {
- public:
-  OneBlasThread() : was_(blas_threads()) { set_blas_threads(1); }
-  ~OneBlasThread() {
-    if (was_ > 0) set_blas_threads(was_);
-  }
-  OneBlasThread(const OneBlasThread&) = delete;
-  OneBlasThread& operator=(const OneBlasThread&) = delete;
-
- private:
-  int was_;
-};
-
 KernelChoice choose_kernel() {
   const gemm::Isa isa = gemm::best_isa();
   if (isa == gemm::Isa::none || blas_sgemm() == nullptr || blas_threads() == 0) return {};
-  const OneBlasThread one;
+  const BlasThreads one(1);  // its one-thread driver is the one matched
   std::mt19937 rng(20231);  // fixed: the choice does not depend on (or draw from) the run's seed
   // dW's layout with k = 3000, 1000 and 1234 (several cuts each) picks the blocks; q = 0 (no cut) first.
   const std::vector<int64_t> qs = {0,   128, 160, 192, 224, 240, 256, 288, 320, 352, 384,
@@ -435,6 +421,14 @@ Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, in
 void set_threads(int threads) {
   torch::set_num_threads(threads);
   set_blas_threads(kernel_choice().isa != gemm::Isa::none ? 1 : threads);
+}
+
+BlasThreads::BlasThreads(int threads) : was_(blas_threads()) {
+  set_blas_threads(threads);
+}
+
+BlasThreads::~BlasThreads() {
+  if (was_ > 0) set_blas_threads(was_);
 }
 
 bool products_follow_threads() {

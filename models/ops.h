@@ -38,6 +38,19 @@ torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, co
 // thread count. Elsewhere the BLAS gets `threads` threads, as before.
 void set_threads(int threads);
 
+// While alive, OpenBLAS runs on `threads` threads (set_threads may keep it on one); the count before is
+// restored after. Nothing where the BLAS is not OpenBLAS.
+class BlasThreads {
+ public:
+  explicit BlasThreads(int threads);
+  ~BlasThreads();
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+
+ private:
+  int was_;
+};
+
 // Whether the linears' products give the one-thread bits at any thread count (gemm's kernel is in use).
 bool products_follow_threads();
 
