@@ -95,6 +95,7 @@ struct Call : torch::CustomClassHolder {
   int n_inputs = 0, n_slots = 0, threads = 1;
   std::vector<Job> jobs;                     // reads and slots (run dropped)
   std::vector<int> outputs;                  // the returned slots
+  std::vector<std::pair<int, int>> uses;  // the node's inputs: (job, read) of the graph's inputs, see run()
   std::vector<std::vector<Tensor>> leaves;   // per job and read: the leaf the job read
   std::vector<std::vector<Tensor>> results;  // per job: its outputs, with the job's graph
 };
@@ -168,12 +169,14 @@ std::vector<Tensor> forward_parallel(const std::vector<Tensor>& inputs, const st
 
 // The jobs as one autograd node.
 struct JobsFunction : public torch::autograd::Function<JobsFunction> {
-  static variable_list forward(AutogradContext* ctx, at::TensorList inputs, const std::vector<Job>* jobs,
+  // `uses`: one entry per entry of call->uses (the edges to the inputs; the values come from `inputs`).
+  static variable_list forward(AutogradContext* ctx, at::TensorList /*uses*/,
+                               const std::vector<Tensor>* inputs, const std::vector<Job>* jobs,
                                DrawnSeeds* drawn, c10::intrusive_ptr<Call> call) {
     ctx->set_materialize_grads(false);
     at::AutoGradMode grad(true);
     const std::vector<Tensor> slots =
-        forward_parallel(inputs.vec(), *jobs, call->n_slots, *drawn, call->threads, call.get());
+        forward_parallel(*inputs, *jobs, call->n_slots, *drawn, call->threads, call.get());
     variable_list out;
     for (int s : call->outputs) out.push_back(slots[s]);
     ctx->saved_data["call"] = c10::IValue::make_capsule(call);
@@ -217,9 +220,11 @@ struct JobsFunction : public torch::autograd::Function<JobsFunction> {
       call->leaves[j].clear();
     });
     call->results.clear();
+    // Each use of an input gets its own part; the engine adds them to the input's gradient in this order,
+    // after the parts from newer ops outside and before those from older ones, as the serial backward does.
     variable_list out;
-    for (int i = 0; i < call->n_inputs; ++i) out.push_back(gradient(i));
-    out.resize(call->n_inputs + 3);  // no gradient for the three non-tensor arguments
+    for (const auto& [j, k] : call->uses) out.push_back(parts[j][k]);
+    out.resize(call->uses.size() + 4);  // no gradient for the four non-tensor arguments
     return out;
   }
 };
@@ -312,7 +317,17 @@ std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds)
   call->outputs = slots;
   call->leaves.resize(jobs_.size());
   call->results.resize(jobs_.size());
-  return JobsFunction::apply(at::TensorList(inputs_), &jobs_, &drawn, call);
+  // The node's inputs: every read of a graph input, in the order the serial backward adds their parts (the
+  // last job first, within a job its last read first), so that an input also read outside the jobs (a view
+  // that contiguous() returned as it is, say) gets its parts in the serial order too.
+  std::vector<Tensor> uses;
+  for (int j = n_jobs - 1; j >= 0; --j)
+    for (int k = static_cast<int>(jobs_[j].reads.size()) - 1; k >= 0; --k)
+      if (jobs_[j].reads[k] < n_inputs) {
+        call->uses.emplace_back(j, k);
+        uses.push_back(inputs_[jobs_[j].reads[k]]);
+      }
+  return JobsFunction::apply(at::TensorList(uses), &inputs_, &jobs_, &drawn, call);
 }
 
 }  // namespace dmdbench::models::jobs

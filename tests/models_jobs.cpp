@@ -28,15 +28,17 @@ void with_threads(int threads, bool parallel, F&& f) {
   const int before = torch::get_num_threads();
   m::ops::set_threads(threads);
   jobs::set_parallel(parallel);
+  auto restore = [&] {
+    m::ops::set_threads(before);
+    jobs::set_parallel(true);
+  };
   try {
     f();
   } catch (...) {
-    m::ops::set_threads(before);
-    jobs::set_parallel(true);
+    restore();
     throw;
   }
-  m::ops::set_threads(before);
-  jobs::set_parallel(true);
+  restore();
 }
 
 void expect_same_bits(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::string& what) {
@@ -54,17 +56,16 @@ struct Step {
   std::vector<Tensor> outputs, grads;
 };
 
-// Two training steps of the full loss from the same seed (the first parallel call counts the jobs' seeds and
-// runs in order); returns the second, and the evaluation outputs after it.
-Step dmd_steps(const m::DMDConfig& c, int64_t runs_before, bool expect_parallel) {
+// Two training steps of the full loss on n samples from the same seed (the first parallel call counts the
+// jobs' seeds and runs in order); returns the second, and the evaluation outputs after it.
+Step dmd_steps(const m::DMDConfig& c, int64_t n, int64_t runs_before, bool expect_parallel) {
   torch::manual_seed(11);
   m::DMD model(c);
   m::GraphDistill homo(m::GraphDistillConfig::homo(c.d)), hetero(m::GraphDistillConfig::hetero(c.d));
-  const int64_t n = 6;
   const Tensor text = torch::randn({n, c.seq_len, c.text_dim}),
                audio = torch::randn({n, c.audio_len, c.audio_dim}),
                vision = torch::randn({n, c.vision_len, c.vision_dim}),
-               labels = torch::tensor({1.5f, -0.5f, 2.0f, 0.0f, -2.5f, 1.0f});
+               labels = torch::tensor({1.5f, -0.5f, 2.0f, 0.0f, -2.5f, 1.0f}).narrow(0, 0, n);
   Step s;
   for (int step = 0; step < 2; ++step) {
     model->train();
@@ -99,18 +100,23 @@ Step dmd_steps(const m::DMDConfig& c, int64_t runs_before, bool expect_parallel)
 TEST(ModelsJobs, DMDStepOnTwoThreadsGivesTheSerialBits) {
   // MOSI's recipe has dropout in the attention, the embeddings, the text and the heads, so every job draws
   // seeds; the ablations change which tensors the jobs share (no decoupling: c and s are the same tensor; no
-  // crossmodal attention: each crossmodal job reads its query's input twice).
+  // crossmodal attention: each crossmodal job reads its query's input twice). One sample: contiguous()
+  // returns the [T',1,d] views of s and c as they are, so the jobs' inputs are also read by the losses
+  // outside.
   auto mosi = dmdbench::testing::reference_dmd("mosi");
   auto no_decoupling = mosi, no_crossmodal = mosi;
   no_decoupling.decouple = false;
   no_crossmodal.cross_modal_attention = false;
   for (const auto& [name, c] : {std::pair{"mosi", mosi}, std::pair{"no decoupling", no_decoupling},
                                 std::pair{"no crossmodal attention", no_crossmodal}}) {
-    Step serial, parallel;
-    with_threads(2, false, [&] { serial = dmd_steps(c, jobs::parallel_runs(), false); });
-    with_threads(2, true, [&] { parallel = dmd_steps(c, jobs::parallel_runs(), true); });
-    expect_same_bits(serial.outputs, parallel.outputs, std::string(name) + " outputs");
-    expect_same_bits(serial.grads, parallel.grads, std::string(name) + " gradients");
+    for (int64_t n : {6, 1}) {
+      Step serial, parallel;
+      with_threads(2, false, [&] { serial = dmd_steps(c, n, jobs::parallel_runs(), false); });
+      with_threads(2, true, [&] { parallel = dmd_steps(c, n, jobs::parallel_runs(), true); });
+      const std::string what = std::string(name) + ", " + std::to_string(n) + " samples";
+      expect_same_bits(serial.outputs, parallel.outputs, what + " outputs");
+      expect_same_bits(serial.grads, parallel.grads, what + " gradients");
+    }
   }
 }
 
