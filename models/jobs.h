@@ -10,12 +10,13 @@
 //  - each job computes what it computes in the serial forward, in the same order, with the same random seeds:
 //    the seeds each job draws (compat::draw_seed) are counted once in a serial forward and, at every later
 //    call, drawn beforehand by the calling thread in the serial order;
-//  - the engine runs a graph's nodes in the reverse order of their creation, so a tensor's gradient is the
-//  sum
-//    of its readers' parts from the last reader to the first. A job's leaves receive one part each (one first
-//    op per input); a slot's gradient adds, in that order, the part from outside the jobs (the backward's
-//    root, for a job's own output), then the parts of the jobs from the last to the first, within a job from
-//    its last input to its first.
+//  - the engine runs a graph's nodes in the reverse order of their creation, so a tensor's gradient is
+//    the sum of its readers' parts from the last reader to the first. A job's leaves receive one part each
+//    (one first op per input). A job output's gradient adds, in that order, the part from outside the jobs
+//    (the backward's root), then the parts of the jobs from the last to the first, within a job from its last
+//    read to its first. The node hands each read of an input back as a part of its own, in that same order,
+//    so the engine adds them to the parts of the input's readers outside the jobs as the serial backward
+//    does.
 // Jobs must not share parameters (each job's parameters receive their gradient on the job's thread), and the
 // backward runs once (no retain_graph).
 #pragma once
