@@ -8,9 +8,11 @@
 #include <set>
 
 #include "ablations/variants.h"
-#include "harness/io/checkpoint.h"
 #include "harness/data/dataset.h"
+#include "harness/io/checkpoint.h"
+#include "harness/training/device.h"
 #include "harness/training/trainer.h"
+#include "models/ops.h"
 #include "tests/training_support.h"
 
 using namespace dmdbench;
@@ -74,6 +76,33 @@ TEST(TrainingSmoke, SameSeedIsBitIdenticalOtherSeedDiffers) {
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "entry " << i;  // bit-identical
   EXPECT_NE(fingerprint(run_seed(1112)), a);
+}
+
+TEST(TrainingSmoke, TwoThreadsGiveTheOneThreadBits) {
+  // At two threads the transformers run as jobs at once (models/jobs.h) and the linears' products split their
+  // rows over the threads. Where the products follow the threads (gemm's kernel in use, models/ops.h), what
+  // the weights give (validation losses, test metrics and predictions of every epoch's model) equals one
+  // thread's bit for bit; elsewhere the BLAS threads itself and two two-thread runs must agree with each
+  // other. (The reported training loss and gradient norm are LibTorch reductions that split over threads, so
+  // they are not compared.)
+  auto weights_fingerprint = [](const TrainResult& r) {
+    std::vector<double> f;
+    for (const auto& [name, v] : r.test.all()) f.push_back(v);
+    for (const auto& e : r.history) f.push_back(e.valid_loss);
+    for (float p : r.test_predictions) f.push_back(p);
+    return f;
+  };
+  set_threads(1);  // LibTorch's pool and the BLAS's (run_seed sizes LibTorch's only)
+  const auto one = weights_fingerprint(train_run(small_mosi(), smoke_config(), 1111, torch::kCPU));
+  set_threads(2);
+  const auto two = weights_fingerprint(train_run(small_mosi(), smoke_config(), 1111, torch::kCPU));
+  const auto reference =
+      models::ops::products_follow_threads()
+          ? one
+          : weights_fingerprint(train_run(small_mosi(), smoke_config(), 1111, torch::kCPU));
+  set_threads(1);
+  ASSERT_EQ(two.size(), reference.size());
+  for (std::size_t i = 0; i < two.size(); ++i) EXPECT_EQ(two[i], reference[i]) << "entry " << i;
 }
 
 TEST(TrainingSmoke, TestShufflesLeaveTheCleanTestPassAsItWas) {
