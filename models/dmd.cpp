@@ -232,12 +232,12 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   out.logits_a_homo = low_head(c_a, p.proj1_a_low, p.proj2_a_low, p.out_layer_a_low, out.repr_a_homo);
 
   // 4-5. The transformers and the c head as jobs (jobs.h): on two or more threads they run at once. Slots 0-2
-  // are c_l, c_v, c_a (time-major [T',N,d]); s_l, s_a, s_v are slots 3-5 (decoupled) or the same as c.
+  // are c_l, c_v, c_a (time-major [T',N,d]); s_l, s_v, s_a are slots 3-5 (decoupled) or the same as c.
   Tensor c_l_seq = out.c_l.contiguous(), c_v_seq = out.c_v.contiguous(), c_a_seq = out.c_a.contiguous();
   std::vector<Tensor> inputs = {c_l_seq, c_v_seq, c_a_seq};
   if (cfg_.decouple)
-    inputs.insert(inputs.end(), {out.s_l.contiguous(), out.s_a.contiguous(), out.s_v.contiguous()});
-  const int sl = cfg_.decouple ? 3 : 0, sa = cfg_.decouple ? 4 : 2, sv = cfg_.decouple ? 5 : 1;
+    inputs.insert(inputs.end(), {out.s_l.contiguous(), out.s_v.contiguous(), out.s_a.contiguous()});
+  const int s0 = cfg_.decouple ? 3 : 0, sl = s0, sv = s0 + 1, sa = s0 + 2;
   jobs::Graph g(std::move(inputs));
 
   // 4. Self-attention on c (last time step only) and the c head.                                      [N,3d]

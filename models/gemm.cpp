@@ -85,10 +85,10 @@ void multiply(Isa isa, int64_t M, int64_t N, int64_t K, Operand a, Operand b, fl
   // From kernels::kSplitWork multiply-adds on, one piece of rows per thread, of equal size (dW's 50 rows: 25
   // and 25, not a tile-aligned 48 and 2).
   const int team = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), M));
-  const int64_t pieces = team, per_piece = (M + pieces - 1) / pieces;
-  if (pieces > 1 && M * N * K >= kernels::kSplitWork && !omp_in_parallel()) {
+  const int64_t per_piece = (M + team - 1) / team;
+  if (team > 1 && M * N * K >= kernels::kSplitWork && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static) num_threads(team)
-    for (int64_t piece = 0; piece < pieces; ++piece)
+    for (int64_t piece = 0; piece < team; ++piece)
       rows(std::min(M, piece * per_piece), std::min(M, (piece + 1) * per_piece));
   } else {
     rows(0, M);

@@ -156,13 +156,12 @@ std::vector<Tensor> forward_parallel(const std::vector<Tensor>& inputs, const st
       if (call) call->leaves[j].push_back(args.back());
     }
     std::vector<Tensor> out = drawn.run(job, j, args);
-    for (size_t o = 0; o < out.size() && o < static_cast<size_t>(job.outputs); ++o)
+    store(job, j, out, slots);
+    for (int o = 0; o < job.outputs; ++o) {
       slot_grad[job.first + o] = out[o].requires_grad();
-    if (!call) return store(job, j, std::move(out), slots);
-    std::vector<Tensor> values;
-    for (const Tensor& t : out) values.push_back(t.detach());
-    store(job, j, std::move(values), slots);
-    call->results[j] = std::move(out);
+      if (call) slots[job.first + o] = out[o].detach();
+    }
+    if (call) call->results[j] = std::move(out);
   });
   return slots;
 }

@@ -285,8 +285,10 @@ const KernelChoice& kernel_choice() {
 void product(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b, float beta, float* c) {
   RECORD_FUNCTION("dmdbench::mm", std::vector<c10::IValue>{operand_tensor(a, M, K), operand_tensor(b, K, N)});
   const int64_t size = M * N * K;
-  if (size > kBlasSmallProduct && (size <= kBlasLargeProduct || at::get_num_threads() > 1) &&
-      (beta == 0.0f || beta == 1.0f) && blas_threads() == 1) {
+  // Split over threads only outside a parallel region (inside a job of jobs.h it runs on one thread).
+  const bool split = at::get_num_threads() > 1 && !at::in_parallel_region();
+  if (size > kBlasSmallProduct && (size <= kBlasLargeProduct || split) && (beta == 0.0f || beta == 1.0f) &&
+      blas_threads() == 1) {
     const KernelChoice& kc = kernel_choice();
     if (kc.isa != gemm::Isa::none) {
       gemm::multiply(kc.isa, M, N, K, a, b, beta, c, N, kc.kb);
@@ -420,7 +422,7 @@ Tensor linear_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, in
 
 void set_threads(int threads) {
   torch::set_num_threads(threads);
-  set_blas_threads(kernel_choice().isa != gemm::Isa::none ? 1 : threads);
+  set_blas_threads(products_follow_threads() ? 1 : threads);
 }
 
 BlasThreads::BlasThreads(int threads) : was_(blas_threads()) {

@@ -5,8 +5,7 @@
 //    F::linear takes matmul + add for 3-D input, and reshape/t/view/narrow each add a node,
 //  - LayerNorm with a fused forward/backward kernel,
 //  - dropout in one pass with a counter-based mask instead of bernoulli_ (same distribution; the seed comes
-//  from
-//    the default generator, so torch::manual_seed still fixes it; the backward regenerates the mask).
+//    from the default generator, so torch::manual_seed still fixes it; the backward regenerates the mask).
 // Without a gradient to record (evaluation) linear and LayerNorm skip the autograd node. Other devices and
 // dtypes fall back to the ATen ops.
 #pragma once
@@ -55,7 +54,8 @@ class BlasThreads {
 bool products_follow_threads();
 
 // What multiplies the linears' products of 100^3 to 2^23 multiply-adds on one thread (736 x 50 x 50 .. 736 x
-// 50 x 200), and all above 100^3 on more: "<isa> kernel, k blocks q/unroll" (gemm.h), else "BLAS sgemm".
+// 50 x 200), and all above 100^3 where they split over more (not inside a job of jobs.h, which runs on one):
+// "<isa> kernel, k blocks q/unroll" (gemm.h), else "BLAS sgemm".
 std::string products_kernel();
 
 // Inverted dropout: x when !training or p == 0; otherwise x * mask with mask in {0, 1/(1-p)}.
