@@ -411,7 +411,7 @@ void distance_to_hardware(std::vector<results::BenchRow>& rows, int ops, std::os
            " median; mm: LibTorch's 512x512x512 float product now, same threads; the linears' products "
            "above\n"
         << fmt::format(
-               " 100^3 multiply-adds (on one thread up to 2^23): {}; at 2+ threads the transformers run as\n"
+               " 100^3 multiply-adds (on one thread up to 2^25): {}; at 2+ threads the transformers run as\n"
                " jobs at once (models/jobs.h) and profiled times add up over the threads, so the products'\n"
                " rate is per thread and shares of the median can pass 100%)\n",
                models::ops::products_kernel());

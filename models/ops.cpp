@@ -159,13 +159,22 @@ int blas_threads() {
 }
 
 // gemm::multiply takes the products above kBlasSmallProduct multiply-adds, on one thread only those up to
-// kBlasLargeProduct. At most kBlasSmallProduct: OpenBLAS's small-matrix kernels (SkylakeX, M*N*K <= 100^3)
-// sum in another order than its level-3 kernels. Above kBlasLargeProduct the BLAS's packing pays for itself
-// on one thread: measured on the step's shapes, gemm::multiply is 1.15-1.4x the BLAS at 736 x 50 x 50 .. 736
-// x 50 x 200 (7.4M) and 0.83-1.0x at 736 x 400 x 100 (29M). On more threads the BLAS has one (set_threads)
-// and the kernel splits the rows over LibTorch's pool.
+// kBlasLargeProduct. Above it the BLAS's packing pays for itself on one thread. Measured alternately on the
+// step's shapes (each product alone, 7 rounds, best of each): gemm::multiply (long k in L1-sized pieces) is
+// 1.0-1.3x the BLAS from 736 x 50 x 50 to 736 x 300 x 100, 0.92-1.07x at 736 x 400 x 100 and 736 x 100 x 400
+// (29M), 0.8-0.9x at 800 x 250 x 768 (154M, the text projection). On more threads the BLAS has one
+// (set_threads) and the kernel splits the rows over LibTorch's pool.
+//
+// At most kBlasSmallProduct (M*N*K <= 100^3), OpenBLAS's SkylakeX build runs its small-matrix kernels, which
+// sum over all of k at once (no blocks) but lane-parallel over k where A is not transposed and k >= 32. The
+// products from kBlasSmallFloor up to kBlasSmallProduct whose A is transposed or whose k is under
+// kSmallProductMaxK take gemm::multiply too, in one block of k, where it gives the BLAS's bits on such
+// products (KernelChoice::small; on a BLAS without small kernels the regular blocks are tried). Smaller ones
+// stay with the BLAS (the kernel's fixed costs); 736 x 30 x 30 (MOSEI's linears) runs at 1.6x the BLAS.
 constexpr int64_t kBlasSmallProduct = int64_t{100} * 100 * 100;
-constexpr int64_t kBlasLargeProduct = int64_t{1} << 23;
+constexpr int64_t kBlasSmallFloor = int64_t{1} << 17;
+constexpr int64_t kSmallProductMaxK = 31;
+constexpr int64_t kBlasLargeProduct = int64_t{1} << 25;
 
 // Whether gemm::multiply gives this BLAS's bits, and with which blocks of k: decided once, at the first
 // set_threads, large product or products_kernel(), with the BLAS on one thread, by multiplying random
@@ -178,6 +187,7 @@ constexpr int64_t kBlasLargeProduct = int64_t{1} << 23;
 struct KernelChoice {
   gemm::Isa isa = gemm::Isa::none;
   gemm::KBlocks kb;
+  std::optional<gemm::KBlocks> small;  // the blocks for the small products gemm::multiply takes; none: BLAS
 };
 
 struct Problem {
@@ -271,7 +281,24 @@ KernelChoice choose_kernel() {
         Problem{300, 64, 1000, false, false, 1.0f, 3}, Problem{50, 150, 736, true, false, 0.0f, 0},
         Problem{61, 23, 2944, true, false, 1.0f, 5}, Problem{133, 71, 2000, false, true, 0.0f, 0}})
     if (!Trial(pb, rng).matches(isa, *found)) return {};
-  return {isa, *found};
+  KernelChoice choice{isa, *found, std::nullopt};
+  // The small products gemm::multiply may take (see kBlasSmallProduct): every layout with k under
+  // kSmallProductMaxK, A transposed with k long (cut by the regular blocks, not by the small kernels), beta 0
+  // and 1, tails and a strided A. One block first (OpenBLAS's small kernels), then the regular blocks.
+  std::vector<Trial> small;
+  for (const Problem& pb :
+       {Problem{736, 30, 30, false, true, 1.0f, 0}, Problem{211, 45, 17, false, false, 0.0f, 3},
+        Problem{37, 29, 31, false, true, 0.0f, 0}, Problem{120, 64, 31, true, true, 1.0f, 0},
+        Problem{30, 30, 736, true, false, 0.0f, 0}, Problem{13, 37, 1000, true, false, 1.0f, 5},
+        Problem{45, 61, 250, true, false, 0.0f, 0}, Problem{400, 30, 30, false, false, 1.0f, 0}})
+    small.emplace_back(pb, rng);
+  for (const gemm::KBlocks kb : {gemm::KBlocks{}, *found}) {
+    if (std::all_of(small.begin(), small.end(), [&](const Trial& t) { return t.matches(isa, kb); })) {
+      choice.small = kb;
+      break;
+    }
+  }
+  return choice;
 }
 
 const KernelChoice& kernel_choice() {
@@ -287,11 +314,13 @@ void product(int64_t M, int64_t N, int64_t K, const Operand& a, const Operand& b
   const int64_t size = M * N * K;
   // Split over threads only outside a parallel region (inside a job of jobs.h it runs on one thread).
   const bool split = at::get_num_threads() > 1 && !at::in_parallel_region();
-  if (size > kBlasSmallProduct && (size <= kBlasLargeProduct || split) && (beta == 0.0f || beta == 1.0f) &&
-      blas_threads() == 1) {
+  const bool small = size <= kBlasSmallProduct;
+  if ((small ? size >= kBlasSmallFloor && (a.trans || K <= kSmallProductMaxK)
+             : size <= kBlasLargeProduct || split) &&
+      (beta == 0.0f || beta == 1.0f) && blas_threads() == 1) {
     const KernelChoice& kc = kernel_choice();
-    if (kc.isa != gemm::Isa::none) {
-      gemm::multiply(kc.isa, M, N, K, a, b, beta, c, N, kc.kb);
+    if (kc.isa != gemm::Isa::none && (!small || kc.small)) {
+      gemm::multiply(kc.isa, M, N, K, a, b, beta, c, N, small ? *kc.small : kc.kb);
       return;
     }
   }
@@ -440,8 +469,12 @@ bool products_follow_threads() {
 std::string products_kernel() {
   const KernelChoice& kc = kernel_choice();
   if (kc.isa == gemm::Isa::none) return "BLAS sgemm";
-  return std::string(gemm::isa_name(kc.isa)) + " kernel, k blocks " + std::to_string(kc.kb.q) + "/" +
-         std::to_string(kc.kb.unroll);
+  auto blocks = [](const gemm::KBlocks& kb) {
+    return kb.q == 0 ? std::string("none") : std::to_string(kb.q) + "/" + std::to_string(kb.unroll);
+  };
+  return std::string(gemm::isa_name(kc.isa)) + " kernel, k blocks " + blocks(kc.kb) +
+         (kc.small ? ", small products (k blocks " + blocks(*kc.small) + ")"
+                   : ", small products on the BLAS");
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t row0, int64_t rows) {

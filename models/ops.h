@@ -53,9 +53,10 @@ class BlasThreads {
 // Whether the linears' products give the one-thread bits at any thread count (gemm's kernel is in use).
 bool products_follow_threads();
 
-// What multiplies the linears' products of 100^3 to 2^23 multiply-adds on one thread (736 x 50 x 50 .. 736 x
-// 50 x 200), and all above 100^3 where they split over more (not inside a job of jobs.h, which runs on one):
-// "<isa> kernel, k blocks q/unroll" (gemm.h), else "BLAS sgemm".
+// What multiplies the linears' products of 100^3 to 2^25 multiply-adds on one thread (736 x 50 x 50 .. 736 x
+// 400 x 100), all above 100^3 where they split over more (not inside a job of jobs.h, which runs on one), and
+// the small ones of ops.cpp's kBlasSmallProduct rule: "<isa> kernel, k blocks q/unroll, small products (k
+// blocks none)" (gemm.h; "none": one block), else "BLAS sgemm".
 std::string products_kernel();
 
 // Inverted dropout: x when !training or p == 0; otherwise x * mask with mask in {0, 1/(1-p)}.

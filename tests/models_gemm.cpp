@@ -127,6 +127,24 @@ TEST(ModelsGemm, EachKernelSumsInTheStatedOrder) {
   for (gemm::Isa isa : isas) EXPECT_TRUE(same_bits(kernel(isa, one_block, o, gemm::KBlocks{}), o.want));
 }
 
+// A block of k longer than 1.5 x 96 runs in pieces of 96 over panels of 96 rows, its running sums kept
+// between pieces: the same chain of fma. Blocks just under and over that length, several panels with row
+// tails, each layout, beta 0 and 1: equal bit for bit.
+TEST(ModelsGemm, LongBlocksOfKGoInPiecesInTheSameOrder) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : {7, 203})
+        for (int64_t N : {17, 50, 65})
+          for (int64_t K : {144, 145, 240, 241, 400}) {
+            const Product p{M, N, K, ta, tb, K % 2 == 0 ? 0.0f : 1.0f, (M + N) % 3};
+            const Operands o = operands(p, gemm::KBlocks{});
+            for (gemm::Isa isa : isas_here())
+              EXPECT_TRUE(same_bits(kernel(isa, p, o, gemm::KBlocks{}), o.want))
+                  << gemm::isa_name(isa) << " M=" << M << " N=" << N << " K=" << K << " ta=" << ta
+                  << " tb=" << tb;
+          }
+}
+
 // Rows split over two threads give the one-thread result (each element is summed by one thread, in order).
 TEST(ModelsGemm, TwoThreadsGiveTheOneThreadBits) {
   const int previous = torch::get_num_threads();

@@ -122,9 +122,12 @@ TEST(ModelsOps, LinearGivesLibTorchsProductsBitForBit) {
   const std::vector<Case> cases = {
       {736, 50, 150, 0, 150, 50, true}, {736, 50, 50, 0, 50, 50, false}, {736, 50, 150, 50, 50, 50, true},
       {96, 30, 40, 0, 40, 64, true},    {1, 30, 40, 0, 40, 30, true},    {16, 30, 1, 0, 1, 30, true},
-      {16, 1, 8, 0, 8, 1, true},        {2944, 50, 50, 0, 50, 50, true}, {1000, 150, 50, 0, 50, 160, true}};
-  // The large ones (dW's k = 2944 and 1000 cut in blocks) take gemm's kernel where it gives the BLAS's bits,
-  // on two threads split by rows (and OpenBLAS, for LibTorch's ops too, on one); elsewhere the BLAS on both.
+      {16, 1, 8, 0, 8, 1, true},        {2944, 50, 50, 0, 50, 50, true}, {1000, 150, 50, 0, 50, 160, true},
+      {736, 30, 30, 0, 30, 30, true},   {500, 20, 60, 0, 60, 24, false}, {736, 100, 400, 0, 400, 100, true}};
+  // The large ones (dW's k = 2944 and 1000 cut in blocks; 736 x 100 x 400) take gemm's kernel where it gives
+  // the BLAS's bits, on two threads split by rows (and OpenBLAS, for LibTorch's ops too, on one); elsewhere
+  // the BLAS on both. Small ones (736 x 30 x 30, 500 x 20 x 60) take the kernel in one block of k where k <
+  // 32 or A is transposed (dW), and the BLAS's small-matrix kernel where not (500 x 60 x 20's dx, k = 60).
   RecordProperty("products", ops::products_kernel());
   const int previous = torch::get_num_threads();
   for (int threads : {1, 2})
