@@ -8,11 +8,18 @@
 // Saved probabilities use the same layout: [batch*heads][row block][S][8].
 // Plain loops over 8 lanes that the compiler vectorises; on x86-64 with GCC an AVX2/FMA clone is chosen at
 // load time. Head dims 5, 8, 10, 16 are compiled with a fixed size (registers), others with a runtime size.
+// Where the CPU has AVX-512, those head dims run two row blocks at once in 16 lanes ("wide rows"), with the
+// same results bit for bit (see forward_pair).
 #include "models/kernels.h"
 
 #include <omp.h>
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>  // declares the FMA builtin that fma8 uses
+#endif
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -42,12 +49,35 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
+// 16 lanes: two row blocks at once where the CPU has AVX-512 (the attention's wide rows, below).
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef float v16f_unaligned __attribute__((vector_size(64), aligned(4)));
 
 DMD_INLINE v8f load8(const float* p) {
   return *reinterpret_cast<const v8f_unaligned*>(p);
 }
 DMD_INLINE void store8(float* p, v8f x) {
   *reinterpret_cast<v8f_unaligned*>(p) = x;
+}
+DMD_INLINE v16f load16(const float* p) {
+  return *reinterpret_cast<const v16f_unaligned*>(p);
+}
+DMD_INLINE void store16(float* p, v16f x) {
+  *reinterpret_cast<v16f_unaligned*>(p) = x;
+}
+DMD_INLINE v8f lo8(v16f x) {
+  return __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+DMD_INLINE v8f hi8(v16f x) {
+  return __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+DMD_INLINE v16f join16(v8f lo, v8f hi) {
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+DMD_INLINE v16f splat16(float x) {
+  return v16f{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
 }
 DMD_INLINE v8f splat(float x) {
   return v8f{x, x, x, x, x, x, x, x};
@@ -78,25 +108,28 @@ DMD_INLINE v8f lane_sums8(const float* p) {
 }
 
 // exp(x) for x <= 0 (Cephes expf: range reduction by ln2, degree-6 polynomial, ~1 ulp); 0 below -87.3 (where
-// expf underflows), so -inf (a masked score) gives exactly 0.
-DMD_INLINE v8f exp_nonpositive(v8f x) {
-  const v8i under = x < splat(-87.3f);
-  x = under ? splat(-87.3f) : x;
-  const v8f t = x * 1.44269504088896341f + 0.5f;
-  v8i n = __builtin_convertvector(t, v8i);     // truncation; fix up to floor for negative t
-  n += (__builtin_convertvector(n, v8f) > t);  // true lanes are -1
-  const v8f fn = __builtin_convertvector(n, v8f);
-  v8f r = x - fn * 0.693359375f;
+// expf underflows), so -inf (a masked score) gives exactly 0. V: v8f or v16f, the same operations per lane.
+template <class V>
+DMD_INLINE V exp_nonpositive(V x) {
+  using VI = decltype(x < x);
+  const V lowest = V{} + -87.3f, zero = V{};
+  const VI under = x < lowest;
+  x = under ? lowest : x;
+  const V t = x * 1.44269504088896341f + 0.5f;
+  VI n = __builtin_convertvector(t, VI);     // truncation; fix up to floor for negative t
+  n += (__builtin_convertvector(n, V) > t);  // true lanes are -1
+  const V fn = __builtin_convertvector(n, V);
+  V r = x - fn * 0.693359375f;
   r = r - fn * -2.12194440e-4f;
-  v8f y = splat(1.9875691500e-4f);
+  V y = zero + 1.9875691500e-4f;
   y = y * r + 1.3981999507e-3f;
   y = y * r + 8.3334519073e-3f;
   y = y * r + 4.1665795894e-2f;
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  const v8f scale = reinterpret_cast<v8f>((n + 127) << 23);
-  return under ? splat(0.0f) : y * scale;
+  const V scale = reinterpret_cast<V>((n + 127) << 23);
+  return under ? zero : y * scale;
 }
 
 DMD_INLINE uint32_t mix32(uint32_t x) {
@@ -108,7 +141,8 @@ DMD_INLINE uint32_t mix32(uint32_t x) {
   return x;
 }
 
-DMD_INLINE v8u mix32(v8u x) {
+template <class VU>
+DMD_INLINE VU mix32(VU x) {
   x ^= x >> 16;
   x *= 0x7feb352dU;
   x ^= x >> 15;
@@ -223,8 +257,201 @@ DMD_INLINE v8f block_scores(const AttentionProblem& pb, const Dims& m, const flo
   return mx;
 }
 
-// One (n, head): forward over all row blocks. kE > 0 fixes the head dim at compile time.
+// ---------------------------------------------------------------------------------------------------------------
+// Wide rows: two row blocks (16 query rows) in the 16 lanes of an AVX-512 vector. Every lane does what it
+// does in its own 8-lane block (the same operations in the same order: scores, max, exp, sums, products), so
+// the results are the 8-lane kernel's bit for bit; only the per-block bookkeeping is shared. The band lets
+// the upper block see more keys than the lower one (keys jlo..jmax-1): there the lower lanes' scores are
+// -inf, their probabilities exactly 0, and their sums are left as they are (masked), as if the loop had
+// stopped at jlo. The dk and dv partial sums stay in 8 lanes, added to by the lower block and then by the
+// upper one at each key, the order of the 8-lane kernel's blocks.
+
+DMD_INLINE v16f lane_multipliers16(const DropoutRule& r, const AttentionProblem& pb, int64_t b, int64_t i0,
+                                   int64_t j) {
+  if (r.drop_all) return splat16(0.0f);
+  const uint32_t base = static_cast<uint32_t>((b * pb.tgt_len + i0) * pb.src_len + j);
+  const uint32_t st = static_cast<uint32_t>(pb.src_len);
+  const v16u idx = v16u{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} * st + base;
+  const v16u h = mix32((idx ^ r.seed_lo) + r.seed_hi);
+  return h >= r.threshold ? splat16(r.scale) : splat16(0.0f);
+}
+
+// Scores of rows i0..i0+15 against keys 0..jmax-1 into sc [jmax][16] (-inf where the band hides key j), as
+// block_scores computes them; returns each row's max.
 template <int kE>
+DMD_INLINE v16f pair_scores(const AttentionProblem& pb, const Dims& m, const float* qT, const float* kr,
+                            int64_t i0, int64_t jmax, float* sc) {
+  const v16f neg_inf = splat16(-std::numeric_limits<float>::infinity());
+  const v16i row = v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} + static_cast<int32_t>(i0);
+  v16f qb[kE];
+  for (int64_t e = 0; e < kE; ++e) qb[e] = load16(qT + e * m.T8 + i0);
+  v16f mx = neg_inf;
+  for (int64_t j = 0; j < jmax; ++j) {
+    v16f s = splat16(0.0f);
+    for (int64_t e = 0; e < kE; ++e) s += qb[e] * kr[j * kE + e];
+    if (pb.band_offset >= 0) s = row >= static_cast<int32_t>(j - pb.band_offset) ? s : neg_inf;
+    store16(sc + j * 16, s);
+    mx = mx > s ? mx : s;
+  }
+  return mx;
+}
+
+// a * b + c rounded once, on 8 lanes, as the 8-lane kernel's contracted `c + a * b` computes it. Written out
+// because here a and b are halves of 16-lane values, whose two products the compiler would otherwise merge
+// into one 16-lane product (then added without contraction). Only in the AVX-512 functions below.
+DMD_INLINE v8f fma8(v8f a, v8f b, v8f c) {
+  return __builtin_ia32_vfmaddps256(a, b, c);
+}
+
+// The lanes of the upper block (8..15).
+DMD_INLINE v16i upper_lanes() {
+  return v16i{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} >= 8;
+}
+
+// Forward of the row blocks blk and blk+1 of one (n, head); sc: [S][16] scratch.
+template <int kE>
+DMD_INLINE void forward_pair(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
+                             int64_t blk, const float* qT, const float* kr, const float* vr, float* sc,
+                             float* out, float* probs) {
+  const int64_t n = b / m.H, col = (b % m.H) * kE, i0 = blk * kLanes;
+  const int64_t jlo = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
+  const int64_t jmax = visible_keys(pb, std::min(i0 + 2 * kLanes - 1, m.T - 1));
+  const v16f mx = pair_scores<kE>(pb, m, qT, kr, i0, jmax, sc);
+  v16f sum = splat16(0.0f);
+  for (int64_t j = 0; j < jmax; ++j) {
+    const v16f p = exp_nonpositive(load16(sc + j * 16) - mx);
+    store16(sc + j * 16, p);
+    sum += p;  // the lower lanes add 0 from jlo on
+  }
+  const v16f inv = 1.0f / sum;
+  float* lo = nullptr;
+  float* hi = nullptr;
+  if (probs != nullptr && pb.recompute) {
+    float* st = probs + (b * m.blocks + blk) * 2 * kLanes;  // [2 blocks][max, 1/sum][8]
+    store8(st, lo8(mx)), store8(st + kLanes, lo8(inv)), store8(st + 2 * kLanes, hi8(mx));
+    store8(st + 3 * kLanes, hi8(inv));
+  } else if (probs != nullptr) {
+    lo = probs + (b * m.blocks + blk) * m.S * kLanes;
+    hi = lo + m.S * kLanes;
+  }
+  for (int64_t j = 0; j < jmax; ++j) {
+    const v16f p = load16(sc + j * 16) * inv;
+    store16(sc + j * 16, p);
+    if (lo != nullptr) store8(lo + j * kLanes, lo8(p)), store8(hi + j * kLanes, hi8(p));
+  }
+  const v16i upper = upper_lanes();
+  v16f ob[kE];
+  for (int64_t e = 0; e < kE; ++e) ob[e] = splat16(0.0f);
+  for (int64_t j = 0; j < jmax; ++j) {
+    v16f p = load16(sc + j * 16);
+    if (drop.active) p *= lane_multipliers16(drop, pb, b, i0, j);
+    if (j < jlo) {
+      for (int64_t e = 0; e < kE; ++e) ob[e] += p * vr[j * kE + e];
+    } else {
+      for (int64_t e = 0; e < kE; ++e) ob[e] = upper ? ob[e] + p * vr[j * kE + e] : ob[e];
+    }
+  }
+  float o[kE][16];
+  for (int64_t e = 0; e < kE; ++e) store16(o[e], ob[e]);
+  const int64_t rows = std::min<int64_t>(16, m.T - i0);
+  for (int64_t u = 0; u < rows; ++u) {
+    float* dst = out + ((i0 + u) * m.N + n) * m.d + col;
+    for (int64_t e = 0; e < kE; ++e) dst[e] = o[e][u];
+  }
+}
+
+// Backward of the row blocks blk and blk+1 of one (n, head), as backward_head's two passes do it per block;
+// pp and dp: [S][16] scratch.
+template <int kE>
+DMD_INLINE void backward_pair(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
+                              int64_t blk, const float* qT, const float* gT, const float* kr, const float* vr,
+                              const float* probs, float* dk, float* dv, float* pp, float* dp, float* grad_q) {
+  const int64_t n = b / m.H, col = (b % m.H) * kE, i0 = blk * kLanes;
+  const int64_t jlo = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
+  const int64_t jmax = visible_keys(pb, std::min(i0 + 2 * kLanes - 1, m.T - 1));
+  // The pair's probabilities: recomputed into pp, or the two blocks' saved ones.
+  const float* lo = probs + (b * m.blocks + blk) * m.S * kLanes;
+  const float* hi = lo + m.S * kLanes;
+  if (pb.recompute) {
+    const float* st = probs + (b * m.blocks + blk) * 2 * kLanes;
+    const v16f mx = join16(load8(st), load8(st + 2 * kLanes));
+    const v16f inv = join16(load8(st + kLanes), load8(st + 3 * kLanes));
+    pair_scores<kE>(pb, m, qT, kr, i0, jmax, pp);
+    for (int64_t j = 0; j < jmax; ++j) store16(pp + j * 16, exp_nonpositive(load16(pp + j * 16) - mx) * inv);
+  }
+  auto prob = [&](int64_t j) {
+    return pb.recompute ? load16(pp + j * 16) : join16(load8(lo + j * kLanes), load8(hi + j * kLanes));
+  };
+  const v16i upper = upper_lanes();
+  // pass 1: dv_j += p~_j go (lower block, then upper); dp_j = (go . v_j) * mask; rowdot = sum_j p_j dp_j
+  v16f gb[kE];
+  v8f glo[kE], ghi[kE];
+  for (int64_t e = 0; e < kE; ++e) {
+    gb[e] = load16(gT + e * m.T8 + i0);
+    glo[e] = lo8(gb[e]), ghi[e] = hi8(gb[e]);
+  }
+  v16f rowdot = splat16(0.0f);
+  for (int64_t j = 0; j < jmax; ++j) {
+    const v16f p = prob(j);
+    v16f mult = splat16(1.0f), pd = p, g = splat16(0.0f);
+    if (drop.active) {
+      mult = lane_multipliers16(drop, pb, b, i0, j);
+      pd = p * mult;
+    }
+    const v8f pdlo = lo8(pd), pdhi = hi8(pd);
+    for (int64_t e = 0; e < kE; ++e) {
+      float* dve = dv + (j * kE + e) * kLanes;
+      if (j < jlo)
+        store8(dve, fma8(pdhi, ghi[e], fma8(pdlo, glo[e], load8(dve))));
+      else
+        store8(dve, fma8(pdhi, ghi[e], load8(dve)));
+      g += gb[e] * vr[j * kE + e];
+    }
+    if (drop.active) g *= mult;
+    store16(dp + j * 16, g);
+    rowdot = j < jlo ? rowdot + p * g : (upper ? rowdot + p * g : rowdot);
+  }
+  // pass 2: ds = p (dp - rowdot); dq_rows = sum_j ds_j k_j ; dk_j += ds_j q~_rows (lower block, then upper).
+  // Large head dims go in two halves (registers), as in backward_head.
+  constexpr int kC = kE > 8 ? (kE + 1) / 2 : kE;
+  const int64_t rows = std::min<int64_t>(16, m.T - i0);
+  for (int64_t e0 = 0; e0 < kE; e0 += kC) {
+    const int64_t ne = std::min<int64_t>(kC, kE - e0);
+    v16f gqb[kC];
+    v8f qlo[kC], qhi[kC];
+    for (int64_t c = 0; c < ne; ++c) {
+      const v16f qb = load16(qT + (e0 + c) * m.T8 + i0);
+      qlo[c] = lo8(qb), qhi[c] = hi8(qb);
+      gqb[c] = splat16(0.0f);
+    }
+    for (int64_t j = 0; j < jmax; ++j) {
+      const v16f ds = prob(j) * (load16(dp + j * 16) - rowdot);
+      const v8f dslo = lo8(ds), dshi = hi8(ds);
+      for (int64_t c = 0; c < ne; ++c) {
+        const int64_t e = e0 + c;
+        const float ke = kr[j * kE + e];
+        float* dke = dk + (j * kE + e) * kLanes;
+        if (j < jlo) {
+          gqb[c] += ds * ke;
+          store8(dke, fma8(dshi, qhi[c], fma8(dslo, qlo[c], load8(dke))));
+        } else {
+          gqb[c] = upper ? gqb[c] + ds * ke : gqb[c];
+          store8(dke, fma8(dshi, qhi[c], load8(dke)));
+        }
+      }
+    }
+    float gqo[kC][16];
+    for (int64_t c = 0; c < ne; ++c) store16(gqo[c], gqb[c]);
+    for (int64_t u = 0; u < rows; ++u) {
+      float* dst = grad_q + ((i0 + u) * m.N + n) * m.d + col + e0;
+      for (int64_t c = 0; c < ne; ++c) dst[c] = gqo[c][u] * pb.scaling;
+    }
+  }
+}
+
+// One (n, head): forward over all row blocks. kE > 0 fixes the head dim at compile time; kWide: pairs of
+// blocks in 16 lanes (forward_pair), the last block alone when their number is odd.
+template <int kE, bool kWide>
 DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
                              SeqView q, SeqView k, SeqView v, float* out, float* probs, float* work) {
   constexpr int kR = kE > 0 ? kE : kMaxStaticE;  // register block size (unused when kE == 0)
@@ -235,11 +462,19 @@ DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const Dr
   float* vr = kr + m.S * E;        // [S][E]
   float* sc = vr + m.S * E;        // [S][8] scores -> probabilities
   float* acc = sc + m.S * kLanes;  // [E][8] (runtime-E path)
+  float* sc16 = acc + E * kLanes;  // [S][16] (kWide)
   gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
   gather_rows(k, m.S, n, col, E, kr);
   gather_rows(v, m.S, n, col, E, vr);
 
   for (int64_t blk = 0; blk < m.blocks; ++blk) {
+    if constexpr (kWide && kE > 0) {
+      if (blk + 1 < m.blocks) {
+        forward_pair<kE>(pb, m, drop, b, blk, qT, kr, vr, sc16, out, probs);
+        ++blk;
+        continue;
+      }
+    }
     const int64_t i0 = blk * kLanes;
     const int64_t jmax = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
     const v8f mx = block_scores<kE>(pb, m, qT, kr, i0, jmax, sc);
@@ -289,7 +524,7 @@ DMD_INLINE void forward_head(const AttentionProblem& pb, const Dims& m, const Dr
   }
 }
 
-template <int kE>
+template <int kE, bool kWide>
 DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
                               SeqView q, SeqView k, SeqView v, SeqView go, const float* probs, float* grad_q,
                               float* grad_k, float* grad_v, float* work) {
@@ -305,6 +540,8 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
   float* dp = dv + m.S * E * kLanes;  // [S][8]
   float* gq = dp + m.S * kLanes;      // [E][8] (runtime-E path)
   float* pr = gq + E * kLanes;        // [S][8] recomputed probabilities (pb.recompute)
+  float* pp16 = pr + m.S * kLanes;    // [S][16] a pair's probabilities (kWide)
+  float* dp16 = pp16 + m.S * 16;      // [S][16] a pair's dp (kWide)
   gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
   gather_transposed(go, m.T, m.T8, n, col, E, 1.0f, gT);
   gather_rows(k, m.S, n, col, E, kr);
@@ -312,6 +549,13 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
   std::memset(dk, 0, sizeof(float) * static_cast<size_t>(2 * m.S * E * kLanes));  // dk and dv are adjacent
 
   for (int64_t blk = 0; blk < m.blocks; ++blk) {
+    if constexpr (kWide && kE > 0) {
+      if (blk + 1 < m.blocks) {
+        backward_pair<kE>(pb, m, drop, b, blk, qT, gT, kr, vr, probs, dk, dv, pp16, dp16, grad_q);
+        ++blk;
+        continue;
+      }
+    }
     const int64_t i0 = blk * kLanes;
     const int64_t jmax = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
     const float* P = probs + (b * m.blocks + blk) * m.S * kLanes;
@@ -408,35 +652,61 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
   }
 }
 
+// The head dims with a fixed size, else the runtime-E path.
+template <bool kWide>
+DMD_INLINE void forward_one(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
+                            SeqView q, SeqView k, SeqView v, float* out, float* probs, float* work) {
+  switch (m.E) {
+    case 5:
+      return forward_head<5, kWide>(pb, m, drop, b, q, k, v, out, probs, work);
+    case 8:
+      return forward_head<8, kWide>(pb, m, drop, b, q, k, v, out, probs, work);
+    case 10:
+      return forward_head<10, kWide>(pb, m, drop, b, q, k, v, out, probs, work);
+    case 16:
+      return forward_head<16, kWide>(pb, m, drop, b, q, k, v, out, probs, work);
+    default:
+      return forward_head<0, kWide>(pb, m, drop, b, q, k, v, out, probs, work);
+  }
+}
+
+template <bool kWide>
+DMD_INLINE void backward_one(const AttentionProblem& pb, const Dims& m, const DropoutRule& drop, int64_t b,
+                             SeqView q, SeqView k, SeqView v, SeqView go, const float* probs, float* grad_q,
+                             float* grad_k, float* grad_v, float* work) {
+  switch (m.E) {
+    case 5:
+      return backward_head<5, kWide>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work);
+    case 8:
+      return backward_head<8, kWide>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work);
+    case 10:
+      return backward_head<10, kWide>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work);
+    case 16:
+      return backward_head<16, kWide>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work);
+    default:
+      return backward_head<0, kWide>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work);
+  }
+}
+
+int64_t forward_work(const Dims& m) {
+  return m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes + m.S * 16;
+}
+int64_t backward_work(const Dims& m) {
+  return 2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes + 2 * m.S * kLanes + m.E * kLanes +
+         2 * m.S * 16;
+}
+
+// (n, head) pairs write disjoint outputs, so splitting them over threads gives the one-thread result.
 DMD_KERNEL_CLONES
 void forward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out, float* probs) {
   const Dims m = dims_of(pb);
   const DropoutRule drop = dropout_rule(pb);
   const int64_t heads = m.N * m.H;
-  // (n, head) pairs write disjoint outputs, so splitting them over threads gives the one-thread result.
 #pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
   {
-    std::vector<float> work(static_cast<size_t>(m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes));
+    std::vector<float> work(static_cast<size_t>(forward_work(m)));
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < heads; ++b) {
-      switch (m.E) {
-        case 5:
-          forward_head<5>(pb, m, drop, b, q, k, v, out, probs, work.data());
-          break;
-        case 8:
-          forward_head<8>(pb, m, drop, b, q, k, v, out, probs, work.data());
-          break;
-        case 10:
-          forward_head<10>(pb, m, drop, b, q, k, v, out, probs, work.data());
-          break;
-        case 16:
-          forward_head<16>(pb, m, drop, b, q, k, v, out, probs, work.data());
-          break;
-        default:
-          forward_head<0>(pb, m, drop, b, q, k, v, out, probs, work.data());
-          break;
-      }
-    }
+    for (int64_t b = 0; b < heads; ++b) forward_one<false>(pb, m, drop, b, q, k, v, out, probs, work.data());
   }
 }
 
@@ -448,29 +718,69 @@ void backward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, 
   const int64_t heads = m.N * m.H;
 #pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
   {
-    std::vector<float> work(static_cast<size_t>(2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes +
-                                                2 * m.S * kLanes + m.E * kLanes));
+    std::vector<float> work(static_cast<size_t>(backward_work(m)));
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < heads; ++b) {
-      switch (m.E) {
-        case 5:
-          backward_head<5>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-          break;
-        case 8:
-          backward_head<8>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-          break;
-        case 10:
-          backward_head<10>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-          break;
-        case 16:
-          backward_head<16>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-          break;
-        default:
-          backward_head<0>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
-          break;
-      }
-    }
+    for (int64_t b = 0; b < heads; ++b)
+      backward_one<false>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DMD_WIDE_ROWS 1
+#define DMD_AVX512 __attribute__((target("arch=x86-64-v4")))
+#else
+#define DMD_WIDE_ROWS 0
+#define DMD_AVX512
+#endif
+
+// The same with pairs of row blocks in 16 lanes, compiled for AVX-512 (called only where the CPU has it).
+DMD_AVX512
+void forward_impl_wide(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out,
+                       float* probs) {
+  const Dims m = dims_of(pb);
+  const DropoutRule drop = dropout_rule(pb);
+  const int64_t heads = m.N * m.H;
+#pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
+  {
+    std::vector<float> work(static_cast<size_t>(forward_work(m)));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < heads; ++b) forward_one<true>(pb, m, drop, b, q, k, v, out, probs, work.data());
+  }
+}
+
+DMD_AVX512
+void backward_impl_wide(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView go,
+                        const float* probs, float* grad_q, float* grad_k, float* grad_v) {
+  const Dims m = dims_of(pb);
+  const DropoutRule drop = dropout_rule(pb);
+  const int64_t heads = m.N * m.H;
+#pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
+  {
+    std::vector<float> work(static_cast<size_t>(backward_work(m)));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < heads; ++b)
+      backward_one<true>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
+  }
+}
+
+bool cpu_has_avx512() {
+#if DMD_WIDE_ROWS
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+std::atomic<bool> g_wide_rows{true};
+
+// Whether pb runs with wide rows: AVX-512 here, not turned off, and a head dim with a fixed size.
+bool wide(const AttentionProblem& pb) {
+  const int64_t E = pb.head_dim;
+  return g_wide_rows.load(std::memory_order_relaxed) && cpu_has_avx512() &&
+         (E == 5 || E == 8 || E == 10 || E == 16);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -728,12 +1038,29 @@ bool recompute_pays(const AttentionProblem& pb) {
 
 void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out,
                        float* probs) {
-  forward_impl(pb, q, k, v, out, probs);
+  if (wide(pb))
+    forward_impl_wide(pb, q, k, v, out, probs);
+  else
+    forward_impl(pb, q, k, v, out, probs);
 }
 
+// The backward takes wide rows only where it recomputes the probabilities: with saved ones (the aligned
+// sequences) it is bound by their loads and the 8-lane dk/dv sums, and ran at 0.9-1.0x the 8-lane kernel
+// (MOSI's 50 x 50, band, dropout); recomputing, 1.15-1.2x (50 x 50 and 150 x 150 without the band).
 void attention_backward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView grad_out,
                         const float* probs, float* grad_q, float* grad_k, float* grad_v) {
-  backward_impl(pb, q, k, v, grad_out, probs, grad_q, grad_k, grad_v);
+  if (pb.recompute && wide(pb))
+    backward_impl_wide(pb, q, k, v, grad_out, probs, grad_q, grad_k, grad_v);
+  else
+    backward_impl(pb, q, k, v, grad_out, probs, grad_q, grad_k, grad_v);
+}
+
+bool attention_wide_rows() {
+  return cpu_has_avx512() && g_wide_rows.load();
+}
+
+void set_attention_wide_rows(bool on) {
+  g_wide_rows = on;
 }
 
 void layer_norm_forward(int64_t R, int64_t D, const float* x, const float* gamma, const float* beta,

@@ -377,3 +377,43 @@ TEST(ModelsTransformer, RecomputedAttentionProbabilitiesGiveBitIdenticalGradient
   EXPECT_FALSE(m::kernels::recompute_pays(pb));
   EXPECT_EQ(m::kernels::probs_size(pb), 16 * 10 * 7 * 50 * 8);
 }
+
+// Where the CPU has AVX-512 the attention runs pairs of 8-row blocks in 16 lanes (kernels.h); each lane does
+// what it does in its 8-lane block, so values and gradients equal the 8-lane kernel's bit for bit: head dims
+// with a fixed size (5, 8, 10, 16) and a runtime one (7, always 8 lanes), odd and even block counts, the band
+// with more keys than queries and fewer, dropout off, on and total, probabilities saved and recomputed.
+TEST(ModelsTransformer, WideRowsGiveTheEightLaneBits) {
+  struct Case {
+    int64_t T, S, N, H, d;
+  };
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512cd");
+  EXPECT_EQ(m::kernels::attention_wide_rows(), avx512);
+  RecordProperty("wide_rows", m::kernels::attention_wide_rows() ? "on (AVX-512)" : "off (no AVX-512)");
+  for (const Case& c : {Case{50, 50, 3, 10, 50}, Case{37, 29, 2, 4, 32}, Case{17, 33, 2, 3, 30},
+                        Case{16, 16, 2, 2, 32}, Case{25, 25, 2, 3, 21}, Case{9, 40, 2, 10, 50}})
+    for (bool band : {true, false})
+      for (double p : {0.0, 0.25, 1.0})
+        for (m::AttentionImpl impl : {m::AttentionImpl::Fused, m::AttentionImpl::FusedRecompute}) {
+          torch::manual_seed(11);
+          Tensor q = torch::randn({c.T, c.N, c.d}).requires_grad_(),
+                 k = torch::randn({c.S, c.N, c.d}).requires_grad_(),
+                 v = torch::randn({c.S, c.N, c.d}).requires_grad_();
+          Tensor g = torch::randn({c.T, c.N, c.d});
+          auto run = [&](bool wide) {
+            m::kernels::set_attention_wide_rows(wide);
+            torch::manual_seed(4);  // the same dropout seed for both
+            Tensor o = m::attention_core(q, k, v, c.H, band, p, /*training=*/true, impl);
+            auto grads = torch::autograd::grad({o}, {q, k, v}, {g});
+            grads.insert(grads.begin(), o.detach());
+            return grads;
+          };
+          const auto wide = run(true), narrow = run(false);
+          m::kernels::set_attention_wide_rows(true);
+          for (size_t i = 0; i < wide.size(); ++i)
+            EXPECT_TRUE(torch::equal(wide[i], narrow[i]))
+                << c.T << "x" << c.S << " E " << c.d / c.H << " band " << band << " p " << p << " impl "
+                << static_cast<int>(impl) << " tensor " << i;
+        }
+}
