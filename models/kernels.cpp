@@ -8,8 +8,8 @@
 // Saved probabilities use the same layout: [batch*heads][row block][S][8].
 // Plain loops over 8 lanes that the compiler vectorises; on x86-64 with GCC an AVX2/FMA clone is chosen at
 // load time. Head dims 5, 8, 10, 16 are compiled with a fixed size (registers), others with a runtime size.
-// Where the CPU has AVX-512, those head dims run two row blocks at once in 16 lanes ("wide rows"), with the
-// same results bit for bit (see forward_pair).
+// Where the CPU has AVX-512, those head dims run two row blocks at once in 16 lanes ("wide rows") where the
+// probabilities are recomputed (long sequences), with the same results bit for bit (see forward_pair, wide).
 #include "models/kernels.h"
 
 #include <omp.h>
@@ -776,11 +776,17 @@ bool cpu_has_avx512() {
 
 std::atomic<bool> g_wide_rows{true};
 
-// Whether pb runs with wide rows: AVX-512 here, not turned off, and a head dim with a fixed size.
+// Whether pb runs with wide rows: AVX-512 here, not turned off, a head dim with a fixed size, and
+// probabilities that are recomputed rather than saved (the long, unaligned sequences). On the aligned
+// sequences (saved probabilities) the wide forward ran at 1.0-0.93x the 8-lane kernel's time alone but made
+// the MOSI and MOSEI training steps 3-4% slower (in-process A/B, 20 steps each), and the backward is bound by
+// the probabilities' loads and the 8-lane dk/dv sums (0.9-1.0x). Recomputing, alone: forward 0.80-0.87x,
+// backward 0.81-0.87x (50 x 50 and 150 x 150); a smoke training run on synthetic unaligned MOSI took 0.89x
+// the time.
 bool wide(const AttentionProblem& pb) {
   const int64_t E = pb.head_dim;
   return g_wide_rows.load(std::memory_order_relaxed) && cpu_has_avx512() &&
-         (E == 5 || E == 8 || E == 10 || E == 16);
+         (E == 5 || E == 8 || E == 10 || E == 16) && (pb.recompute || recompute_pays(pb));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1044,12 +1050,9 @@ void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView
     forward_impl(pb, q, k, v, out, probs);
 }
 
-// The backward takes wide rows only where it recomputes the probabilities: with saved ones (the aligned
-// sequences) it is bound by their loads and the 8-lane dk/dv sums, and ran at 0.9-1.0x the 8-lane kernel
-// (MOSI's 50 x 50, band, dropout); recomputing, 1.15-1.2x (50 x 50 and 150 x 150 without the band).
 void attention_backward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView grad_out,
                         const float* probs, float* grad_q, float* grad_k, float* grad_v) {
-  if (pb.recompute && wide(pb))
+  if (wide(pb))
     backward_impl_wide(pb, q, k, v, grad_out, probs, grad_q, grad_k, grad_v);
   else
     backward_impl(pb, q, k, v, grad_out, probs, grad_q, grad_k, grad_v);

@@ -56,10 +56,10 @@ void attention_forward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView
 void attention_backward(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, SeqView grad_out,
                         const float* probs, float* grad_q, float* grad_k, float* grad_v);
 
-// Where the CPU has AVX-512, the attention's forward, and its backward where it recomputes the probabilities,
-// run two blocks of 8 query rows at once in 16 lanes (head dims 5, 8, 10, 16), with the 8-lane kernel's
-// results bit for bit. Whether they do (AVX-512 here and not turned off), and a switch to turn it off and on
-// (tests and benchmarks compare the two).
+// Where the CPU has AVX-512 and the probabilities are recomputed (AttentionProblem::recompute, the long
+// sequences), the attention runs two blocks of 8 query rows at once in 16 lanes (head dims 5, 8, 10, 16),
+// with the 8-lane kernel's results bit for bit. Whether it may (AVX-512 here and not turned off), and a
+// switch to turn it off and on (tests and benchmarks compare the two).
 bool attention_wide_rows();
 void set_attention_wide_rows(bool on);
 

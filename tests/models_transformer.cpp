@@ -378,10 +378,11 @@ TEST(ModelsTransformer, RecomputedAttentionProbabilitiesGiveBitIdenticalGradient
   EXPECT_EQ(m::kernels::probs_size(pb), 16 * 10 * 7 * 50 * 8);
 }
 
-// Where the CPU has AVX-512 the attention runs pairs of 8-row blocks in 16 lanes (kernels.h); each lane does
-// what it does in its 8-lane block, so values and gradients equal the 8-lane kernel's bit for bit: head dims
-// with a fixed size (5, 8, 10, 16) and a runtime one (7, always 8 lanes), odd and even block counts, the band
-// with more keys than queries and fewer, dropout off, on and total, probabilities saved and recomputed.
+// Where the CPU has AVX-512 the attention runs pairs of 8-row blocks in 16 lanes where it recomputes the
+// probabilities (kernels.h); each lane does what it does in its 8-lane block, so values and gradients equal
+// the 8-lane kernel's bit for bit: head dims with a fixed size (5, 8, 10, 16) and a runtime one (7, always 8
+// lanes), odd and even block counts, the band with more keys than queries and fewer, dropout off, on and
+// total; with saved probabilities (8 lanes either way) too.
 TEST(ModelsTransformer, WideRowsGiveTheEightLaneBits) {
   struct Case {
     int64_t T, S, N, H, d;
