@@ -300,7 +300,11 @@ DMD_INLINE v16f pair_scores(const AttentionProblem& pb, const Dims& m, const flo
 // because here a and b are halves of 16-lane values, whose two products the compiler would otherwise merge
 // into one 16-lane product (then added without contraction). Only in the AVX-512 functions below.
 DMD_INLINE v8f fma8(v8f a, v8f b, v8f c) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   return __builtin_ia32_vfmaddps256(a, b, c);
+#else
+  return c + a * b;  // elsewhere the wide rows are never chosen (wide() is false)
+#endif
 }
 
 // The lanes of the upper block (8..15).
