@@ -328,21 +328,12 @@ DMD_INLINE void forward_pair(const AttentionProblem& pb, const Dims& m, const Dr
     sum += p;  // the lower lanes add 0 from jlo on
   }
   const v16f inv = 1.0f / sum;
-  float* lo = nullptr;
-  float* hi = nullptr;
-  if (probs != nullptr && pb.recompute) {
+  if (probs != nullptr) {  // each block's max and 1/sum for the recomputing backward (wide rows recompute)
     float* st = probs + (b * m.blocks + blk) * 2 * kLanes;  // [2 blocks][max, 1/sum][8]
     store8(st, lo8(mx)), store8(st + kLanes, lo8(inv)), store8(st + 2 * kLanes, hi8(mx));
     store8(st + 3 * kLanes, hi8(inv));
-  } else if (probs != nullptr) {
-    lo = probs + (b * m.blocks + blk) * m.S * kLanes;
-    hi = lo + m.S * kLanes;
   }
-  for (int64_t j = 0; j < jmax; ++j) {
-    const v16f p = load16(sc + j * 16) * inv;
-    store16(sc + j * 16, p);
-    if (lo != nullptr) store8(lo + j * kLanes, lo8(p)), store8(hi + j * kLanes, hi8(p));
-  }
+  for (int64_t j = 0; j < jmax; ++j) store16(sc + j * 16, load16(sc + j * 16) * inv);
   const v16i upper = upper_lanes();
   v16f ob[kE];
   for (int64_t e = 0; e < kE; ++e) ob[e] = splat16(0.0f);
@@ -373,19 +364,13 @@ DMD_INLINE void backward_pair(const AttentionProblem& pb, const Dims& m, const D
   const int64_t n = b / m.H, col = (b % m.H) * kE, i0 = blk * kLanes;
   const int64_t jlo = visible_keys(pb, std::min(i0 + kLanes - 1, m.T - 1));
   const int64_t jmax = visible_keys(pb, std::min(i0 + 2 * kLanes - 1, m.T - 1));
-  // The pair's probabilities: recomputed into pp, or the two blocks' saved ones.
-  const float* lo = probs + (b * m.blocks + blk) * m.S * kLanes;
-  const float* hi = lo + m.S * kLanes;
-  if (pb.recompute) {
-    const float* st = probs + (b * m.blocks + blk) * 2 * kLanes;
-    const v16f mx = join16(load8(st), load8(st + 2 * kLanes));
-    const v16f inv = join16(load8(st + kLanes), load8(st + 3 * kLanes));
-    pair_scores<kE>(pb, m, qT, kr, i0, jmax, pp);
-    for (int64_t j = 0; j < jmax; ++j) store16(pp + j * 16, exp_nonpositive(load16(pp + j * 16) - mx) * inv);
-  }
-  auto prob = [&](int64_t j) {
-    return pb.recompute ? load16(pp + j * 16) : join16(load8(lo + j * kLanes), load8(hi + j * kLanes));
-  };
+  // The pair's probabilities, recomputed into pp from each block's saved max and 1/sum (wide rows recompute).
+  const float* st = probs + (b * m.blocks + blk) * 2 * kLanes;
+  const v16f mx = join16(load8(st), load8(st + 2 * kLanes));
+  const v16f inv = join16(load8(st + kLanes), load8(st + 3 * kLanes));
+  pair_scores<kE>(pb, m, qT, kr, i0, jmax, pp);
+  for (int64_t j = 0; j < jmax; ++j) store16(pp + j * 16, exp_nonpositive(load16(pp + j * 16) - mx) * inv);
+  auto prob = [&](int64_t j) { return load16(pp + j * 16); };
   const v16i upper = upper_lanes();
   // pass 1: dv_j += p~_j go (lower block, then upper); dp_j = (go . v_j) * mask; rowdot = sum_j p_j dp_j
   v16f gb[kE];
@@ -737,7 +722,10 @@ void backward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, 
 #define DMD_AVX512
 #endif
 
-// The same with pairs of row blocks in 16 lanes, compiled for AVX-512 (called only where the CPU has it).
+// The same with pairs of row blocks in 16 lanes, compiled for AVX-512 (called only where the CPU has it). The
+// OpenMP region is written out in each entry point on purpose: GCC outlines it into a function that takes the
+// target of the function it is written in (clones, or AVX-512 here), so a shared helper would compile the
+// per-head loop for the default target.
 DMD_AVX512
 void forward_impl_wide(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, float* out,
                        float* probs) {
@@ -790,7 +778,7 @@ std::atomic<bool> g_wide_rows{true};
 bool wide(const AttentionProblem& pb) {
   const int64_t E = pb.head_dim;
   return g_wide_rows.load(std::memory_order_relaxed) && cpu_has_avx512() &&
-         (E == 5 || E == 8 || E == 10 || E == 16) && (pb.recompute || recompute_pays(pb));
+         (E == 5 || E == 8 || E == 10 || E == 16) && pb.recompute;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
