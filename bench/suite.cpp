@@ -442,6 +442,7 @@ int run_suite(const BenchArgs& a) {
   benchmark::AddCustomContext("commit", build_git_commit());
   benchmark::AddCustomContext("libtorch", libtorch_version());
   benchmark::AddCustomContext("device", dev.name);
+  benchmark::AddCustomContext("determinism flags", dev.determinism_flags);
   benchmark::AddCustomContext("threads (all cores)", std::to_string(std::thread::hardware_concurrency()));
   benchmark::AddCustomContext("linear products", models::ops::products_kernel());
   if (a.list) {

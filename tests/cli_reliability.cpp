@@ -1,8 +1,6 @@
 // The dmdbench command as a user runs it: bad input gives one clear line and a non-zero exit, a killed worker is
 // redone on resume without duplicates, completed runs are not redone, and the regression gate bites.
 #include <gtest/gtest.h>
-
-#include "tests/cli_support.h"
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -10,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,6 +16,7 @@
 
 #include "results/metrics.h"
 #include "results/store.h"
+#include "tests/cli_support.h"
 
 namespace fs = std::filesystem;
 
@@ -180,5 +180,42 @@ TEST(Cli, KilledWorkerIsRedoneCompletedRunsAreNot) {
   const Result third = run(args);
   EXPECT_EQ(third.code, 0);
   EXPECT_NE(third.out.find("2 already completed, 0 to run"), std::string::npos) << third.out;
+  fs::remove_all(dir);
+}
+
+// Every stored number names the BLAS kernels that made it (the determinism flags). Where OpenBLAS does not
+// know the CPU it falls back to its Prescott kernels (SSE3, no FMA); on a CPU with AVX2 and FMA dmdbench asks
+// for the kernels OpenBLAS gives its known siblings instead (models/blas_core.h). A kernel set given in
+// OPENBLAS_CORETYPE is kept, and named as chosen by it.
+TEST(Cli, StoredNumbersNameTheBlasKernels) {
+  const fs::path dir = dmdbench::testing::fresh_dir("cli", "blas_core");
+  const char* was = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = was != nullptr ? was : "";
+  auto flags = [&](const std::string& name) {
+    const std::string db = (dir / (name + ".sqlite")).string();
+    const Result r = run("bench --filter '^data_pipeline/mosi/batch:1$' --repetitions 1 --db " + db);
+    EXPECT_EQ(r.code, 0) << r.out;
+    sqlite3* h = nullptr;
+    sqlite3_open(db.c_str(), &h);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(h, "SELECT determinism_flags FROM bench", -1, &st, nullptr);
+    std::string f =
+        sqlite3_step(st) == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0)) : "";
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return f;
+  };
+  unsetenv("OPENBLAS_CORETYPE");
+  const std::string own = flags("own");
+  EXPECT_EQ(own.rfind("cpu:openblas=", 0), 0u) << own;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    EXPECT_EQ(own.find("Prescott"), std::string::npos) << own;
+  }
+  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+  EXPECT_EQ(flags("given"), "cpu:openblas=Haswell(OPENBLAS_CORETYPE)");
+  if (was != nullptr)
+    setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+  else
+    unsetenv("OPENBLAS_CORETYPE");
   fs::remove_all(dir);
 }

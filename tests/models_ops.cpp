@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "harness/training/device.h"
+#include "models/blas_core.h"
 #include "models/compat.h"
 #include "models/fused_adam.h"
 #include "models/kernels.h"
@@ -314,4 +315,21 @@ TEST(ModelsOps, KernelsGiveTheOneThreadResultOnTwoThreads) {
                          "attention",  "dq",      "dk",      "dv"};
   ASSERT_EQ(one.size(), two.size());
   for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << names[i];
+}
+
+// OpenBLAS's Prescott fallback (a CPU newer than the library) is replaced by the kernels it gives the CPUs it
+// knows with the same instructions; a CPU it knows keeps its own, and a CPU without AVX2 + FMA keeps
+// Prescott.
+TEST(ModelsOps, OpenBlasFallbackIsReplacedByTheKernelsOfTheSameInstructions) {
+  namespace bc = dmdbench::models::blas_core;
+  EXPECT_EQ(bc::to_request("Prescott", true, true), "SkylakeX");
+  EXPECT_EQ(bc::to_request("Prescott", false, true), "Haswell");
+  EXPECT_EQ(bc::to_request("Prescott", false, false), "");
+  EXPECT_EQ(bc::to_request("Haswell", true, true), "");
+  EXPECT_EQ(bc::to_request("SkylakeX", true, true), "");
+  EXPECT_EQ(bc::to_request("Zen", false, true), "");
+  EXPECT_EQ(bc::to_request("", true, true), "");  // no OpenBLAS: nothing to ask
+  // Debian's LibTorch runs on OpenBLAS (the design card), which names its kernels.
+  EXPECT_FALSE(bc::loaded().empty());
+  EXPECT_EQ(bc::describe().rfind("openblas=" + bc::loaded(), 0), 0u) << bc::describe();
 }

@@ -3,18 +3,25 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <string>
 
 #include "harness/cli/verb.h"
 #include "harness/training/memory.h"
+#include "models/blas_core.h"
 
 int main(int argc, char** argv) {
   using namespace dmdbench::cli;
   // See main.cpp: without OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 the thread pools spin against
-  // each other. libgomp and OpenBLAS read them when they load, so when started directly, set them and start
-  // again once.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr || std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+  // each other; and where OpenBLAS does not know the CPU, it runs its Prescott kernels unless asked for
+  // better ones (models/blas_core.h). libgomp and OpenBLAS read the variables when they load, so when they
+  // are missing, set them and start again once (with OPENBLAS_CORETYPE set, the second start asks for
+  // nothing).
+  const std::string core = dmdbench::models::blas_core::request_here();
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr || std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr ||
+      !core.empty()) {
     setenv("OMP_WAIT_POLICY", "passive", 0);
     setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
+    if (!core.empty()) setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
     execv("/proc/self/exe", argv);  // returns only on failure: go on with spinning threads
   }
   // Keep glibc malloc from handing tensor-sized blocks back to the kernel after every step: a training step frees

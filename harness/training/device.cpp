@@ -9,6 +9,7 @@
 
 #include "harness/experiment/config.h"
 #include "harness/experiment/version.h"
+#include "models/blas_core.h"
 #include "models/ops.h"
 // CUDA-only facts, compiled in only against a CUDA LibTorch (the CPU build has no CUDA headers).
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
@@ -46,7 +47,9 @@ DeviceSetup setup_device(const std::string& spec, bool fast) {
   if (want == "cpu") {
     s.device = torch::kCPU;
     s.name = fmt::format("cpu ({})", cpu_model());
-    s.determinism_flags = "cpu";
+    // The BLAS's kernel set fixes the products' bits as much as the CPU does (models/blas_core.h).
+    const std::string blas = models::blas_core::describe();
+    s.determinism_flags = blas.empty() ? "cpu" : "cpu:" + blas;
     return s;
   }
   if (want.rfind("cuda", 0) != 0 || (want.size() > 4 && want[4] != ':'))
