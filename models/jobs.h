@@ -29,11 +29,19 @@
 
 namespace dmdbench::models::jobs {
 
-// How many random seeds each job draws, counted at the first call that may run in parallel (that call runs in
-// order). One per call site and mode (training, evaluation).
+// What a call site keeps from one call to the next (one per call site and mode: training, evaluation): how
+// many random seeds each job draws, counted at the first call that may run in parallel (that call runs in
+// order), and each job's time in the last parallel forward, which orders the next one's jobs (run()).
 struct SeedCounts {
   std::optional<std::vector<int64_t>> per_job;
+  std::vector<double> seconds;
 };
+
+// The order in which a parallel forward hands out its ready jobs: by the longest chain of job times from the
+// job to the end (its own and its readers'; `seconds`: each job's time, or empty for 1 each), longest first,
+// ties in the order the jobs were added. waits[j]: the jobs whose outputs job j reads. See jobs.cpp.
+std::vector<int> longest_chain_first(const std::vector<std::vector<int>>& waits,
+                                     const std::vector<double>& seconds);
 
 // The sub-networks of one forward and the tensors between them, as slots: the inputs first, then each job's
 // outputs in the order the jobs were added.
