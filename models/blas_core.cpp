@@ -15,9 +15,11 @@ std::string loaded() {
 }
 
 std::string to_request(const std::string& loaded, bool avx512, bool avx2_fma) {
-  if (loaded != "Prescott") return "";
-  if (avx512) return "SkylakeX";
-  if (avx2_fma) return "Haswell";
+  if (loaded.empty()) return "";
+  // OpenBLAS's AVX-512 kernel sets (SkylakeX and the newer ones built on it) are kept as they are.
+  const bool avx512_kernels = loaded == "SkylakeX" || loaded == "Cooperlake" || loaded == "SapphireRapids";
+  if (avx512) return avx512_kernels ? "" : "SkylakeX";
+  if (avx2_fma && loaded == "Prescott") return "Haswell";
   return "";
 }
 

@@ -211,6 +211,13 @@ TEST(Cli, StoredNumbersNameTheBlasKernels) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     EXPECT_EQ(own.find("Prescott"), std::string::npos) << own;
   }
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl")) {
+    EXPECT_TRUE(own.rfind("cpu:openblas=SkylakeX", 0) == 0 || own.rfind("cpu:openblas=Cooperlake", 0) == 0 ||
+                own.rfind("cpu:openblas=SapphireRapids", 0) == 0)
+        << own;
+  }
   setenv("OPENBLAS_CORETYPE", "Haswell", 1);
   EXPECT_EQ(flags("given"), "cpu:openblas=Haswell(OPENBLAS_CORETYPE)");
   if (was != nullptr)

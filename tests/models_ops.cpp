@@ -318,16 +318,21 @@ TEST(ModelsOps, KernelsGiveTheOneThreadResultOnTwoThreads) {
 }
 
 // OpenBLAS's Prescott fallback (a CPU newer than the library) is replaced by the kernels it gives the CPUs it
-// knows with the same instructions; a CPU it knows keeps its own, and a CPU without AVX2 + FMA keeps
-// Prescott.
+// knows with the same instructions, and on an AVX-512 CPU any set but its AVX-512 ones by SkylakeX (Zen 4,
+// which 0.3.21 gives its Zen kernels); a CPU with AVX2 only keeps the set OpenBLAS chose for it, and a CPU
+// without AVX2
+// + FMA keeps Prescott.
 TEST(ModelsOps, OpenBlasFallbackIsReplacedByTheKernelsOfTheSameInstructions) {
   namespace bc = dmdbench::models::blas_core;
   EXPECT_EQ(bc::to_request("Prescott", true, true), "SkylakeX");
   EXPECT_EQ(bc::to_request("Prescott", false, true), "Haswell");
   EXPECT_EQ(bc::to_request("Prescott", false, false), "");
-  EXPECT_EQ(bc::to_request("Haswell", true, true), "");
-  EXPECT_EQ(bc::to_request("SkylakeX", true, true), "");
+  EXPECT_EQ(bc::to_request("Zen", true, true), "SkylakeX");
+  EXPECT_EQ(bc::to_request("Haswell", true, true), "SkylakeX");
   EXPECT_EQ(bc::to_request("Zen", false, true), "");
+  EXPECT_EQ(bc::to_request("Haswell", false, true), "");
+  EXPECT_EQ(bc::to_request("SkylakeX", true, true), "");
+  EXPECT_EQ(bc::to_request("Cooperlake", true, true), "");
   EXPECT_EQ(bc::to_request("", true, true), "");  // no OpenBLAS: nothing to ask
   // Debian's LibTorch runs on OpenBLAS (the design card), which names its kernels.
   EXPECT_FALSE(bc::loaded().empty());
