@@ -19,8 +19,8 @@ struct MulTImpl::Parts {
       trans_a_with_v{nullptr}, trans_v_with_l{nullptr}, trans_v_with_a{nullptr};
   TransformerEncoder trans_l_mem{nullptr}, trans_a_mem{nullptr}, trans_v_mem{nullptr};
   torch::nn::Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
-  // The seeds per job of the transformers (models/jobs.h), in evaluation [0] and training [1].
-  models::jobs::SeedCounts seeds[2];
+  // What the transformers' jobs keep between calls (models/jobs.h), in evaluation [0] and training [1].
+  models::jobs::CallSite call_sites[2];
 };
 
 namespace {
@@ -91,7 +91,7 @@ Tensor MulTImpl::forward(const Tensor& text, const Tensor& audio, const Tensor& 
       models::add_last_step_job(g, p.trans_l_mem, {l_cross, l_cross + 1});  // [T'_l,N,2d] -> [N,2d]
   const int a_mem = models::add_last_step_job(g, p.trans_a_mem, {a_cross, a_cross + 1});
   const int v_mem = models::add_last_step_job(g, p.trans_v_mem, {v_cross, v_cross + 1});
-  Tensor last = torch::cat(g.run({l_mem, a_mem, v_mem}, p.seeds[training]), 1);  // [N,6d], order l, a, v
+  Tensor last = torch::cat(g.run({l_mem, a_mem, v_mem}, p.call_sites[training]), 1);  // [N,6d], order l, a, v
   Tensor hidden = p.proj1(last).relu_();
   hidden = models::ops::dropout(hidden, b.output_dropout, training);
   return p.out_layer(p.proj2(hidden) + last);  // [N,1]

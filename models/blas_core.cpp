@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "models/cpu_features.h"
+
 namespace dmdbench::models::blas_core {
 
 std::string loaded() {
@@ -23,17 +25,12 @@ std::string to_request(const std::string& loaded, bool avx512, bool avx2_fma) {
   return "";
 }
 
-std::string request_here() {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return "";
-  bool avx512 = false, avx2_fma = false;
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl");
-  avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-  return to_request(loaded(), avx512, avx2_fma);
+bool request_in_environment() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return false;
+  const std::string core = to_request(loaded(), cpu::has_avx512(), cpu::has_avx2_fma());
+  if (core.empty()) return false;
+  setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  return true;
 }
 
 std::string describe() {

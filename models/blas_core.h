@@ -26,8 +26,9 @@ std::string loaded();
 // empty to keep what it took (and where there is no OpenBLAS).
 std::string to_request(const std::string& loaded, bool avx512, bool avx2_fma);
 
-// to_request for this process and CPU; empty also where OPENBLAS_CORETYPE is already set.
-std::string request_here();
+// Sets OPENBLAS_CORETYPE to to_request for this process and CPU where it is unset and there is something to
+// ask; returns whether it did, i.e. whether the process must start again (exec) for OpenBLAS to read it.
+bool request_in_environment();
 
 // For provenance: "openblas=CORE", with "(OPENBLAS_CORETYPE)" where the variable chose it; empty without
 // OpenBLAS.

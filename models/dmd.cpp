@@ -52,8 +52,9 @@ struct DMDImpl::Parts {
   Linear proj1_a_high{nullptr}, proj2_a_high{nullptr}, out_layer_a_high{nullptr};
   Linear weight_l{nullptr}, weight_v{nullptr}, weight_a{nullptr}, weight_c{nullptr};
   Linear proj1{nullptr}, proj2{nullptr}, out_layer{nullptr};
-  // The seeds per job of steps 4 and 5 (jobs.h), in evaluation [0] and training [1].
-  jobs::SeedCounts seeds[2];
+  // What steps 4 and 5 keep between calls (jobs.h: seeds and times per job), in evaluation [0] and training
+  // [1].
+  jobs::CallSite call_sites[2];
 };
 
 DMDImpl::DMDImpl(const DMDConfig& cfg) : cfg_(cfg), p_(std::make_shared<Parts>()) {
@@ -267,7 +268,7 @@ DMDOutput DMDImpl::forward(const Tensor& text, const Tensor& audio, const Tensor
   const int v_cross = crossmodal(p.trans_v_with_l, sv, sl);
   crossmodal(p.trans_v_with_a, sv, sa);
   const int v_mem = add_last_step_job(g, p.trans_v_mem, {v_cross, v_cross + 1});
-  const std::vector<Tensor> r = g.run({c_head, c_head + 1, l_mem, a_mem, v_mem}, p.seeds[training]);
+  const std::vector<Tensor> r = g.run({c_head, c_head + 1, l_mem, a_mem, v_mem}, p.call_sites[training]);
   const Tensor c_fusion = r[0];
   out.logits_c = r[1], out.last_h_l = r[2], out.last_h_a = r[3], out.last_h_v = r[4];
 

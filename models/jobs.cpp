@@ -311,7 +311,7 @@ int Graph::add(std::vector<int> reads, int outputs, Run run) {
   return jobs_.back().first;
 }
 
-std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds) const {
+std::vector<Tensor> Graph::run(const std::vector<int>& slots, CallSite& site) const {
   const int n_inputs = static_cast<int>(inputs_.size()), n_jobs = static_cast<int>(jobs_.size());
   for (size_t k = 0; k < slots.size(); ++k) {
     TORCH_CHECK(slots[k] >= n_inputs && slots[k] < slots_, "slot ", slots[k], " is not a job's output");
@@ -332,16 +332,16 @@ std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds)
       grad && std::any_of(inputs_.begin(), inputs_.end(), [](const Tensor& t) { return t.requires_grad(); });
   if (!parallel() || !on_cpu || threads < 2 || at::in_parallel_region() || (grad && !record))
     return pick(run_serial(inputs_, jobs_, slots_, nullptr));
-  if (!seeds.per_job) {  // this call runs in order and counts each job's seeds
+  if (!site.seeds_per_job) {  // this call runs in order and counts each job's seeds
     std::vector<int64_t> counts;
     std::vector<Tensor> values = run_serial(inputs_, jobs_, slots_, &counts);
-    seeds.per_job = std::move(counts);
+    site.seeds_per_job = std::move(counts);
     return pick(values);
   }
-  TORCH_CHECK(static_cast<int>(seeds.per_job->size()) == n_jobs, "the seed counts are of another graph");
-  DrawnSeeds drawn(*seeds.per_job);
+  TORCH_CHECK(static_cast<int>(site.seeds_per_job->size()) == n_jobs, "the seed counts are of another graph");
+  DrawnSeeds drawn(*site.seeds_per_job);
   ++g_parallel_runs;
-  if (!record) return pick(forward_parallel(inputs_, jobs_, slots_, drawn, threads, seeds.seconds, nullptr));
+  if (!record) return pick(forward_parallel(inputs_, jobs_, slots_, drawn, threads, site.seconds, nullptr));
   auto call = c10::make_intrusive<Call>();
   call->n_inputs = n_inputs;
   call->n_slots = slots_;
@@ -360,7 +360,7 @@ std::vector<Tensor> Graph::run(const std::vector<int>& slots, SeedCounts& seeds)
         call->uses.emplace_back(j, k);
         uses.push_back(inputs_[jobs_[j].reads[k]]);
       }
-  return JobsFunction::apply(at::TensorList(uses), &inputs_, &jobs_, &drawn, &seeds.seconds, call);
+  return JobsFunction::apply(at::TensorList(uses), &inputs_, &jobs_, &drawn, &site.seconds, call);
 }
 
 }  // namespace dmdbench::models::jobs

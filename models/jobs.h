@@ -32,8 +32,8 @@ namespace dmdbench::models::jobs {
 // What a call site keeps from one call to the next (one per call site and mode: training, evaluation): how
 // many random seeds each job draws, counted at the first call that may run in parallel (that call runs in
 // order), and each job's time in the last parallel forward, which orders the next one's jobs (run()).
-struct SeedCounts {
-  std::optional<std::vector<int64_t>> per_job;
+struct CallSite {
+  std::optional<std::vector<int64_t>> seeds_per_job;
   std::vector<double> seconds;
 };
 
@@ -61,7 +61,7 @@ class Graph {
   // one intra-op thread, the inputs are on the CPU, no OpenMP region is active, parallel() is on, and (under
   // grad mode) an input requires a gradient; otherwise in order on this thread, with the graph that plain
   // calls would give.
-  std::vector<torch::Tensor> run(const std::vector<int>& slots, SeedCounts& seeds) const;
+  std::vector<torch::Tensor> run(const std::vector<int>& slots, CallSite& site) const;
 
   struct Job {
     std::vector<int> reads;

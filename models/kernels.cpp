@@ -14,8 +14,12 @@
 
 #include <omp.h>
 
+// GCC on x86-64: function clones, target attributes and the x86 builtins (the FMA builtin that fma8 uses).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#include <immintrin.h>  // declares the FMA builtin that fma8 uses
+#define DMD_X86_GCC 1
+#include <immintrin.h>
+#else
+#define DMD_X86_GCC 0
 #endif
 
 #include <algorithm>
@@ -25,7 +29,9 @@
 #include <limits>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include "models/cpu_features.h"
+
+#if DMD_X86_GCC
 #define DMD_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define DMD_KERNEL_CLONES
@@ -300,7 +306,7 @@ DMD_INLINE v16f pair_scores(const AttentionProblem& pb, const Dims& m, const flo
 // because here a and b are halves of 16-lane values, whose two products the compiler would otherwise merge
 // into one 16-lane product (then added without contraction). Only in the AVX-512 functions below.
 DMD_INLINE v8f fma8(v8f a, v8f b, v8f c) {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if DMD_X86_GCC
   return __builtin_ia32_vfmaddps256(a, b, c);
 #else
   return c + a * b;  // elsewhere the wide rows are never chosen (wide() is false)
@@ -530,7 +536,7 @@ DMD_INLINE void backward_head(const AttentionProblem& pb, const Dims& m, const D
   float* gq = dp + m.S * kLanes;      // [E][8] (runtime-E path)
   float* pr = gq + E * kLanes;        // [S][8] recomputed probabilities (pb.recompute)
   float* pp16 = pr + m.S * kLanes;    // [S][16] a pair's probabilities (kWide)
-  float* dp16 = pp16 + m.S * 16;      // [S][16] a pair's dp (kWide)
+  float* dp16 = kWide ? pp16 + m.S * 16 : nullptr;  // [S][16] a pair's dp (kWide)
   gather_transposed(q, m.T, m.T8, n, col, E, pb.scaling, qT);
   gather_transposed(go, m.T, m.T8, n, col, E, 1.0f, gT);
   gather_rows(k, m.S, n, col, E, kr);
@@ -677,12 +683,14 @@ DMD_INLINE void backward_one(const AttentionProblem& pb, const Dims& m, const Dr
   }
 }
 
-int64_t forward_work(const Dims& m) {
-  return m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes + m.S * 16;
+// Each thread's scratch (floats) for forward_head and backward_head; the wide rows' [S][16] buffers only
+// where they run.
+int64_t forward_work(const Dims& m, bool wide) {
+  return m.E * m.T8 + 2 * m.S * m.E + m.S * kLanes + m.E * kLanes + (wide ? m.S * 16 : 0);
 }
-int64_t backward_work(const Dims& m) {
+int64_t backward_work(const Dims& m, bool wide) {
   return 2 * m.E * m.T8 + 2 * m.S * m.E + 2 * m.S * m.E * kLanes + 2 * m.S * kLanes + m.E * kLanes +
-         2 * m.S * 16;
+         (wide ? 2 * m.S * 16 : 0);
 }
 
 // (n, head) pairs write disjoint outputs, so splitting them over threads gives the one-thread result.
@@ -693,7 +701,7 @@ void forward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, f
   const int64_t heads = m.N * m.H;
 #pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
   {
-    std::vector<float> work(static_cast<size_t>(forward_work(m)));
+    std::vector<float> work(static_cast<size_t>(forward_work(m, false)));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < heads; ++b) forward_one<false>(pb, m, drop, b, q, k, v, out, probs, work.data());
   }
@@ -707,18 +715,16 @@ void backward_impl(const AttentionProblem& pb, SeqView q, SeqView k, SeqView v, 
   const int64_t heads = m.N * m.H;
 #pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
   {
-    std::vector<float> work(static_cast<size_t>(backward_work(m)));
+    std::vector<float> work(static_cast<size_t>(backward_work(m, false)));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < heads; ++b)
       backward_one<false>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DMD_WIDE_ROWS 1
+#if DMD_X86_GCC
 #define DMD_AVX512 __attribute__((target("arch=x86-64-v4")))
 #else
-#define DMD_WIDE_ROWS 0
 #define DMD_AVX512
 #endif
 
@@ -734,7 +740,7 @@ void forward_impl_wide(const AttentionProblem& pb, SeqView q, SeqView k, SeqView
   const int64_t heads = m.N * m.H;
 #pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
   {
-    std::vector<float> work(static_cast<size_t>(forward_work(m)));
+    std::vector<float> work(static_cast<size_t>(forward_work(m, true)));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < heads; ++b) forward_one<true>(pb, m, drop, b, q, k, v, out, probs, work.data());
   }
@@ -748,22 +754,11 @@ void backward_impl_wide(const AttentionProblem& pb, SeqView q, SeqView k, SeqVie
   const int64_t heads = m.N * m.H;
 #pragma omp parallel if (split_pays(heads, m.T * m.S * m.E))
   {
-    std::vector<float> work(static_cast<size_t>(backward_work(m)));
+    std::vector<float> work(static_cast<size_t>(backward_work(m, true)));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < heads; ++b)
       backward_one<true>(pb, m, drop, b, q, k, v, go, probs, grad_q, grad_k, grad_v, work.data());
   }
-}
-
-bool cpu_has_avx512() {
-#if DMD_WIDE_ROWS
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
 }
 
 std::atomic<bool> g_wide_rows{true};
@@ -777,7 +772,7 @@ std::atomic<bool> g_wide_rows{true};
 // the time.
 bool wide(const AttentionProblem& pb) {
   const int64_t E = pb.head_dim;
-  return g_wide_rows.load(std::memory_order_relaxed) && cpu_has_avx512() &&
+  return g_wide_rows.load(std::memory_order_relaxed) && DMD_X86_GCC && cpu::has_avx512() &&
          (E == 5 || E == 8 || E == 10 || E == 16) && pb.recompute;
 }
 
@@ -1051,7 +1046,7 @@ void attention_backward(const AttentionProblem& pb, SeqView q, SeqView k, SeqVie
 }
 
 bool attention_wide_rows() {
-  return cpu_has_avx512() && g_wide_rows.load();
+  return DMD_X86_GCC && cpu::has_avx512() && g_wide_rows.load();
 }
 
 void set_attention_wide_rows(bool on) {

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "models/cpu_features.h"
 #include "results/metrics.h"
 #include "results/store.h"
 #include "tests/cli_support.h"
@@ -208,12 +209,10 @@ TEST(Cli, StoredNumbersNameTheBlasKernels) {
   unsetenv("OPENBLAS_CORETYPE");
   const std::string own = flags("own");
   EXPECT_EQ(own.rfind("cpu:openblas=", 0), 0u) << own;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+  if (dmdbench::models::cpu::has_avx2_fma()) {
     EXPECT_EQ(own.find("Prescott"), std::string::npos) << own;
   }
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl")) {
+  if (dmdbench::models::cpu::has_avx512()) {
     EXPECT_TRUE(own.rfind("cpu:openblas=SkylakeX", 0) == 0 || own.rfind("cpu:openblas=Cooperlake", 0) == 0 ||
                 own.rfind("cpu:openblas=SapphireRapids", 0) == 0)
         << own;

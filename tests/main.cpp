@@ -5,17 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <string>
-
 #include "models/blas_core.h"
 
 int main(int argc, char** argv) {
-  const std::string core = dmdbench::models::blas_core::request_here();
-  if (!core.empty()) {
-    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  if (dmdbench::models::blas_core::request_in_environment())
     execv("/proc/self/exe", argv);  // returns only on failure: go on with the kernels OpenBLAS took
-  }
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

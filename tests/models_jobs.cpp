@@ -161,7 +161,7 @@ TEST(ModelsJobs, SharedInputsAndOutputsUsedOutsideSumInTheSerialOrder) {
     for (int j = 0; j < 3; ++j) w.push_back(torch::randn({16, 16}, torch::requires_grad()));
     Tensor x0 = torch::randn({64, 16}, torch::requires_grad()),
            y0 = torch::randn({64, 16}, torch::requires_grad());
-    jobs::SeedCounts seeds;
+    jobs::CallSite seeds;
     std::vector<Tensor> result;
     with_threads(2, parallel, [&] {
       for (int call = 0; call < 2; ++call) {  // the first call counts the seeds
@@ -202,7 +202,7 @@ TEST(ModelsJobs, SharedInputsAndOutputsUsedOutsideSumInTheSerialOrder) {
 namespace {
 
 // Two jobs reading x: x + 1, and job_one(x); returns both outputs.
-std::vector<Tensor> two_jobs(const Tensor& x, jobs::SeedCounts& seeds, const jobs::Graph::Run& job_one) {
+std::vector<Tensor> two_jobs(const Tensor& x, jobs::CallSite& seeds, const jobs::Graph::Run& job_one) {
   jobs::Graph g({x});
   const int a =
       g.add({0}, 1, [](const std::vector<Tensor>& in) -> std::vector<Tensor> { return {in[0] + 1.0f}; });
@@ -214,7 +214,7 @@ std::vector<Tensor> two_jobs(const Tensor& x, jobs::SeedCounts& seeds, const job
 
 TEST(ModelsJobs, AFailingJobIsReportedAndTheNextCallRuns) {
   // Evaluation (no grad mode): the jobs run in parallel without an autograd node.
-  jobs::SeedCounts seeds;
+  jobs::CallSite seeds;
   const Tensor x = torch::randn({8, 4});
   auto call = [&](bool fail) {
     return two_jobs(x, seeds, [fail](const std::vector<Tensor>& in) -> std::vector<Tensor> {
@@ -245,7 +245,7 @@ TEST(ModelsJobs, AFailingJobIsReportedAndTheNextCallRuns) {
 }
 
 TEST(ModelsJobs, AJobThatDrawsOtherThanItsCountedSeedsIsRefused) {
-  jobs::SeedCounts seeds;
+  jobs::CallSite seeds;
   const Tensor x = torch::randn({8, 4}, torch::requires_grad());
   int draws = 1;
   auto call = [&] {
@@ -274,7 +274,7 @@ TEST(ModelsJobs, AGraphInsideAJobDrawsFromTheJobsSeeds) {
   auto run = [](bool parallel) {
     torch::manual_seed(21);
     const Tensor x = torch::randn({32, 8}, torch::requires_grad());
-    jobs::SeedCounts seeds, inner_seeds;
+    jobs::CallSite seeds, inner_seeds;
     std::vector<Tensor> result;
     with_threads(2, parallel, [&] {
       for (int call = 0; call < 2; ++call) {  // the first call counts

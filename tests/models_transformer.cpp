@@ -9,6 +9,7 @@
 #include <string>
 
 #include "models/compat.h"
+#include "models/cpu_features.h"
 #include "models/dmd.h"
 #include "models/kernels.h"
 #include "models/state_dict.h"
@@ -387,10 +388,7 @@ TEST(ModelsTransformer, WideRowsGiveTheEightLaneBits) {
   struct Case {
     int64_t T, S, N, H, d;
   };
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512cd");
-  EXPECT_EQ(m::kernels::attention_wide_rows(), avx512);
+  EXPECT_EQ(m::kernels::attention_wide_rows(), m::cpu::has_avx512());
   RecordProperty("wide_rows", m::kernels::attention_wide_rows() ? "on (AVX-512)" : "off (no AVX-512)");
   for (const Case& c : {Case{50, 50, 3, 10, 50}, Case{37, 29, 2, 4, 32}, Case{17, 33, 2, 3, 30},
                         Case{16, 16, 2, 2, 32}, Case{25, 25, 2, 3, 21}, Case{9, 40, 2, 10, 50}})

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <string>
 
 #include "harness/cli/verb.h"
 #include "harness/training/memory.h"
@@ -16,12 +15,11 @@ int main(int argc, char** argv) {
   // better ones (models/blas_core.h). libgomp and OpenBLAS read the variables when they load, so when they
   // are missing, set them and start again once (with OPENBLAS_CORETYPE set, the second start asks for
   // nothing).
-  const std::string core = dmdbench::models::blas_core::request_here();
+  const bool blas_core = dmdbench::models::blas_core::request_in_environment();
   if (std::getenv("OMP_WAIT_POLICY") == nullptr || std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr ||
-      !core.empty()) {
+      blas_core) {
     setenv("OMP_WAIT_POLICY", "passive", 0);
     setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
-    if (!core.empty()) setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
     execv("/proc/self/exe", argv);  // returns only on failure: go on with spinning threads
   }
   // Keep glibc malloc from handing tensor-sized blocks back to the kernel after every step: a training step frees
